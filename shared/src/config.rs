@@ -1,0 +1,341 @@
+//! Configuration: namespace, hubs, SAS rules and keys, Kafka connection, limits.
+//!
+//! Sources, later ones overriding earlier ones:
+//! 1. a TOML file (`--config` / `HUBGATE_CONFIG`);
+//! 2. environment variables `HUBGATE_<KEY>`, nested keys joined by `__`
+//!    (`HUBGATE_KAFKA__BOOTSTRAP_SERVERS=host:9092,host2:9092`). Lists may be given
+//!    comma-separated; structured values (`HUBGATE_RULES`) as TOML inline values.
+//!
+//! `Debug` never prints a key: keys are [`SasKey`]s.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Deserializer};
+
+use crate::authz::Right;
+use crate::names::{NameError, validate_hub, validate_rule};
+use crate::sas::SasKey;
+
+/// Environment variables with the `HUBGATE_` prefix that are not configuration keys.
+const NOT_CONFIG_ENV: [&str; 3] = ["config", "log_format", "tansu"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Host name SAS tokens must be scoped to (`sr=https://<namespace>/…`); any port is ignored.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Hubs (Kafka topics) reachable through the gateway. Empty: every topic except
+    /// internal ones (`__…`).
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub hubs: Vec<String>,
+    /// SAS rules.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Kafka connection.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Address of the standalone server.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+/// A named SAS rule: rights, scope, two keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The key name (`skn`).
+    pub name: String,
+    /// `Send`, `Listen`, `Manage` (Manage implies the others).
+    pub rights: Vec<Right>,
+    /// Restricts the rule to one hub; absent: the whole namespace.
+    #[serde(default)]
+    pub hub: Option<String>,
+    /// Tokens are minted with this key.
+    pub primary_key: SasKey,
+    /// Also accepted for verification (key rotation without downtime).
+    #[serde(default)]
+    pub secondary_key: Option<SasKey>,
+}
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port` of one or more brokers.
+    #[serde(deserialize_with = "string_or_list")]
+    pub bootstrap_servers: Vec<String>,
+    /// Kafka client id.
+    pub client_id: String,
+    /// Upper bound for any one Kafka operation, including retries (ms).
+    pub request_timeout_ms: u64,
+    /// How long topic metadata (partition counts) is cached (ms).
+    pub metadata_ttl_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: vec!["127.0.0.1:9092".into()],
+            client_id: "hubgate".into(),
+            request_timeout_ms: 10_000,
+            metadata_ttl_ms: 5_000,
+        }
+    }
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest produce request body (Event Hubs: 1 MB per publication; 262144 emulates Basic).
+    pub max_publication_bytes: usize,
+    /// Most record bytes one consume request returns (HDInsight: 6 MB).
+    pub max_consume_bytes: usize,
+    /// Most records one consume request returns.
+    pub max_consume_count: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_publication_bytes: 1024 * 1024,
+            max_consume_bytes: 6 * 1024 * 1024,
+            max_consume_count: 10_000,
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "localhost".into()
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// Accepts `["a", "b"]` or `"a,b"` (handy for environment variables).
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// Configuration could not be loaded. Messages name the key, never a key's value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(String),
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: {0}")]
+    Name(#[from] NameError),
+}
+
+impl Config {
+    /// Loads the TOML file (if given) and `HUBGATE_*` environment variables, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.display().to_string()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("HUBGATE_")
+                .split("__")
+                .ignore(&NOT_CONFIG_ENV),
+        );
+        let config: Self = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (tests, embedded configs), then validates.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = Figment::from(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names, uniqueness, non-empty lists.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.namespace.trim().is_empty() {
+            return Err(ConfigError::Invalid("namespace must not be empty".into()));
+        }
+        if self.kafka.bootstrap_servers.is_empty() {
+            return Err(ConfigError::Invalid(
+                "kafka.bootstrap_servers is empty".into(),
+            ));
+        }
+        if self.kafka.request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "kafka.request_timeout_ms must be > 0".into(),
+            ));
+        }
+        for hub in &self.hubs {
+            validate_hub(hub)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for rule in &self.rules {
+            validate_rule(&rule.name)?;
+            if !seen.insert(rule.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "rule '{}' is defined twice",
+                    rule.name
+                )));
+            }
+            if rule.rights.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "rule '{}' has no rights",
+                    rule.name
+                )));
+            }
+            if let Some(hub) = &rule.hub {
+                validate_hub(hub)?;
+            }
+        }
+        if self.limits.max_publication_bytes == 0
+            || self.limits.max_consume_bytes == 0
+            || self.limits.max_consume_count == 0
+        {
+            return Err(ConfigError::Invalid("limits must be greater than 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether `hub` may be used through the gateway (see [`Config::hubs`]).
+    pub fn hub_allowed(&self, hub: &str) -> bool {
+        validate_hub(hub).is_ok() && (self.hubs.is_empty() || self.hubs.iter().any(|h| h == hub))
+    }
+
+    /// The rule called `name`.
+    pub fn rule(&self, name: &str) -> Option<&RuleConfig> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    pub(crate) const KEY_B: &str = "r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo=";
+
+    pub(crate) fn test_config() -> Config {
+        Config::from_toml(&format!(
+            r#"
+            namespace = "ns.test"
+            [[rules]]
+            name = "manage"
+            rights = ["Manage"]
+            primary_key = "{KEY_A}"
+            secondary_key = "{KEY_B}"
+            [[rules]]
+            name = "send"
+            rights = ["Send"]
+            primary_key = "{KEY_B}"
+            [[rules]]
+            name = "listen"
+            rights = ["Listen"]
+            primary_key = "{KEY_A}"
+            [[rules]]
+            name = "only-hub"
+            rights = ["Send"]
+            hub = "only"
+            primary_key = "{KEY_B}"
+            "#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn config_toml_defaults_ok() {
+        let c = test_config();
+        assert_eq!(c.namespace, "ns.test");
+        assert_eq!(c.kafka.bootstrap_servers, ["127.0.0.1:9092"]);
+        assert_eq!(c.limits.max_publication_bytes, 1_048_576);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.rules.len(), 4);
+    }
+
+    #[test]
+    fn config_debug_never_prints_keys_ok() {
+        let text = format!("{:?}", test_config());
+        assert!(!text.contains(KEY_A) && !text.contains(KEY_B), "{text}");
+        assert!(!text.contains("AAECAwQF") && !text.contains("r9rdIglX"));
+    }
+
+    #[test]
+    fn config_bad_values_fail() {
+        for bad in [
+            "unknown_key = 1",
+            "namespace = ''",
+            "[[rules]]\nname='a b'\nrights=['Send']\nprimary_key='AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='",
+            "[[rules]]\nname='a'\nrights=[]\nprimary_key='AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='",
+            "[[rules]]\nname='a'\nrights=['Send']\nprimary_key='short'",
+            "[[rules]]\nname='a'\nrights=['Write']\nprimary_key='AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='",
+            "hubs = ['__internal']",
+            "[limits]\nmax_publication_bytes = 0",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_short_key_error_hides_value_ok() {
+        let err =
+            Config::from_toml("[[rules]]\nname='a'\nrights=['Send']\nprimary_key='tiny-secret'")
+                .unwrap_err()
+                .to_string();
+        assert!(!err.contains("tiny-secret"), "{err}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn config_env_overrides_file_ok() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hubgate.toml",
+                &format!("namespace = 'file.test'\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"),
+            )?;
+            jail.set_env("HUBGATE_NAMESPACE", "env.test");
+            jail.set_env("HUBGATE_KAFKA__BOOTSTRAP_SERVERS", "a:1, b:2");
+            jail.set_env("HUBGATE_HUBS", "x,y");
+            jail.set_env("HUBGATE_LIMITS__MAX_PUBLICATION_BYTES", "262144");
+            jail.set_env("HUBGATE_CONFIG", "ignored-here");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert_eq!(c.namespace, "env.test");
+            assert_eq!(c.kafka.bootstrap_servers, ["a:1", "b:2"]);
+            assert_eq!(c.hubs, ["x", "y"]);
+            assert_eq!(c.limits.max_publication_bytes, 262_144);
+            assert_eq!(c.rules[0].name, "r");
+            Ok(())
+        });
+    }
+}

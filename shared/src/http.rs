@@ -1,0 +1,214 @@
+//! The HTTP face of errors: one error type, mapped once to `{"error_code", "message"}`.
+//!
+//! Status codes follow Event Hubs for authorization (every failure is 401) and the
+//! Confluent/HDInsight REST proxies for error codes (status × 100 + n). Clients get a
+//! clear message; internal detail (broker errors, I/O) goes to the log only.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::authz::AuthError;
+use crate::kafka::KafkaError;
+use crate::names::NameError;
+
+/// Every error a route can answer with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    #[error("{0}")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    UnknownPartition(String),
+    #[error("{0}")]
+    OffsetOutOfRange(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error_code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    /// HTTP status and Confluent-style error code.
+    pub fn status_and_code(&self) -> (StatusCode, u32) {
+        match self {
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, 40101),
+            Self::BadRequest(_) | Self::BadName(_) => (StatusCode::BAD_REQUEST, 40001),
+            Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
+            Self::UnknownPartition(_) => (StatusCode::NOT_FOUND, 40402),
+            Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
+            Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 41301),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 41501),
+            Self::Kafka(e) => e.status_and_code(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error_code) = self.status_and_code();
+        let message = match &self {
+            Self::Kafka(e) => {
+                // The broker's own words stay in the log.
+                tracing::warn!(error = %e, detail = ?e, "kafka operation failed");
+                e.client_message()
+            }
+            Self::Unauthorized(e) => {
+                tracing::info!(reason = %e, "request refused");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error_code,
+                message,
+            }),
+        )
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// Describes an axum rejection without echoing internals.
+fn rejection_message(status: StatusCode, body: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The limit is applied by the router; the exact figure is in the route's docs.
+        return ApiError::BadRequest("the request body is too large".into());
+    }
+    ApiError::BadRequest(body)
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("expected 'Content-Type: application/json'".into())
+            }
+            JsonRejection::BytesRejection(b) => b.into(),
+            other => Self::BadRequest(format!("invalid JSON body: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        rejection_message(r.status(), r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::BadRequest(format!("invalid path: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+/// `Json` that answers bad input with [`ApiError`] instead of axum's plain-text rejection.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Query` with [`ApiError`] rejections.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path` with [`ApiError`] rejections.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Parses a partition number from a path segment.
+pub fn parse_partition(s: &str) -> Result<i32, ApiError> {
+    s.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+        ApiError::BadRequest("partition must be an integer from 0 to 2147483647".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Response) {
+        let r = e.into_response();
+        let status = r.status();
+        let (parts, body) = r.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes).unwrap();
+        (
+            status,
+            v,
+            Response::from_parts(parts, axum::body::Body::empty()),
+        )
+    }
+
+    #[tokio::test]
+    async fn api_error_json_shape_ok() {
+        let (status, v, _) = body_of(ApiError::Unauthorized(AuthError::Missing)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(v["error_code"], 40101);
+        assert!(v["message"].as_str().unwrap().starts_with("MissingToken"));
+        let (status, v, _) = body_of(ApiError::TooLarge(10)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(v["error_code"], 41301);
+    }
+
+    #[tokio::test]
+    async fn api_error_kafka_hides_detail_and_sets_retry_after_ok() {
+        let (status, v, r) = body_of(ApiError::Kafka(KafkaError::Timeout)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(v["error_code"], 50301);
+        assert_eq!(r.headers()["retry-after"], "1");
+    }
+
+    #[test]
+    fn parse_partition_ok_and_fails() {
+        assert_eq!(parse_partition("0").unwrap(), 0);
+        assert_eq!(parse_partition("2147483647").unwrap(), i32::MAX);
+        for bad in ["-1", "x", "2147483648", "", "1.0", " 1"] {
+            assert!(parse_partition(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Kafka access: one rskafka client per process, partition clients cached, topic
+//! metadata cached with a short TTL, every operation bounded by a timeout.
+//!
+//! The client connects lazily: the gateway starts (and answers 503) while Kafka is down,
+//! and connects on the first request after it is back.
+
+mod admin;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use rskafka::BackoffConfig;
+use rskafka::client::error::{Error as ClientError, ProtocolError};
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::{Record, RecordAndOffset};
+use tokio::sync::OnceCell;
+
+pub use admin::{BrokerInfo, ClusterInfo, PartitionInfo};
+
+use crate::config::KafkaConfig;
+
+/// A Kafka operation failed. `Display` is for logs; clients get [`KafkaError::client_message`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KafkaError {
+    #[error("kafka did not answer in time")]
+    Timeout,
+    #[error("kafka client: {0}")]
+    Client(#[from] ClientError),
+    #[error("kafka admin: {0}")]
+    Admin(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("partition {partition} of topic '{topic}' does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("offset {offset} is out of range: the partition holds offsets {earliest} to {latest}")]
+    OffsetOutOfRange {
+        offset: i64,
+        earliest: i64,
+        latest: i64,
+    },
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("kafka refused the topic: {0}")]
+    InvalidTopic(String),
+    #[error("kafka refused the record as too large")]
+    RecordTooLarge,
+}
+
+impl KafkaError {
+    /// HTTP status and error code for this failure.
+    pub fn status_and_code(&self) -> (StatusCode, u32) {
+        match self {
+            Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
+            Self::UnknownPartition { .. } => (StatusCode::NOT_FOUND, 40402),
+            Self::OffsetOutOfRange { .. } => (StatusCode::NOT_FOUND, 40403),
+            Self::TopicExists(_) => (StatusCode::CONFLICT, 40902),
+            Self::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
+            Self::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
+            Self::Timeout | Self::Client(_) | Self::Admin(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, 50301)
+            }
+        }
+    }
+
+    /// What a client may see: no broker addresses, no protocol internals.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Timeout | Self::Client(_) | Self::Admin(_) => {
+                "Kafka is unavailable; nothing was acknowledged. Retry later.".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Maps a broker error code for a topic-level operation.
+    fn from_protocol(e: ProtocolError, message: Option<String>, topic: &str) -> Self {
+        match e {
+            ProtocolError::TopicAlreadyExists => Self::TopicExists(topic.to_owned()),
+            ProtocolError::UnknownTopicOrPartition => Self::UnknownTopic(topic.to_owned()),
+            ProtocolError::InvalidPartitions
+            | ProtocolError::InvalidReplicationFactor
+            | ProtocolError::InvalidConfig
+            | ProtocolError::InvalidTopicException
+            | ProtocolError::PolicyViolation => {
+                // The broker's text describes the user's own request; keep it short.
+                let text = message.unwrap_or_else(|| format!("{e:?}"));
+                Self::InvalidTopic(text.chars().take(200).collect())
+            }
+            other => Self::Admin(format!("{other:?}: {}", message.unwrap_or_default())),
+        }
+    }
+}
+
+/// Topic name → partition count.
+pub type TopicMap = HashMap<String, i32>;
+
+/// The process-wide Kafka handle. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Kafka {
+    config: KafkaConfig,
+    client_id: Arc<str>,
+    client: OnceCell<Client>,
+    partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
+    topics: Mutex<Option<(Instant, Arc<TopicMap>)>>,
+    round_robin: AtomicU32,
+}
+
+impl Kafka {
+    /// Creates the handle; nothing connects until the first operation.
+    pub fn new(config: &KafkaConfig) -> Self {
+        Self {
+            client_id: Arc::from(config.client_id.as_str()),
+            config: config.clone(),
+            client: OnceCell::new(),
+            partitions: Mutex::new(HashMap::new()),
+            topics: Mutex::new(None),
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// Runs `fut` within the request timeout.
+    async fn timed<T, E: Into<KafkaError>>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, KafkaError> {
+        match tokio::time::timeout(self.timeout(), fut).await {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(KafkaError::Timeout),
+        }
+    }
+
+    async fn client(&self) -> Result<&Client, KafkaError> {
+        self.client
+            .get_or_try_init(|| async {
+                let backoff = BackoffConfig {
+                    init_backoff: Duration::from_millis(50),
+                    max_backoff: Duration::from_secs(1),
+                    base: 2.0,
+                    deadline: Some(self.timeout()),
+                };
+                self.timed(
+                    ClientBuilder::new(self.config.bootstrap_servers.clone())
+                        .client_id(Arc::clone(&self.client_id))
+                        .backoff_config(backoff)
+                        .build(),
+                )
+                .await
+            })
+            .await
+    }
+
+    /// Topics and their partition counts, from a cache at most `metadata_ttl_ms` old.
+    pub async fn topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
+        let ttl = Duration::from_millis(self.config.metadata_ttl_ms);
+        if let Some((at, map)) = &*self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < ttl
+        {
+            return Ok(Arc::clone(map));
+        }
+        self.refresh_topics().await
+    }
+
+    /// Reloads the topic list now.
+    pub async fn refresh_topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
+        let client = self.client().await?;
+        let list = self.timed(client.list_topics()).await?;
+        let map: Arc<TopicMap> = Arc::new(
+            list.into_iter()
+                .map(|t| {
+                    (
+                        t.name,
+                        i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                    )
+                })
+                .collect(),
+        );
+        *self.topics.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&map)));
+        Ok(map)
+    }
+
+    /// The partition count of `topic`; refreshes once before saying it does not exist.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        if let Some(n) = self.topics().await?.get(topic) {
+            return Ok(*n);
+        }
+        self.refresh_topics()
+            .await?
+            .get(topic)
+            .copied()
+            .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()))
+    }
+
+    /// A cached client for one partition; checks the partition exists.
+    pub async fn partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<PartitionClient>, KafkaError> {
+        let key = (topic.to_owned(), partition);
+        if let Some(pc) = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(Arc::clone(pc));
+        }
+        let count = self.partition_count(topic).await?;
+        if partition >= count {
+            return Err(KafkaError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
+        let client = self.client().await?;
+        let pc = Arc::new(
+            self.timed(client.partition_client(topic, partition, UnknownTopicHandling::Error))
+                .await?,
+        );
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, Arc::clone(&pc));
+        Ok(pc)
+    }
+
+    /// Forgets cached knowledge of `topic` (after it was deleted or an operation said unknown).
+    fn forget(&self, topic: &str) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(t, _), _| t != topic);
+        *self.topics.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Maps client errors of a partition operation, forgetting stale metadata.
+    fn partition_error(&self, e: KafkaError, topic: &str, partition: i32) -> KafkaError {
+        match e {
+            KafkaError::Client(ClientError::ServerError {
+                protocol_error: ProtocolError::UnknownTopicOrPartition,
+                ..
+            }) => {
+                self.forget(topic);
+                KafkaError::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                }
+            }
+            KafkaError::Client(ClientError::ServerError {
+                protocol_error: ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge,
+                ..
+            }) => KafkaError::RecordTooLarge,
+            other => other,
+        }
+    }
+
+    /// The partition for a record: Kafka's default partitioner for keyed records
+    /// (murmur2, as the Java client), round robin otherwise.
+    pub fn choose_partition(&self, key: Option<&[u8]>, partitions: i32) -> i32 {
+        let n = u32::try_from(partitions.max(1)).unwrap_or(1);
+        let h = match key {
+            Some(k) => murmur2::murmur2(k, murmur2::KAFKA_SEED) & 0x7fff_ffff,
+            None => self.round_robin.fetch_add(1, Ordering::Relaxed),
+        };
+        i32::try_from(h % n).unwrap_or(0)
+    }
+
+    /// Writes records to one partition; returns their offsets once Kafka acknowledged them.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<Vec<i64>, KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        self.timed(pc.produce(records, Compression::NoCompression))
+            .await
+            .map_err(|e| self.partition_error(e, topic, partition))
+    }
+
+    /// Earliest and latest (next) offset of a partition.
+    pub async fn offsets(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        let (earliest, latest) = self
+            .timed(async {
+                let e = pc.get_offset(OffsetAt::Earliest).await?;
+                let l = pc.get_offset(OffsetAt::Latest).await?;
+                Ok::<_, ClientError>((e, l))
+            })
+            .await
+            .map_err(|e| self.partition_error(e, topic, partition))?;
+        Ok((earliest, latest))
+    }
+
+    /// Reads records from `offset` on, at most about `max_bytes` of them; returns them and
+    /// the high watermark. An offset past the end is `OffsetOutOfRange`.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+        max_wait_ms: i32,
+    ) -> Result<(Vec<RecordAndOffset>, i64), KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        match self
+            .timed(pc.fetch_records(offset, 1..max_bytes.max(2), max_wait_ms))
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(KafkaError::Client(ClientError::ServerError {
+                protocol_error: ProtocolError::OffsetOutOfRange,
+                ..
+            })) => {
+                let (earliest, latest) = self.offsets(topic, partition).await?;
+                Err(KafkaError::OffsetOutOfRange {
+                    offset,
+                    earliest,
+                    latest,
+                })
+            }
+            Err(e) => Err(self.partition_error(e, topic, partition)),
+        }
+    }
+
+    /// Brokers, controller and partition placement.
+    pub async fn cluster(&self) -> Result<ClusterInfo, KafkaError> {
+        self.timed(admin::cluster(
+            &self.config.bootstrap_servers,
+            &self.client_id,
+        ))
+        .await
+    }
+
+    /// Creates a topic with the given configs (e.g. `cleanup.policy=compact`).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, String)],
+    ) -> Result<(), KafkaError> {
+        let result = self
+            .timed(admin::create_topic(
+                &self.config.bootstrap_servers,
+                &self.client_id,
+                name,
+                partitions,
+                replication_factor,
+                configs,
+                self.timeout(),
+            ))
+            .await;
+        self.forget(name);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_partition_matches_java_murmur2_ok() {
+        // Kafka's UtilsTest: murmur2 of these keys, then toPositive(h) % n.
+        let k = Kafka::new(&KafkaConfig::default());
+        let cases: [(&[u8], i32); 4] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"abc", 479_470_107),
+        ];
+        for (key, java) in cases {
+            #[allow(clippy::cast_sign_loss)] // reinterpreting Java's signed int bits
+            let positive = (java as u32) & 0x7fff_ffff;
+            for n in [1, 3, 7, 100] {
+                let want = i32::try_from(positive % n as u32).unwrap();
+                assert_eq!(k.choose_partition(Some(key), n), want, "{key:?} % {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn choose_partition_round_robin_without_key_ok() {
+        let k = Kafka::new(&KafkaConfig::default());
+        let picks: Vec<i32> = (0..6).map(|_| k.choose_partition(None, 3)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+    }
+}

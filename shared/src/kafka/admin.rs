@@ -1,0 +1,205 @@
+//! Cluster metadata and topic creation with configs, which rskafka 0.6's public client
+//! does not offer (no broker list, no leader/replicas/ISR, `create_topic` takes no configs).
+//!
+//! This uses rskafka's own protocol types and `Messenger` (exposed by its
+//! `unstable-fuzzing` feature; the version is pinned exactly in the workspace) over a
+//! connection this module opens itself, with `TCP_NODELAY` set. Nothing of rskafka is copied.
+//! Keep every use of that feature inside this module.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rskafka::messenger::Messenger;
+use rskafka::protocol::messages::{
+    CreateTopicConfig, CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataResponse,
+};
+use rskafka::protocol::primitives::{Int16, Int32, NullableString, String_};
+use tokio::net::TcpStream;
+
+use super::KafkaError;
+
+/// A broker as the cluster describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// One partition's placement.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// The cluster: brokers, controller, topics with their partitions.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterInfo {
+    pub brokers: Vec<BrokerInfo>,
+    pub controller: Option<i32>,
+    /// Non-internal topics → partitions sorted by id.
+    pub topics: HashMap<String, Vec<PartitionInfo>>,
+}
+
+const MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
+
+/// Opens a connection to one broker and negotiates API versions.
+async fn connect(addr: &str, client_id: &Arc<str>) -> Result<Messenger<TcpStream>, KafkaError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| KafkaError::Admin(format!("connect {addr}: {e}")))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| KafkaError::Admin(format!("set TCP_NODELAY: {e}")))?;
+    let mut messenger = Messenger::new(stream, MAX_MESSAGE_SIZE, Arc::clone(client_id));
+    messenger
+        .sync_versions()
+        .await
+        .map_err(|e| KafkaError::Admin(format!("api versions with {addr}: {e}")))?;
+    Ok(messenger)
+}
+
+/// Connects to the first bootstrap broker that answers.
+async fn connect_any(
+    bootstrap: &[String],
+    client_id: &Arc<str>,
+) -> Result<Messenger<TcpStream>, KafkaError> {
+    let mut last = KafkaError::Admin("no bootstrap servers".into());
+    for addr in bootstrap {
+        match connect(addr, client_id).await {
+            Ok(m) => return Ok(m),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+async fn request_metadata(m: &Messenger<TcpStream>) -> Result<MetadataResponse, KafkaError> {
+    m.request(MetadataRequest {
+        topics: None,
+        allow_auto_topic_creation: None,
+    })
+    .await
+    .map_err(|e| KafkaError::Admin(format!("metadata: {e}")))
+}
+
+fn cluster_info(r: MetadataResponse) -> ClusterInfo {
+    let brokers = r
+        .brokers
+        .into_iter()
+        .map(|b| BrokerInfo {
+            id: b.node_id.0,
+            host: b.host.0,
+            port: b.port.0,
+            rack: b.rack.and_then(|r| r.0),
+        })
+        .collect();
+    let topics = r
+        .topics
+        .into_iter()
+        .filter(|t| t.error.is_none() && !matches!(t.is_internal, Some(b) if b.0))
+        .map(|t| {
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index.0,
+                    leader: p.leader_id.0,
+                    replicas: p
+                        .replica_nodes
+                        .0
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|i| i.0)
+                        .collect(),
+                    isr: p
+                        .isr_nodes
+                        .0
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|i| i.0)
+                        .collect(),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            (t.name.0, partitions)
+        })
+        .collect();
+    ClusterInfo {
+        brokers,
+        controller: r.controller_id.map(|c| c.0),
+        topics,
+    }
+}
+
+/// Reads the cluster's metadata from any bootstrap broker.
+pub(super) async fn cluster(
+    bootstrap: &[String],
+    client_id: &Arc<str>,
+) -> Result<ClusterInfo, KafkaError> {
+    let m = connect_any(bootstrap, client_id).await?;
+    Ok(cluster_info(request_metadata(&m).await?))
+}
+
+/// Creates a topic with configs, on the controller.
+pub(super) async fn create_topic(
+    bootstrap: &[String],
+    client_id: &Arc<str>,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let bootstrap_conn = connect_any(bootstrap, client_id).await?;
+    let info = cluster_info(request_metadata(&bootstrap_conn).await?);
+    let controller_addr = info
+        .controller
+        .and_then(|id| info.brokers.iter().find(|b| b.id == id))
+        .map(|b| format!("{}:{}", b.host, b.port));
+    let controller = match controller_addr {
+        Some(addr) => connect(&addr, client_id).await.unwrap_or(bootstrap_conn),
+        None => bootstrap_conn,
+    };
+    let response = controller
+        .request(CreateTopicsRequest {
+            topics: vec![CreateTopicRequest {
+                name: String_(name.to_owned()),
+                num_partitions: Int32(partitions),
+                replication_factor: Int16(replication_factor),
+                assignments: vec![],
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| CreateTopicConfig {
+                        name: String_(k.clone()),
+                        value: NullableString(Some(v.clone())),
+                        tagged_fields: None,
+                    })
+                    .collect(),
+                tagged_fields: None,
+            }],
+            timeout_ms: Int32(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX)),
+            validate_only: None,
+            tagged_fields: None,
+        })
+        .await
+        .map_err(|e| KafkaError::Admin(format!("create topic: {e}")))?;
+    let topic = response
+        .topics
+        .into_iter()
+        .next()
+        .ok_or_else(|| KafkaError::Admin("create topic: empty response".into()))?;
+    match topic.error {
+        None => Ok(()),
+        Some(e) => Err(KafkaError::from_protocol(
+            e,
+            topic.error_message.and_then(|m| m.0),
+            name,
+        )),
+    }
+}

@@ -1,0 +1,15 @@
+//! What hubgate's functions share: Event Hubs SAS tokens, the authorization decision,
+//! configuration, Kafka access, the HTTP error shape and the serverless runtime glue.
+
+pub mod authz;
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod names;
+pub mod runtime;
+pub mod sas;
+
+pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
+pub use config::Config;
+pub use http::ApiError;
+pub use kafka::{Kafka, KafkaError};

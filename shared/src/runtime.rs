@@ -1,0 +1,159 @@
+//! Serve one axum `Router` three ways, chosen at start-up from the environment:
+//!
+//! * **AWS Lambda** when `AWS_LAMBDA_RUNTIME_API` is set (`lambda_http::run`);
+//! * **Azure Functions custom handler** when `FUNCTIONS_CUSTOMHANDLER_PORT` is set: HTTP on
+//!   `127.0.0.1:<port>`, `GET /` answers (the host's readiness probe), and routes are also
+//!   reachable under the host's `/api` prefix;
+//! * **standalone** otherwise, on the configured listen address.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::get;
+use tracing_subscriber::EnvFilter;
+
+/// Where the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Lambda,
+    Azure { port: u16 },
+    Standalone { listen: SocketAddr },
+}
+
+impl Mode {
+    /// Detects the mode from the environment; `listen` is used for standalone.
+    pub fn detect(listen: SocketAddr) -> Result<Self, RuntimeError> {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return Ok(Self::Lambda);
+        }
+        if let Ok(port) = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
+            let port = port
+                .trim()
+                .parse()
+                .map_err(|_| RuntimeError::BadPort(port.clone()))?;
+            return Ok(Self::Azure { port });
+        }
+        Ok(Self::Standalone { listen })
+    }
+}
+
+/// The server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is not a port number: {0:?}")]
+    BadPort(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    #[error("lambda runtime: {0}")]
+    Lambda(String),
+}
+
+/// The router an Azure custom handler serves: `GET /` for readiness, every route also
+/// under `/api` (the Functions host's default route prefix).
+pub fn azure_router(router: Router) -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .nest("/api", router.clone())
+        .merge(router)
+}
+
+/// Serves `router` in the detected mode until SIGTERM / Ctrl-C.
+pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
+    match mode {
+        Mode::Lambda => {
+            tracing::info!("starting as an AWS Lambda function");
+            lambda_http::run(router)
+                .await
+                .map_err(|e| RuntimeError::Lambda(e.to_string()))
+        }
+        Mode::Azure { port } => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            tracing::info!(%addr, "starting as an Azure Functions custom handler");
+            serve_http(azure_router(router), addr).await
+        }
+        Mode::Standalone { listen } => {
+            tracing::info!(%listen, "starting standalone server");
+            serve_http(router, listen).await
+        }
+    }
+}
+
+async fn serve_http(router: Router, addr: SocketAddr) -> Result<(), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RuntimeError::Bind(addr, e))?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(RuntimeError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Structured logs to stdout: JSON by default (`HUBGATE_LOG_FORMAT=text` for humans),
+/// level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let text = std::env::var("HUBGATE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let _ = if text {
+        builder.try_init()
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn azure_router_ready_and_api_prefix_ok() {
+        let app = azure_router(Router::new().route("/v1/status", get(|| async { "up" })));
+        for (path, want) in [
+            ("/", StatusCode::OK),
+            ("/v1/status", StatusCode::OK),
+            ("/api/v1/status", StatusCode::OK),
+            ("/nope", StatusCode::NOT_FOUND),
+        ] {
+            let r = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), want, "{path}");
+        }
+    }
+}

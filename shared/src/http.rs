@@ -36,6 +36,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    #[error("the request body is larger than the configured limit")]
+    TooLargeUnknownLimit,
+    /// Some partitions acknowledged their records, others failed: the body lists per-record
+    /// results so the client knows exactly what was written.
+    #[error("{source}")]
+    PartialProduce {
+        source: KafkaError,
+        offsets: serde_json::Value,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error(transparent)]
@@ -47,6 +56,9 @@ pub enum ApiError {
 pub struct ErrorBody {
     pub error_code: u32,
     pub message: String,
+    /// Per-record results when a produce request was partly written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -60,9 +72,11 @@ impl ApiError {
             Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
-            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 41301),
+            Self::TooLarge(_) | Self::TooLargeUnknownLimit => {
+                (StatusCode::PAYLOAD_TOO_LARGE, 41301)
+            }
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 41501),
-            Self::Kafka(e) => e.status_and_code(),
+            Self::Kafka(e) | Self::PartialProduce { source: e, .. } => e.status_and_code(),
         }
     }
 }
@@ -70,26 +84,36 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error_code) = self.status_and_code();
-        let message = match &self {
-            Self::Kafka(e) => {
+        let mut offsets = None;
+        let message = match self {
+            Self::Kafka(ref e) => {
                 // The broker's own words stay in the log.
                 tracing::warn!(error = %e, detail = ?e, "kafka operation failed");
                 e.client_message()
             }
-            Self::Unauthorized(e) => {
+            Self::PartialProduce {
+                ref source,
+                offsets: ref o,
+            } => {
+                tracing::warn!(error = %source, detail = ?source, "produce partly failed");
+                offsets = Some(o.clone());
+                format!(
+                    "{} Some records were acknowledged (see offsets); retrying them writes them again.",
+                    source.client_message()
+                )
+            }
+            Self::Unauthorized(ref e) => {
                 tracing::info!(reason = %e, "request refused");
                 self.to_string()
             }
             _ => self.to_string(),
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error_code,
-                message,
-            }),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error_code,
+            message,
+            offsets,
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -102,10 +126,43 @@ impl IntoResponse for ApiError {
 /// Describes an axum rejection without echoing internals.
 fn rejection_message(status: StatusCode, body: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The limit is applied by the router; the exact figure is in the route's docs.
-        return ApiError::BadRequest("the request body is too large".into());
+        return ApiError::TooLargeUnknownLimit;
     }
     ApiError::BadRequest(body)
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with 413.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest("the request body could not be read".into())
+        }
+    })
+}
+
+/// Request ids (`x-request-id`, generated when absent, echoed in the response) and one
+/// structured log line per request with method, path, status and latency.
+pub fn with_request_layers(router: axum::Router) -> axum::Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &http::Request<axum::body::Body>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros));
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(trace)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 impl From<JsonRejection> for ApiError {

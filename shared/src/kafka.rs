@@ -30,7 +30,7 @@ pub enum KafkaError {
     #[error("kafka did not answer in time")]
     Timeout,
     #[error("kafka client: {0}")]
-    Client(#[from] ClientError),
+    Client(Box<ClientError>),
     #[error("kafka admin: {0}")]
     Admin(String),
     #[error("topic '{0}' does not exist")]
@@ -51,7 +51,24 @@ pub enum KafkaError {
     RecordTooLarge,
 }
 
+impl From<ClientError> for KafkaError {
+    fn from(e: ClientError) -> Self {
+        Self::Client(Box::new(e))
+    }
+}
+
 impl KafkaError {
+    /// The broker's error code, when the broker answered with one.
+    fn protocol(&self) -> Option<&ProtocolError> {
+        match self {
+            Self::Client(c) => match c.as_ref() {
+                ClientError::ServerError { protocol_error, .. } => Some(protocol_error),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// HTTP status and error code for this failure.
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
@@ -245,22 +262,18 @@ impl Kafka {
 
     /// Maps client errors of a partition operation, forgetting stale metadata.
     fn partition_error(&self, e: KafkaError, topic: &str, partition: i32) -> KafkaError {
-        match e {
-            KafkaError::Client(ClientError::ServerError {
-                protocol_error: ProtocolError::UnknownTopicOrPartition,
-                ..
-            }) => {
+        match e.protocol() {
+            Some(ProtocolError::UnknownTopicOrPartition) => {
                 self.forget(topic);
                 KafkaError::UnknownPartition {
                     topic: topic.to_owned(),
                     partition,
                 }
             }
-            KafkaError::Client(ClientError::ServerError {
-                protocol_error: ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge,
-                ..
-            }) => KafkaError::RecordTooLarge,
-            other => other,
+            Some(ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge) => {
+                KafkaError::RecordTooLarge
+            }
+            _ => e,
         }
     }
 
@@ -318,10 +331,7 @@ impl Kafka {
             .await
         {
             Ok(r) => Ok(r),
-            Err(KafkaError::Client(ClientError::ServerError {
-                protocol_error: ProtocolError::OffsetOutOfRange,
-                ..
-            })) => {
+            Err(e) if matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange)) => {
                 let (earliest, latest) = self.offsets(topic, partition).await?;
                 Err(KafkaError::OffsetOutOfRange {
                     offset,

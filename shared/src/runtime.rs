@@ -157,3 +157,25 @@ mod tests {
         }
     }
 }
+
+/// Command-line options every function binary accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see the README for every key).
+    #[arg(long, env = "HUBGATE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Listen address in standalone mode; overrides `listen` / `HUBGATE_LISTEN`.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// Loads the configuration and applies `--listen`.
+    pub fn load(&self) -> Result<crate::Config, crate::config::ConfigError> {
+        let mut config = crate::Config::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        Ok(config)
+    }
+}

@@ -1,1 +1,215 @@
-fn main() {}
+//! hubgate: every function on one port (local development, containers, Azure Function
+//! App), plus the operator CLI: mint a token, generate a key.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use hubgate_shared::names::{validate_hub, validate_publisher};
+use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
+use hubgate_shared::sas::{SasKey, mint};
+use hubgate_shared::{Config, Kafka, Right};
+use kafka_proxy::ProxyState;
+
+/// hubgate: a secure HTTPS front door to Kafka.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every function on one port.
+    Serve(ServeArgs),
+    /// Mint a SAS token from a rule in the configuration; prints the token.
+    Token {
+        /// TOML configuration file.
+        #[arg(long, env = "HUBGATE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// The event hub (Kafka topic).
+        #[arg(long)]
+        hub: String,
+        /// Scope the token to this publisher (it can then only send as that publisher).
+        #[arg(long)]
+        publisher: Option<String>,
+        /// The rule whose primary key signs the token. Default: the first rule that grants
+        /// `--right` on the hub.
+        #[arg(long)]
+        rule: Option<String>,
+        /// The right the token is for when choosing a rule.
+        #[arg(long, value_enum, default_value = "send")]
+        right: RightArg,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
+    /// Print a new random 256-bit SAS key (base64, like Azure's).
+    Key,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RightArg {
+    Send,
+    Listen,
+    Manage,
+}
+
+impl From<RightArg> for Right {
+    fn from(r: RightArg) -> Self {
+        match r {
+            RightArg::Send => Self::Send,
+            RightArg::Listen => Self::Listen,
+            RightArg::Manage => Self::Manage,
+        }
+    }
+}
+
+/// Every function's router on one port.
+fn all_in_one(config: Arc<Config>) -> axum::Router {
+    let kafka = Arc::new(Kafka::new(&config.kafka));
+    kafka_proxy::app(Arc::new(ProxyState::new(config, kafka)))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing();
+            let config = Arc::new(args.load().map_err(|e| e.to_string())?);
+            let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
+            serve(all_in_one(config), mode)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Token {
+            config,
+            hub,
+            publisher,
+            rule,
+            right,
+            ttl_secs,
+        } => {
+            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                token(
+                    &config,
+                    &hub,
+                    publisher.as_deref(),
+                    rule.as_deref(),
+                    right.into(),
+                    ttl_secs
+                )?
+            );
+            Ok(())
+        }
+        Command::Key => {
+            let key = SasKey::generate().map_err(|e| e.to_string())?;
+            println!("{}", key.expose());
+            Ok(())
+        }
+    }
+}
+
+/// Mints a token for `hub` (or one publisher on it) with a rule that grants `right` there.
+fn token(
+    config: &Config,
+    hub: &str,
+    publisher: Option<&str>,
+    rule: Option<&str>,
+    right: Right,
+    ttl_secs: u64,
+) -> Result<String, String> {
+    validate_hub(hub).map_err(|e| e.to_string())?;
+    if let Some(p) = publisher {
+        validate_publisher(p).map_err(|e| e.to_string())?;
+    }
+    let covers = |r: &&hubgate_shared::config::RuleConfig| {
+        r.hub.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(hub))
+    };
+    let rule = match rule {
+        Some(name) => config
+            .rule(name)
+            .filter(covers)
+            .ok_or_else(|| format!("no rule '{name}' covering hub '{hub}' in the configuration"))?,
+        None => config
+            .rules
+            .iter()
+            .filter(covers)
+            .find(|r| {
+                r.rights
+                    .iter()
+                    .copied()
+                    .collect::<hubgate_shared::Rights>()
+                    .grants(right)
+            })
+            .ok_or_else(|| format!("no rule grants {right} on hub '{hub}'"))?,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let mut uri = format!("https://{}/{hub}", config.namespace);
+    if let Some(p) = publisher {
+        uri.push_str("/publishers/");
+        uri.push_str(p);
+    }
+    Ok(mint(
+        &uri,
+        &rule.name,
+        &rule.primary_key,
+        now.saturating_add(ttl_secs),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubgate_shared::{Resource, authorize};
+
+    fn config() -> Config {
+        let key = SasKey::generate().unwrap();
+        let key = key.expose();
+        Config::from_toml(&format!(
+            "namespace = 'ns.test'\n[[rules]]\nname='listen'\nrights=['Listen']\nprimary_key='{key}'\n\
+             [[rules]]\nname='send'\nrights=['Send']\nprimary_key='{key}'"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn token_publisher_verifies_and_is_scoped_ok() {
+        let c = config();
+        let t = token(&c, "hub", Some("dev-1"), None, Right::Send, 60).unwrap();
+        let auth = hubgate_shared::Authenticator::new(&c);
+        let p = auth
+            .authenticate_sas(&t, hubgate_shared::authz::unix_now())
+            .unwrap();
+        assert!(t.contains("skn=send"));
+        assert!(authorize(&p, Right::Send, &Resource::publisher("hub", "dev-1")).is_ok());
+        assert!(authorize(&p, Right::Send, &Resource::publisher("hub", "dev-2")).is_err());
+    }
+
+    #[test]
+    fn token_bad_input_fails() {
+        let c = config();
+        assert!(token(&c, "hub", Some("a/b"), None, Right::Send, 60).is_err());
+        assert!(token(&c, "__x", None, None, Right::Send, 60).is_err());
+        assert!(token(&c, "hub", None, None, Right::Manage, 60).is_err());
+        assert!(token(&c, "hub", None, Some("nope"), Right::Send, 60).is_err());
+    }
+}

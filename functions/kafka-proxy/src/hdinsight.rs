@@ -1,0 +1,429 @@
+//! The HDInsight Kafka REST proxy API (`/v1/...`): status, metadata, topic creation,
+//! produce and consume.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::future::join_all;
+use hubgate_shared::http::{ApiJson, ApiPath, ApiQuery, parse_partition, read_body};
+use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
+use hubgate_shared::names::validate_hub;
+use hubgate_shared::{ApiError, KafkaError, Resource, Right, authorize};
+use rskafka::record::Record;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ProxyState;
+use crate::records::{
+    ConsumeResponse, ConsumedRecord, OffsetResult, ProduceRequest, ProduceResponse,
+};
+
+type AppState = State<Arc<ProxyState>>;
+
+/// `GET /v1/status`: any valid credential; reports whether Kafka answers.
+pub(crate) async fn status(
+    State(s): AppState,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    s.auth.authenticate(&headers)?;
+    let kafka = match s.kafka.topics().await {
+        Ok(_) => "ok",
+        Err(_) => "unavailable",
+    };
+    Ok(ApiJson(json!({"status": "ok", "kafka": kafka})))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Broker {
+    host_name: String,
+    port: i32,
+    id: i32,
+    rack: Option<String>,
+}
+
+impl From<BrokerInfo> for Broker {
+    fn from(b: BrokerInfo) -> Self {
+        Self {
+            host_name: b.host,
+            port: b.port,
+            id: b.id,
+            rack: b.rack,
+        }
+    }
+}
+
+/// `GET /v1/metadata/brokers`: Listen on the namespace.
+pub(crate) async fn brokers(
+    State(s): AppState,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    s.check(&headers, Right::Listen, &Resource::namespace())?;
+    let cluster = s.kafka.cluster().await?;
+    let brokers: Vec<Broker> = cluster.brokers.into_iter().map(Broker::from).collect();
+    Ok(ApiJson(json!({ "brokers": brokers })))
+}
+
+/// `GET /v1/metadata/topics`: the topics this credential may Listen to.
+pub(crate) async fn topics(
+    State(s): AppState,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = s.auth.authenticate(&headers)?;
+    if !principal.rights().grants(Right::Listen) {
+        return Err(hubgate_shared::authz::AuthError::MissingRight(Right::Listen).into());
+    }
+    let all = s.kafka.topics().await?;
+    let mut topics: Vec<&String> = all
+        .keys()
+        .filter(|t| s.config.hub_allowed(t))
+        .filter(|t| authorize(&principal, Right::Listen, &Resource::hub(t)).is_ok())
+        .collect();
+    topics.sort();
+    Ok(ApiJson(json!({ "topics": topics })))
+}
+
+/// Validates the topic name, checks Listen, and looks the topic's partitions up.
+async fn topic_partitions(
+    s: &ProxyState,
+    headers: &HeaderMap,
+    topic: &str,
+) -> Result<Vec<PartitionInfo>, ApiError> {
+    validate_hub(topic)?;
+    s.check(headers, Right::Listen, &Resource::hub(topic))?;
+    s.require_hub(topic)?;
+    s.kafka
+        .cluster()
+        .await?
+        .topics
+        .remove(topic)
+        .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()).into())
+}
+
+#[derive(Debug, Serialize)]
+struct PartitionMetadata {
+    partition_id: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    earliest_offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_offset: Option<i64>,
+}
+
+impl From<PartitionInfo> for PartitionMetadata {
+    fn from(p: PartitionInfo) -> Self {
+        Self {
+            partition_id: p.partition,
+            leader: p.leader,
+            replicas: p.replicas,
+            isr: p.isr,
+            earliest_offset: None,
+            latest_offset: None,
+        }
+    }
+}
+
+/// `GET /v1/metadata/topics/{topic}/partitions`.
+pub(crate) async fn partitions(
+    State(s): AppState,
+    ApiPath(topic): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let parts = topic_partitions(&s, &headers, &topic).await?;
+    let partitions: Vec<PartitionMetadata> = parts.into_iter().map(Into::into).collect();
+    Ok(ApiJson(json!({ "topic": topic, "partitions": partitions })))
+}
+
+/// `GET /v1/metadata/topics/{topic}/partitions/{partition}`: placement and offsets.
+pub(crate) async fn partition(
+    State(s): AppState,
+    ApiPath((topic, partition)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = parse_partition(&partition)?;
+    let info = topic_partitions(&s, &headers, &topic)
+        .await?
+        .into_iter()
+        .find(|i| i.partition == p)
+        .ok_or_else(|| KafkaError::UnknownPartition {
+            topic: topic.clone(),
+            partition: p,
+        })?;
+    let (earliest, latest) = s.kafka.offsets(&topic, p).await?;
+    let mut m = PartitionMetadata::from(info);
+    m.earliest_offset = Some(earliest);
+    m.latest_offset = Some(latest);
+    Ok(ApiJson(m))
+}
+
+/// `PUT /v1/topics/{topic}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTopic {
+    #[serde(default = "one")]
+    partition_count: i32,
+    #[serde(default = "one_i16")]
+    replication_factor: i16,
+    #[serde(default)]
+    topic_properties: BTreeMap<String, Value>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn one_i16() -> i16 {
+    1
+}
+
+/// Most partitions a topic may be created with through the gateway.
+const MAX_PARTITIONS: i32 = 10_000;
+
+/// `PUT /v1/topics/{topic}`: Manage on the hub. Topic properties are Kafka topic configs
+/// (`retention.ms`, `cleanup.policy`, …), passed to the broker, which validates them.
+pub(crate) async fn create_topic(
+    State(s): AppState,
+    ApiPath(topic): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateTopic>,
+) -> Result<Response, ApiError> {
+    validate_hub(&topic)?;
+    s.check(&headers, Right::Manage, &Resource::hub(&topic))?;
+    if !s.config.hub_allowed(&topic) {
+        return Err(ApiError::BadRequest(format!(
+            "'{topic}' is not one of the configured hubs; add it to `hubs` first"
+        )));
+    }
+    if !(1..=MAX_PARTITIONS).contains(&body.partition_count) {
+        return Err(ApiError::BadRequest(format!(
+            "partition_count must be from 1 to {MAX_PARTITIONS}"
+        )));
+    }
+    if body.replication_factor < 1 {
+        return Err(ApiError::BadRequest(
+            "replication_factor must be at least 1".into(),
+        ));
+    }
+    let mut configs = Vec::with_capacity(body.topic_properties.len());
+    for (k, v) in &body.topic_properties {
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "topic property '{k}' must be a string, number or boolean"
+                )));
+            }
+        };
+        configs.push((k.clone(), value));
+    }
+    // Event Hubs names are case-insensitive and so are SAS scopes: two topics differing only
+    // in case would share every token's scope.
+    let existing = s.kafka.refresh_topics().await?;
+    if let Some(other) = existing.keys().find(|t| t.eq_ignore_ascii_case(&topic)) {
+        return Err(ApiError::Conflict(if *other == topic {
+            format!("topic '{topic}' already exists")
+        } else {
+            format!("topic '{other}' already exists; hub names are case-insensitive")
+        }));
+    }
+    s.kafka
+        .create_topic(
+            &topic,
+            body.partition_count,
+            body.replication_factor,
+            &configs,
+        )
+        .await?;
+    tracing::info!(topic, partitions = body.partition_count, "topic created");
+    let out = json!({
+        "topic": topic,
+        "partition_count": body.partition_count,
+        "replication_factor": body.replication_factor,
+        "topic_properties": body.topic_properties,
+    });
+    Ok((StatusCode::CREATED, ApiJson(out)).into_response())
+}
+
+/// `POST /v1/producer/topics/{topic}`: Send on the hub. Records for several partitions are
+/// written concurrently; the answer lists each record's partition and offset, in order.
+/// 200 only when Kafka acknowledged every record.
+pub(crate) async fn produce(
+    State(s): AppState,
+    ApiPath(topic): ApiPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    validate_hub(&topic)?;
+    s.check(&headers, Right::Send, &Resource::hub(&topic))?;
+    s.require_hub(&topic)?;
+    let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
+    let request: ProduceRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid produce body: {e}")))?;
+    if request.records.is_empty() {
+        return Err(ApiError::BadRequest("records must not be empty".into()));
+    }
+    if let Some(i) = request
+        .records
+        .iter()
+        .position(|r| r.partition.is_some_and(|p| p < 0))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "record {i}: partition must not be negative"
+        )));
+    }
+    let count = s.kafka.partition_count(&topic).await?;
+    let now = Utc::now();
+
+    // Group by partition, remembering each record's position in the request.
+    let mut groups: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+    for (i, r) in request.records.into_iter().enumerate() {
+        let requested = r.partition;
+        let record = r.into_record(now);
+        let partition = match requested {
+            Some(p) if p >= count => {
+                return Err(KafkaError::UnknownPartition {
+                    topic: topic.clone(),
+                    partition: p,
+                }
+                .into());
+            }
+            Some(p) => p,
+            None => s.kafka.choose_partition(record.key.as_deref(), count),
+        };
+        let g = groups.entry(partition).or_default();
+        g.0.push(i);
+        g.1.push(record);
+    }
+    let total: usize = groups.values().map(|g| g.0.len()).sum();
+
+    let results = join_all(groups.into_iter().map(|(partition, (positions, records))| {
+        let kafka = &s.kafka;
+        let topic = &topic;
+        async move {
+            (
+                partition,
+                positions,
+                kafka.produce(topic, partition, records).await,
+            )
+        }
+    }))
+    .await;
+
+    let mut offsets: Vec<Option<OffsetResult>> = vec![None; total];
+    let mut first_error = None;
+    let mut any_ok = false;
+    for (partition, positions, result) in results {
+        match result {
+            Ok(got) => {
+                any_ok = true;
+                for (pos, offset) in positions.into_iter().zip(got) {
+                    offsets[pos] = Some(OffsetResult {
+                        partition,
+                        offset: Some(offset),
+                        error_code: None,
+                        error: None,
+                    });
+                }
+            }
+            Err(e) => {
+                let (_, code) = e.status_and_code();
+                for pos in positions {
+                    offsets[pos] = Some(OffsetResult {
+                        partition,
+                        offset: None,
+                        error_code: Some(code),
+                        error: Some(e.client_message()),
+                    });
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let offsets: Vec<OffsetResult> = offsets.into_iter().flatten().collect();
+    match first_error {
+        None => Ok(ApiJson(ProduceResponse { offsets })),
+        Some(e) if !any_ok => Err(e.into()),
+        Some(source) => Err(ApiError::PartialProduce {
+            source,
+            offsets: serde_json::to_value(&offsets).unwrap_or_default(),
+        }),
+    }
+}
+
+/// `?count=N` of the consume route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsumeQuery {
+    count: Option<usize>,
+}
+
+/// Most fetch round trips one consume request makes.
+const MAX_FETCHES: usize = 64;
+
+/// `GET /v1/consumer/topics/{topic}/partitions/{p}/offsets/{offset}?count=N`: Listen on the
+/// hub. Returns up to `count` records (default 1) and at most `max_consume_bytes` of record
+/// data; the `NextOffset` header says where to continue.
+pub(crate) async fn consume(
+    State(s): AppState,
+    ApiPath((topic, partition, offset)): ApiPath<(String, String, String)>,
+    ApiQuery(q): ApiQuery<ConsumeQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    validate_hub(&topic)?;
+    let partition = parse_partition(&partition)?;
+    let offset: i64 = offset
+        .parse()
+        .ok()
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| ApiError::BadRequest("offset must be a non-negative integer".into()))?;
+    let limits = &s.config.limits;
+    let count = q.count.unwrap_or(1);
+    if !(1..=limits.max_consume_count).contains(&count) {
+        return Err(ApiError::BadRequest(format!(
+            "count must be from 1 to {}",
+            limits.max_consume_count
+        )));
+    }
+    s.check(&headers, Right::Listen, &Resource::hub(&topic))?;
+    s.require_hub(&topic)?;
+
+    let mut records = Vec::new();
+    let mut next = offset;
+    let mut bytes_left = limits.max_consume_bytes;
+    for _ in 0..MAX_FETCHES {
+        let max_bytes = i32::try_from(bytes_left).unwrap_or(i32::MAX);
+        let (batch, high_watermark) = s.kafka.fetch(&topic, partition, next, max_bytes, 0).await?;
+        let mut progressed = false;
+        for r in batch {
+            if r.offset < next {
+                continue;
+            }
+            let size = r.record.approximate_size();
+            if records.len() == count || (size > bytes_left && !records.is_empty()) {
+                bytes_left = 0;
+                break;
+            }
+            bytes_left = bytes_left.saturating_sub(size);
+            next = r.offset + 1;
+            progressed = true;
+            records.push(ConsumedRecord::new(partition, r));
+        }
+        if !progressed || records.len() == count || bytes_left == 0 || next >= high_watermark {
+            break;
+        }
+    }
+    let mut response = ApiJson(ConsumeResponse { records }).into_response();
+    response
+        .headers_mut()
+        .insert("NextOffset", HeaderValue::from(next));
+    Ok(response)
+}

@@ -1,0 +1,199 @@
+//! JSON ↔ Kafka record conversions for the HDInsight-style `/v1` API.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use rskafka::record::{Record, RecordAndOffset};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /v1/producer/topics/{topic}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProduceRequest {
+    pub(crate) records: Vec<ProduceRecord>,
+}
+
+/// One record to produce. `key` and `value` may be any JSON: a string is sent as its UTF-8
+/// bytes, `null` or absent as a null key/value, anything else as its JSON text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProduceRecord {
+    #[serde(default)]
+    pub(crate) key: Option<Value>,
+    #[serde(default)]
+    pub(crate) value: Option<Value>,
+    #[serde(default)]
+    pub(crate) partition: Option<i32>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+fn json_bytes(v: Option<Value>) -> Option<Vec<u8>> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s.into_bytes()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+impl ProduceRecord {
+    /// The Kafka record (without partition).
+    pub(crate) fn into_record(self, timestamp: DateTime<Utc>) -> Record {
+        Record {
+            key: json_bytes(self.key),
+            value: json_bytes(self.value),
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+            timestamp,
+        }
+    }
+}
+
+/// One entry of the produce response, in request order.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OffsetResult {
+    pub(crate) partition: i32,
+    pub(crate) offset: Option<i64>,
+    pub(crate) error_code: Option<u32>,
+    pub(crate) error: Option<String>,
+}
+
+/// `{"offsets": [...]}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProduceResponse {
+    pub(crate) offsets: Vec<OffsetResult>,
+}
+
+const BASE64_ENCODING: &str = "base64";
+
+/// Bytes as a JSON string: UTF-8 text as is, anything else base64 (with the encoding named).
+fn text_or_base64(bytes: Option<Vec<u8>>) -> (Option<String>, Option<&'static str>) {
+    match bytes {
+        None => (None, None),
+        Some(b) => match String::from_utf8(b) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (Some(BASE64.encode(e.into_bytes())), Some(BASE64_ENCODING)),
+        },
+    }
+}
+
+/// One consumed record. `key`, `value` and header values are strings: the UTF-8 text when
+/// the bytes are valid UTF-8, otherwise base64 with `keyEncoding` / `valueEncoding` /
+/// `headersEncoding` set to `"base64"`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConsumedRecord {
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_encoding: Option<&'static str>,
+    value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_encoding: Option<&'static str>,
+    partition: i32,
+    offset: i64,
+    /// Milliseconds since the Unix epoch.
+    timestamp: i64,
+    timestamp_type: &'static str,
+    headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers_encoding: Option<&'static str>,
+}
+
+impl ConsumedRecord {
+    pub(crate) fn new(partition: i32, r: RecordAndOffset) -> Self {
+        let (key, key_encoding) = text_or_base64(r.record.key);
+        let (value, value_encoding) = text_or_base64(r.record.value);
+        let all_text = r
+            .record
+            .headers
+            .values()
+            .all(|v| std::str::from_utf8(v).is_ok());
+        let headers = r
+            .record
+            .headers
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if all_text {
+                    String::from_utf8(v).unwrap_or_default()
+                } else {
+                    BASE64.encode(v)
+                };
+                (k, v)
+            })
+            .collect();
+        Self {
+            key,
+            key_encoding,
+            value,
+            value_encoding,
+            partition,
+            offset: r.offset,
+            timestamp: r.record.timestamp.timestamp_millis(),
+            // rskafka does not expose the batch's timestamp type; hubgate writes CreateTime.
+            timestamp_type: "CreateTime",
+            headers,
+            headers_encoding: (!all_text).then_some(BASE64_ENCODING),
+        }
+    }
+}
+
+/// `{"records": [...]}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConsumeResponse {
+    pub(crate) records: Vec<ConsumedRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn produce_record_json_values_ok() {
+        let r: ProduceRecord = serde_json::from_value(json!({
+            "key": "k", "value": {"a": 1}, "partition": 2, "headers": {"h": "v"}
+        }))
+        .unwrap();
+        assert_eq!(r.partition, Some(2));
+        let rec = r.into_record(Utc::now());
+        assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(rec.value.as_deref(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(rec.headers["h"], b"v");
+        let r: ProduceRecord = serde_json::from_value(json!({"value": null})).unwrap();
+        let rec = r.into_record(Utc::now());
+        assert!(rec.key.is_none() && rec.value.is_none());
+    }
+
+    #[test]
+    fn produce_record_unknown_field_fails() {
+        assert!(serde_json::from_value::<ProduceRecord>(json!({"valeu": 1})).is_err());
+        assert!(serde_json::from_value::<ProduceRecord>(json!({"partition": -1.5})).is_err());
+        assert!(serde_json::from_value::<ProduceRecord>(json!({"headers": {"h": 1}})).is_err());
+    }
+
+    #[test]
+    fn consumed_record_binary_is_base64_ok() {
+        let r = RecordAndOffset {
+            record: Record {
+                key: Some(vec![0xff]),
+                value: Some(b"text".to_vec()),
+                headers: [("h".to_string(), vec![0xfe])].into(),
+                timestamp: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+            },
+            offset: 7,
+        };
+        let v = serde_json::to_value(ConsumedRecord::new(3, r)).unwrap();
+        assert_eq!(
+            v,
+            json!({"key": "/w==", "keyEncoding": "base64", "value": "text", "partition": 3,
+                   "offset": 7, "timestamp": 1_700_000_000_123_i64, "timestampType": "CreateTime",
+                   "headers": {"h": "/g=="}, "headersEncoding": "base64"})
+        );
+    }
+}

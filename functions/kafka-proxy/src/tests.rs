@@ -1,0 +1,303 @@
+//! Router tests through `tower::ServiceExt::oneshot`. Kafka points at a closed port: every
+//! refusal here must happen before Kafka is asked, and Kafka being down must be a clean 503.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hubgate_shared::sas::mint;
+use hubgate_shared::{Config, Kafka};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{ProxyState, app};
+
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo=";
+const FAR: u64 = 4_000_000_000;
+
+fn config(hubs: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+        namespace = "ns.test"
+        hubs = [{hubs}]
+        [kafka]
+        bootstrap_servers = ["127.0.0.1:1"]
+        request_timeout_ms = 300
+        [limits]
+        max_publication_bytes = 1000
+        [[rules]]
+        name = "manage"
+        rights = ["Manage"]
+        primary_key = "{KEY_A}"
+        [[rules]]
+        name = "send"
+        rights = ["Send"]
+        primary_key = "{KEY_B}"
+        [[rules]]
+        name = "listen"
+        rights = ["Listen"]
+        primary_key = "{KEY_A}"
+        "#
+    ))
+    .unwrap()
+}
+
+fn router(hubs: &str) -> axum::Router {
+    let c = Arc::new(config(hubs));
+    let kafka = Arc::new(Kafka::new(&c.kafka));
+    app(Arc::new(ProxyState::new(c, kafka)))
+}
+
+fn token(rule: &str, path: &str, expiry: u64) -> String {
+    let c = config("");
+    let key = &c.rule(rule).unwrap().primary_key;
+    mint(&format!("https://ns.test/{path}"), rule, key, expiry)
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value, http::HeaderMap) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, v, headers)
+}
+
+fn assert_error(v: &Value, code: u64, contains: &str) {
+    assert_eq!(v["error_code"], code, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains(contains), "message {msg:?} lacks {contains:?}");
+}
+
+#[tokio::test]
+async fn status_without_credential_fails() {
+    let (s, v, _) = call(&router(""), "GET", "/v1/status", None, "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "MissingToken");
+}
+
+#[tokio::test]
+async fn status_kafka_down_reports_unavailable_ok() {
+    let t = token("listen", "", FAR);
+    let (s, v, h) = call(&router(""), "GET", "/v1/status", Some(&t), "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"status": "ok", "kafka": "unavailable"}));
+    assert!(h.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn produce_listen_only_token_fails() {
+    let t = token("listen", "hub", FAR);
+    let (s, v, _) = call(
+        &router(""),
+        "POST",
+        "/v1/producer/topics/hub",
+        Some(&t),
+        r#"{"records":[{"value":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "'Send' claim(s) are required");
+}
+
+#[tokio::test]
+async fn create_topic_send_token_fails() {
+    let t = token("send", "hub", FAR);
+    let (s, v, _) = call(
+        &router(""),
+        "PUT",
+        "/v1/topics/hub",
+        Some(&t),
+        r#"{"partition_count":1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "'Manage' claim(s)");
+}
+
+#[tokio::test]
+async fn publisher_token_on_other_publisher_fails() {
+    let t = token("send", "hub/publishers/a", FAR);
+    let (s, v, _) = call(
+        &router(""),
+        "POST",
+        "/hub/publishers/b/messages",
+        Some(&t),
+        "x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "InvalidAudience");
+    // …and on the hub-wide /v1 produce route.
+    let (s, _, _) = call(
+        &router(""),
+        "POST",
+        "/v1/producer/topics/hub",
+        Some(&t),
+        r#"{"records":[{"value":"x"}]}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_token_fails() {
+    let t = token("send", "hub", 1_000);
+    let (s, v, _) = call(
+        &router(""),
+        "POST",
+        "/hub/publishers/a/messages",
+        Some(&t),
+        "x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "ExpiredToken");
+}
+
+#[tokio::test]
+async fn wrong_key_fails() {
+    let c = config("");
+    let other = &c.rule("manage").unwrap().primary_key; // KEY_A, but rule "send" uses KEY_B
+    let t = mint("https://ns.test/hub", "send", other, FAR);
+    let (s, v, _) = call(
+        &router(""),
+        "POST",
+        "/hub/publishers/a/messages",
+        Some(&t),
+        "x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&v, 40101, "InvalidSignature");
+}
+
+#[tokio::test]
+async fn produce_bad_body_fails() {
+    let t = token("send", "hub", FAR);
+    let app = router("");
+    for (body, want) in [
+        ("not json", "invalid produce body"),
+        (r#"{"records":[]}"#, "must not be empty"),
+        (r#"{"records":[{"valeu":1}]}"#, "unknown field"),
+        (
+            r#"{"records":[{"value":1,"partition":-1}]}"#,
+            "must not be negative",
+        ),
+    ] {
+        let (s, v, _) = call(&app, "POST", "/v1/producer/topics/hub", Some(&t), body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert_error(&v, 40001, want);
+    }
+}
+
+#[tokio::test]
+async fn send_oversized_body_fails() {
+    let t = token("send", "hub", FAR);
+    let (s, v, _) = call(
+        &router(""),
+        "POST",
+        "/hub/publishers/a/messages",
+        Some(&t),
+        &"x".repeat(1001),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&v, 41301, "1000 bytes");
+}
+
+#[tokio::test]
+async fn bad_names_fail() {
+    let t = token("manage", "", FAR);
+    let app = router("");
+    for uri in [
+        "/v1/producer/topics/__hubgate_revocations",
+        "/v1/producer/topics/a%20b",
+        "/hub/publishers/a%2Fb/messages",
+        "/hub/publishers/%2E%2E/messages",
+        "/v1/consumer/topics/hub/partitions/-1/offsets/0",
+        "/v1/consumer/topics/hub/partitions/0/offsets/-5",
+        "/v1/consumer/topics/hub/partitions/0/offsets/0?count=0",
+        "/v1/consumer/topics/hub/partitions/0/offsets/0?count=99999999",
+        "/v1/consumer/topics/hub/partitions/0/offsets/0?cuont=1",
+    ] {
+        let method = if uri.contains("consumer") {
+            "GET"
+        } else {
+            "POST"
+        };
+        let (s, v, _) = call(&app, method, uri, Some(&t), "{}").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
+        assert_eq!(v["error_code"], 40001, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn hub_not_configured_fails() {
+    let t = token("manage", "", FAR);
+    let app = router(r#""allowed""#);
+    let (s, v, _) = call(&app, "POST", "/other/publishers/a/messages", Some(&t), "x").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_error(&v, 40401, "does not exist");
+    let (s, _, _) = call(&app, "PUT", "/v1/topics/other", Some(&t), "{}").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn create_topic_bad_body_fails() {
+    let t = token("manage", "", FAR);
+    let app = router("");
+    for body in [
+        r#"{"partition_count":0}"#,
+        r#"{"replication_factor":0}"#,
+        r#"{"topic_properties":{"a":[1]}}"#,
+        r#"{"x":1}"#,
+    ] {
+        let (s, _, _) = call(&app, "PUT", "/v1/topics/hub", Some(&t), body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn produce_kafka_down_is_503_with_retry_after_ok() {
+    let t = token("send", "hub", FAR);
+    let (s, v, h) = call(
+        &router(""),
+        "POST",
+        "/hub/publishers/a/messages",
+        Some(&t),
+        "x",
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error(&v, 50301, "Kafka is unavailable");
+    assert_eq!(h["retry-after"], "1");
+    assert!(
+        !v["message"].as_str().unwrap().contains("127.0.0.1"),
+        "no internals: {v}"
+    );
+}

@@ -326,12 +326,26 @@ impl Kafka {
         max_wait_ms: i32,
     ) -> Result<(Vec<RecordAndOffset>, i64), KafkaError> {
         let pc = self.partition(topic, partition).await?;
+        let out_of_range =
+            |e: &KafkaError| matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange));
         match self
             .timed(pc.fetch_records(offset, 1..max_bytes.max(2), max_wait_ms))
             .await
         {
-            Ok(r) => Ok(r),
-            Err(e) if matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange)) => {
+            // Kafka answers OFFSET_OUT_OF_RANGE past the high watermark; some brokers
+            // (tansu) answer with nothing. Treat both alike.
+            Ok((records, high_watermark)) if !(records.is_empty() && offset > high_watermark) => {
+                Ok((records, high_watermark))
+            }
+            Ok(_) => {
+                let (earliest, latest) = self.offsets(topic, partition).await?;
+                Err(KafkaError::OffsetOutOfRange {
+                    offset,
+                    earliest,
+                    latest,
+                })
+            }
+            Err(e) if out_of_range(&e) => {
                 let (earliest, latest) = self.offsets(topic, partition).await?;
                 Err(KafkaError::OffsetOutOfRange {
                     offset,

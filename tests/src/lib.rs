@@ -1,1 +1,375 @@
-//! tests
+//! End-to-end test harness: a real Kafka-protocol broker (tansu) per test on a free port,
+//! the hubgate server in-process on another, and independent clients (kafka-python, a
+//! separate rskafka client) to check what reached Kafka.
+//!
+//! A test that cannot find its broker fails; it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hubgate_shared::Config;
+use hubgate_shared::sas::{SasKey, mint};
+use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use serde::Deserialize;
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// The tansu binary: `$HUBGATE_TANSU`, `~/.cargo/bin/tansu`, or `tansu` on the PATH.
+fn tansu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBGATE_TANSU") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(p) = home.map(|h| h.join("bin/tansu")).filter(|p| p.exists()) {
+        return p;
+    }
+    if Command::new("tansu").arg("--version").output().is_ok() {
+        return PathBuf::from("tansu");
+    }
+    panic!(
+        "the tansu broker is not installed: the end-to-end tests need a real Kafka-protocol \
+         broker. Run scripts/install-tansu (or scripts/test, which does) and try again."
+    );
+}
+
+/// A tansu broker on a free loopback port with SQLite storage in a temp dir; records survive
+/// [`Broker::restart`]. Killed by PID when dropped.
+#[derive(Debug)]
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for the broker");
+        let mut b = Self {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // tansu joins the path onto its working directory: keep it relative.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("tansu exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen within 30 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker process (SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The namespace host the test configuration uses.
+pub const NAMESPACE: &str = "localhost";
+
+/// A configuration with three namespace rules, `manage`, `send` and `listen`, each with its
+/// own fresh key, pointing at `bootstrap`.
+pub fn test_config(bootstrap: &str, extra: &str) -> Config {
+    let key = || SasKey::generate().unwrap().expose().to_owned();
+    Config::from_toml(&format!(
+        r#"
+        namespace = "{NAMESPACE}"
+        {extra}
+        [kafka]
+        bootstrap_servers = ["{bootstrap}"]
+        request_timeout_ms = 5000
+        metadata_ttl_ms = 1000
+        [[rules]]
+        name = "manage"
+        rights = ["Manage"]
+        primary_key = "{}"
+        [[rules]]
+        name = "send"
+        rights = ["Send"]
+        primary_key = "{}"
+        [[rules]]
+        name = "listen"
+        rights = ["Listen"]
+        primary_key = "{}"
+        "#,
+        key(),
+        key(),
+        key()
+    ))
+    .unwrap()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A token signed with `rule`'s primary key for `https://<namespace>/<path>`.
+pub fn token(config: &Config, rule: &str, path: &str, expiry: u64) -> String {
+    let r = config
+        .rule(rule)
+        .unwrap_or_else(|| panic!("no rule {rule}"));
+    mint(
+        &format!("https://{NAMESPACE}/{path}"),
+        rule,
+        &r.primary_key,
+        expiry,
+    )
+}
+
+/// A valid-for-an-hour token.
+pub fn token_1h(config: &Config, rule: &str, path: &str) -> String {
+    token(config, rule, path, now() + 3600)
+}
+
+/// The hubgate all-in-one server, in-process on a free port.
+#[derive(Debug)]
+pub struct Gateway {
+    pub base: String,
+    pub config: Arc<Config>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Serves `hubgate::app(config)` on `127.0.0.1:<free port>`.
+    pub async fn start(config: Config) -> Self {
+        let config = Arc::new(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = hubgate::app(Arc::clone(&config));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { base, config, task }
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP client with a timeout, so no test hangs.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A broker, a gateway on it, and an HTTP client.
+#[derive(Debug)]
+pub struct Env {
+    pub broker: Broker,
+    pub gateway: Gateway,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    /// Starts a broker and a gateway with [`test_config`] (`extra` TOML goes at the top).
+    pub async fn start(extra: &str) -> Self {
+        let broker = Broker::start();
+        let gateway = Gateway::start(test_config(&broker.bootstrap(), extra)).await;
+        Self {
+            broker,
+            gateway,
+            http: http(),
+        }
+    }
+
+    /// A token for `rule` on `path`, valid for an hour.
+    pub fn token(&self, rule: &str, path: &str) -> String {
+        token_1h(&self.gateway.config, rule, path)
+    }
+
+    /// Creates `topic` with `partitions` through the gateway's `/v1` API.
+    pub async fn create_topic(&self, topic: &str, partitions: i32) {
+        let r = self
+            .http
+            .put(self.gateway.url(&format!("/v1/topics/{topic}")))
+            .header("authorization", self.token("manage", ""))
+            .json(&serde_json::json!({ "partition_count": partitions }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create topic: {}", r.text().await.unwrap());
+    }
+}
+
+/// An rskafka client of the test's own (not the gateway's).
+pub async fn kafka_client(bootstrap: &str) -> Client {
+    ClientBuilder::new(vec![bootstrap.to_owned()])
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Latest offset of every partition of `topic` (an independent client's view), or an empty
+/// list if the topic does not exist.
+pub async fn latest_offsets(bootstrap: &str, topic: &str) -> Vec<i64> {
+    let client = kafka_client(bootstrap).await;
+    let Some(t) = client
+        .list_topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == topic)
+    else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for p in t.partitions {
+        let pc = client
+            .partition_client(topic, p, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        out.push(pc.get_offset(OffsetAt::Latest).await.unwrap());
+    }
+    out
+}
+
+/// A record as kafka-python read it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PyRecord {
+    pub partition: i32,
+    pub offset: i64,
+    key: Option<String>,
+    value: Option<String>,
+    headers: Vec<(String, Option<String>)>,
+}
+
+impl PyRecord {
+    pub fn key(&self) -> Option<Vec<u8>> {
+        self.key.as_ref().map(|k| BASE64.decode(k).unwrap())
+    }
+    pub fn value(&self) -> Option<Vec<u8>> {
+        self.value.as_ref().map(|v| BASE64.decode(v).unwrap())
+    }
+    /// Header name → value bytes.
+    pub fn headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref()
+                        .map(|v| BASE64.decode(v).unwrap())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Reads the whole topic with kafka-python (`$HUBGATE_PYTHON`, set up by scripts/test).
+pub async fn kafka_python_read(bootstrap: &str, topic: &str) -> Vec<PyRecord> {
+    let python = std::env::var("HUBGATE_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HUBGATE_PYTHON is not set: run the tests with scripts/test (it installs kafka-python)"
+        )
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/read_topic.py");
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args([script, &bootstrap, &topic])
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "kafka-python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

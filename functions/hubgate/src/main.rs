@@ -9,8 +9,7 @@ use clap::{Parser, Subcommand};
 use hubgate_shared::names::{validate_hub, validate_publisher};
 use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
 use hubgate_shared::sas::{SasKey, mint};
-use hubgate_shared::{Config, Kafka, Right};
-use kafka_proxy::ProxyState;
+use hubgate_shared::{Config, Right, Rights};
 
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
@@ -29,9 +28,9 @@ enum Command {
         /// TOML configuration file.
         #[arg(long, env = "HUBGATE_CONFIG")]
         config: Option<std::path::PathBuf>,
-        /// The event hub (Kafka topic).
+        /// The event hub (Kafka topic); omit for a namespace-wide token.
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
         /// Scope the token to this publisher (it can then only send as that publisher).
         #[arg(long)]
         publisher: Option<String>,
@@ -67,12 +66,6 @@ impl From<RightArg> for Right {
     }
 }
 
-/// Every function's router on one port.
-fn all_in_one(config: Arc<Config>) -> axum::Router {
-    let kafka = Arc::new(Kafka::new(&config.kafka));
-    kafka_proxy::app(Arc::new(ProxyState::new(config, kafka)))
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,7 +84,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing();
             let config = Arc::new(args.load().map_err(|e| e.to_string())?);
             let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
-            serve(all_in_one(config), mode)
+            serve(hubgate::app(config), mode)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -108,7 +101,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "{}",
                 token(
                     &config,
-                    &hub,
+                    hub.as_deref(),
                     publisher.as_deref(),
                     rule.as_deref(),
                     right.into(),
@@ -125,45 +118,52 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Mints a token for `hub` (or one publisher on it) with a rule that grants `right` there.
+/// Mints a token for the namespace, a hub, or one publisher on a hub, with a rule that
+/// grants `right` there.
 fn token(
     config: &Config,
-    hub: &str,
+    hub: Option<&str>,
     publisher: Option<&str>,
     rule: Option<&str>,
     right: Right,
     ttl_secs: u64,
 ) -> Result<String, String> {
-    validate_hub(hub).map_err(|e| e.to_string())?;
+    if let Some(h) = hub {
+        validate_hub(h).map_err(|e| e.to_string())?;
+    }
     if let Some(p) = publisher {
+        if hub.is_none() {
+            return Err("--publisher needs --hub".into());
+        }
         validate_publisher(p).map_err(|e| e.to_string())?;
     }
-    let covers = |r: &&hubgate_shared::config::RuleConfig| {
-        r.hub.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(hub))
+    let where_ = hub.map_or_else(|| "the namespace".to_owned(), |h| format!("hub '{h}'"));
+    // A hub rule covers only its hub; a namespace-wide token needs a namespace rule.
+    let covers = |r: &&hubgate_shared::config::RuleConfig| match (&r.hub, hub) {
+        (None, _) => true,
+        (Some(rh), Some(h)) => rh.eq_ignore_ascii_case(h),
+        (Some(_), None) => false,
     };
     let rule = match rule {
         Some(name) => config
             .rule(name)
             .filter(covers)
-            .ok_or_else(|| format!("no rule '{name}' covering hub '{hub}' in the configuration"))?,
+            .ok_or_else(|| format!("no rule '{name}' covering {where_} in the configuration"))?,
         None => config
             .rules
             .iter()
             .filter(covers)
-            .find(|r| {
-                r.rights
-                    .iter()
-                    .copied()
-                    .collect::<hubgate_shared::Rights>()
-                    .grants(right)
-            })
-            .ok_or_else(|| format!("no rule grants {right} on hub '{hub}'"))?,
+            .find(|r| r.rights.iter().copied().collect::<Rights>().grants(right))
+            .ok_or_else(|| format!("no rule grants {right} on {where_}"))?,
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let mut uri = format!("https://{}/{hub}", config.namespace);
+    let mut uri = format!("https://{}/", config.namespace);
+    if let Some(h) = hub {
+        uri.push_str(h);
+    }
     if let Some(p) = publisher {
         uri.push_str("/publishers/");
         uri.push_str(p);
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn token_publisher_verifies_and_is_scoped_ok() {
         let c = config();
-        let t = token(&c, "hub", Some("dev-1"), None, Right::Send, 60).unwrap();
+        let t = token(&c, Some("hub"), Some("dev-1"), None, Right::Send, 60).unwrap();
         let auth = hubgate_shared::Authenticator::new(&c);
         let p = auth
             .authenticate_sas(&t, hubgate_shared::authz::unix_now())
@@ -205,11 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn token_namespace_wide_ok() {
+        let c = config();
+        let t = token(&c, None, None, None, Right::Listen, 60).unwrap();
+        assert!(t.contains("sr=https%3A%2F%2Fns.test%2F&"), "{t}");
+        let auth = hubgate_shared::Authenticator::new(&c);
+        let p = auth
+            .authenticate_sas(&t, hubgate_shared::authz::unix_now())
+            .unwrap();
+        assert!(authorize(&p, Right::Listen, &Resource::namespace()).is_ok());
+    }
+
+    #[test]
     fn token_bad_input_fails() {
         let c = config();
-        assert!(token(&c, "hub", Some("a/b"), None, Right::Send, 60).is_err());
-        assert!(token(&c, "__x", None, None, Right::Send, 60).is_err());
-        assert!(token(&c, "hub", None, None, Right::Manage, 60).is_err());
-        assert!(token(&c, "hub", None, Some("nope"), Right::Send, 60).is_err());
+        assert!(token(&c, Some("hub"), Some("a/b"), None, Right::Send, 60).is_err());
+        assert!(token(&c, Some("__x"), None, None, Right::Send, 60).is_err());
+        assert!(token(&c, Some("hub"), None, None, Right::Manage, 60).is_err());
+        assert!(token(&c, Some("hub"), None, Some("nope"), Right::Send, 60).is_err());
+        assert!(token(&c, None, Some("p"), None, Right::Send, 60).is_err());
     }
 }

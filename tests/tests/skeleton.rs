@@ -1,0 +1,452 @@
+//! End-to-end against a real broker: create a topic, produce over HTTP, read back over HTTP
+//! and with kafka-python; every rejection is 401 and writes nothing.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is a failed test
+
+use std::collections::BTreeMap;
+
+use hubgate_tests::{Env, NAMESPACE, kafka_python_read, latest_offsets, now, token};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn hdinsight_produce_consume_roundtrip_ok() {
+    let env = Env::start("").await;
+    env.create_topic("orders", 3).await;
+    let manage = env.token("manage", "");
+
+    // Produce: keyed, explicit partition, JSON value, null key, headers.
+    let body = json!({"records": [
+        {"key": "customer-1", "value": "first", "headers": {"source": "web", "trace": "t1"}},
+        {"key": "customer-2", "value": {"amount": 12.5, "items": [1, 2]}},
+        {"value": "to partition 2", "partition": 2},
+        {"key": "customer-1", "value": "second"},
+        {"value": "keyless"},
+    ]});
+    let r = env
+        .http
+        .post(env.gateway.url("/v1/producer/topics/orders"))
+        .header("authorization", env.token("send", "orders"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let offsets: Value = r.json().await.unwrap();
+    let offsets = offsets["offsets"].as_array().unwrap().clone();
+    assert_eq!(offsets.len(), 5);
+    assert_eq!(offsets[2]["partition"], 2);
+    // Same key, same partition, increasing offsets.
+    assert_eq!(offsets[0]["partition"], offsets[3]["partition"]);
+    assert!(offsets[3]["offset"].as_i64() > offsets[0]["offset"].as_i64());
+    for o in &offsets {
+        assert!(o["error_code"].is_null() && o["offset"].is_i64(), "{o}");
+    }
+
+    // Read back over HTTP, partition by partition.
+    let mut http_records = vec![];
+    for p in 0..3 {
+        let r = env
+            .http
+            .get(env.gateway.url(&format!(
+                "/v1/consumer/topics/orders/partitions/{p}/offsets/0?count=100"
+            )))
+            .header("authorization", env.token("listen", "orders"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let next: i64 = r.headers()["nextoffset"].to_str().unwrap().parse().unwrap();
+        let v: Value = r.json().await.unwrap();
+        let recs = v["records"].as_array().unwrap().clone();
+        assert_eq!(
+            next,
+            recs.last().map_or(0, |r| r["offset"].as_i64().unwrap() + 1)
+        );
+        http_records.extend(recs);
+    }
+    assert_eq!(http_records.len(), 5);
+
+    // Read back with kafka-python: values, keys, headers and partitions equal.
+    let py = kafka_python_read(&env.broker.bootstrap(), "orders").await;
+    assert_eq!(py.len(), 5);
+    for (i, o) in offsets.iter().enumerate() {
+        let (p, off) = (
+            o["partition"].as_i64().unwrap(),
+            o["offset"].as_i64().unwrap(),
+        );
+        let k = py
+            .iter()
+            .find(|r| i64::from(r.partition) == p && r.offset == off)
+            .unwrap();
+        let h = http_records
+            .iter()
+            .find(|r| r["partition"] == p && r["offset"] == off)
+            .unwrap();
+        let sent = &body["records"][i];
+        let want_value = match &sent["value"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(k.value().unwrap(), want_value.as_bytes(), "record {i}");
+        assert_eq!(h["value"], want_value, "record {i}");
+        let want_key = sent["key"].as_str().map(|s| s.as_bytes().to_vec());
+        assert_eq!(k.key(), want_key, "record {i}");
+        assert_eq!(h["key"].as_str().map(|s| s.as_bytes().to_vec()), want_key);
+        let want_headers: BTreeMap<String, Vec<u8>> = sent["headers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            k.headers().into_iter().collect::<BTreeMap<_, _>>(),
+            want_headers,
+            "record {i}"
+        );
+        let http_headers: BTreeMap<String, Vec<u8>> = h["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+            .collect();
+        assert_eq!(http_headers, want_headers);
+    }
+
+    // Metadata.
+    let get = |path: &str| {
+        let req = env
+            .http
+            .get(env.gateway.url(path))
+            .header("authorization", &manage);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{}", r.url());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(
+        get("/v1/metadata/topics").await,
+        json!({"topics": ["orders"]})
+    );
+    let brokers = get("/v1/metadata/brokers").await;
+    assert_eq!(brokers["brokers"][0]["hostName"], "127.0.0.1");
+    assert_eq!(
+        brokers["brokers"][0]["port"].as_i64().unwrap().to_string(),
+        env.broker.bootstrap().split(':').nth(1).unwrap()
+    );
+    let parts = get("/v1/metadata/topics/orders/partitions").await;
+    assert_eq!(parts["partitions"].as_array().unwrap().len(), 3);
+    let p2 = get("/v1/metadata/topics/orders/partitions/2").await;
+    assert_eq!(p2["partition_id"], 2);
+    assert_eq!(p2["earliest_offset"], 0);
+    let in_p2 = offsets.iter().filter(|o| o["partition"] == 2).count();
+    assert_eq!(p2["latest_offset"].as_u64().unwrap(), in_p2 as u64);
+}
+
+#[tokio::test]
+async fn eventhubs_publisher_send_ok() {
+    let env = Env::start("").await;
+    env.create_topic("telemetry", 4).await;
+    let t = env.token("send", "telemetry/publishers/device-7");
+    for i in 0..3 {
+        let r = env
+            .http
+            .post(
+                env.gateway
+                    .url("/telemetry/publishers/device-7/messages?api-version=2014-01&timeout=60"),
+            )
+            .header("authorization", &t)
+            .header(
+                "content-type",
+                "application/atom+xml;type=entry;charset=utf-8",
+            )
+            .body(format!("reading {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        assert!(
+            r.bytes().await.unwrap().is_empty(),
+            "201 with an empty body"
+        );
+    }
+    let py = kafka_python_read(&env.broker.bootstrap(), "telemetry").await;
+    assert_eq!(py.len(), 3);
+    let partition = py[0].partition;
+    for (i, r) in py.iter().enumerate() {
+        assert_eq!(r.partition, partition, "one publisher, one partition");
+        assert_eq!(r.key().unwrap(), b"device-7");
+        assert_eq!(r.value().unwrap(), format!("reading {i}").as_bytes());
+        assert_eq!(
+            r.headers(),
+            vec![("x-opt-publisher".to_owned(), b"device-7".to_vec())]
+        );
+    }
+}
+
+#[tokio::test]
+async fn rejections_are_401_and_write_nothing_fails() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 2).await;
+    let c = &env.gateway.config;
+    let bootstrap = env.broker.bootstrap();
+    let before = latest_offsets(&bootstrap, "hub").await;
+
+    let wrong_key = {
+        let other = &c.rule("manage").unwrap().primary_key;
+        hubgate_shared::sas::mint(
+            &format!("https://{NAMESPACE}/hub"),
+            "send",
+            other,
+            now() + 3600,
+        )
+    };
+    let one_record = json!({"records": [{"value": "x"}]}).to_string();
+    let cases: Vec<(&str, &str, &str, String, String)> = vec![
+        (
+            "publisher A's token on B's path",
+            "POST",
+            "/hub/publishers/b/messages",
+            env.token("send", "hub/publishers/a"),
+            "x".into(),
+        ),
+        (
+            "publisher token on the hub-wide produce route",
+            "POST",
+            "/v1/producer/topics/hub",
+            env.token("send", "hub/publishers/a"),
+            one_record.clone(),
+        ),
+        (
+            "expired token",
+            "POST",
+            "/hub/publishers/a/messages",
+            token(c, "send", "hub", now() - 1),
+            "x".into(),
+        ),
+        (
+            "expired at exactly now",
+            "POST",
+            "/hub/publishers/a/messages",
+            token(c, "send", "hub", now()),
+            "x".into(),
+        ),
+        (
+            "wrong key",
+            "POST",
+            "/hub/publishers/a/messages",
+            wrong_key,
+            "x".into(),
+        ),
+        (
+            "Listen-only token producing",
+            "POST",
+            "/v1/producer/topics/hub",
+            env.token("listen", "hub"),
+            one_record.clone(),
+        ),
+        (
+            "Listen-only token on the publisher path",
+            "POST",
+            "/hub/publishers/a/messages",
+            env.token("listen", "hub"),
+            "x".into(),
+        ),
+        (
+            "Send-only token creating a topic",
+            "PUT",
+            "/v1/topics/newtopic",
+            env.token("send", ""),
+            r#"{"partition_count":1}"#.into(),
+        ),
+        (
+            "token for another hub",
+            "POST",
+            "/v1/producer/topics/hub",
+            env.token("send", "other"),
+            one_record.clone(),
+        ),
+        (
+            "no credential",
+            "POST",
+            "/v1/producer/topics/hub",
+            String::new(),
+            one_record,
+        ),
+    ];
+    for (name, method, path, auth, body) in cases {
+        let mut req = env
+            .http
+            .request(method.parse().unwrap(), env.gateway.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if !auth.is_empty() {
+            req = req.header("authorization", auth);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{name}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error_code"], 40101, "{name}: {v}");
+        assert!(!v["message"].as_str().unwrap().is_empty(), "{name}");
+    }
+    assert_eq!(
+        latest_offsets(&bootstrap, "hub").await,
+        before,
+        "nothing written"
+    );
+    assert!(
+        latest_offsets(&bootstrap, "newtopic").await.is_empty(),
+        "no topic created"
+    );
+}
+
+#[tokio::test]
+async fn consume_offsets_and_limits_ok() {
+    let env = Env::start("").await;
+    env.create_topic("log", 1).await;
+    let records: Vec<Value> = (0..10)
+        .map(|i| json!({"value": format!("v{i}"), "partition": 0}))
+        .collect();
+    let r = env
+        .http
+        .post(env.gateway.url("/v1/producer/topics/log"))
+        .header("authorization", env.token("send", "log"))
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listen = env.token("listen", "log");
+    let read = |offset: i64, query: &'static str| {
+        let req = env
+            .http
+            .get(env.gateway.url(&format!(
+                "/v1/consumer/topics/log/partitions/0/offsets/{offset}{query}"
+            )))
+            .header("authorization", &listen);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let next = r
+                .headers()
+                .get("nextoffset")
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+            (status, next, r.json::<Value>().await.unwrap())
+        }
+    };
+    // Default count is 1.
+    let (s, next, v) = read(3, "").await;
+    assert_eq!((s, next), (200, Some(4)));
+    assert_eq!(v["records"][0]["value"], "v3");
+    assert_eq!(v["records"].as_array().unwrap().len(), 1);
+    // count=4 from 5.
+    let (_, next, v) = read(5, "?count=4").await;
+    assert_eq!(next, Some(9));
+    let values: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["v5", "v6", "v7", "v8"]);
+    // At the end: nothing, NextOffset stays.
+    let (s, next, v) = read(10, "?count=5").await;
+    assert_eq!((s, next), (200, Some(10)));
+    assert!(v["records"].as_array().unwrap().is_empty());
+    // Past the end: 404 with the range.
+    let (s, _, v) = read(11, "").await;
+    assert_eq!(s, 404);
+    assert_eq!(v["error_code"], 40403);
+    assert!(v["message"].as_str().unwrap().contains("0 to 10"), "{v}");
+    // Unknown partition and topic.
+    let r = env
+        .http
+        .get(
+            env.gateway
+                .url("/v1/consumer/topics/log/partitions/5/offsets/0"),
+        )
+        .header("authorization", &listen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = env
+        .http
+        .get(
+            env.gateway
+                .url("/v1/consumer/topics/nope/partitions/0/offsets/0"),
+        )
+        .header("authorization", env.token("listen", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error_code"], 40401);
+}
+
+#[tokio::test]
+async fn create_topic_conflicts_and_properties_ok() {
+    let env = Env::start("").await;
+    let manage = env.token("manage", "");
+    let put = |topic: &'static str, body: Value| {
+        let req = env
+            .http
+            .put(env.gateway.url(&format!("/v1/topics/{topic}")))
+            .header("authorization", &manage)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, v) = put("events", json!({"partition_count": 2, "replication_factor": 1, "topic_properties": {"retention.ms": 86_400_000, "cleanup.policy": "delete"}})).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["topic_properties"]["retention.ms"], 86_400_000);
+    let (s, v) = put("events", json!({})).await;
+    assert_eq!((s, v["error_code"].as_u64()), (409, Some(40901)));
+    let (s, v) = put("EVENTS", json!({})).await;
+    assert_eq!(s, 409, "case-only difference: {v}");
+    assert!(v["message"].as_str().unwrap().contains("case-insensitive"));
+}
+
+#[tokio::test]
+async fn broker_restart_keeps_records_and_gateway_recovers_ok() {
+    let mut env = Env::start("").await;
+    env.create_topic("durable", 1).await;
+    let send = env.token("send", "durable/publishers/p1");
+    let post = |body: &'static str| {
+        env.http
+            .post(env.gateway.url("/durable/publishers/p1/messages"))
+            .header("authorization", &send)
+            .body(body)
+            .send()
+    };
+    assert_eq!(post("before").await.unwrap().status(), 201);
+    env.broker.stop();
+    let down = post("during").await.unwrap();
+    assert_eq!(down.status(), 503);
+    assert_eq!(down.headers()["retry-after"], "1");
+    env.broker.restart();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = post("after").await.unwrap().status().as_u16();
+        if status == 201 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 201, "gateway works again after the broker restart");
+    let values: Vec<Vec<u8>> = kafka_python_read(&env.broker.bootstrap(), "durable")
+        .await
+        .iter()
+        .map(|r| r.value().unwrap())
+        .collect();
+    assert_eq!(
+        values.first().map(Vec::as_slice),
+        Some(&b"before"[..]),
+        "record survived the restart"
+    );
+    assert_eq!(values.last().map(Vec::as_slice), Some(&b"after"[..]));
+}

@@ -19,8 +19,9 @@ use crate::authz::Right;
 use crate::names::{NameError, validate_hub, validate_rule};
 use crate::sas::SasKey;
 
-/// Environment variables with the `HUBGATE_` prefix that are not configuration keys.
-const NOT_CONFIG_ENV: [&str; 3] = ["config", "log_format", "tansu"];
+/// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
+/// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
+const ENV_KEYS: [&str; 6] = ["namespace", "hubs", "rules", "kafka", "limits", "listen"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -164,11 +165,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(
-            Env::prefixed("HUBGATE_")
-                .split("__")
-                .ignore(&NOT_CONFIG_ENV),
-        );
+        let env = Env::prefixed("HUBGATE_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        });
+        figment = figment.merge(env);
         let config: Self = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -329,12 +330,16 @@ pub(crate) mod tests {
             jail.set_env("HUBGATE_HUBS", "x,y");
             jail.set_env("HUBGATE_LIMITS__MAX_PUBLICATION_BYTES", "262144");
             jail.set_env("HUBGATE_CONFIG", "ignored-here");
+            jail.set_env("HUBGATE_PYTHON", "not configuration");
             let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
             assert_eq!(c.namespace, "env.test");
             assert_eq!(c.kafka.bootstrap_servers, ["a:1", "b:2"]);
             assert_eq!(c.hubs, ["x", "y"]);
             assert_eq!(c.limits.max_publication_bytes, 262_144);
             assert_eq!(c.rules[0].name, "r");
+            // A typo inside a known section is an error, not silently ignored.
+            jail.set_env("HUBGATE_KAFKA__BOOTSTRAP_SERVER", "x:1");
+            assert!(Config::load(Some(Path::new("hubgate.toml"))).is_err());
             Ok(())
         });
     }

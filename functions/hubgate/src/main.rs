@@ -118,6 +118,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+fn rights_of(rule: &hubgate_shared::config::RuleConfig) -> Rights {
+    rule.rights.iter().copied().collect()
+}
+
 /// Mints a token for the namespace, a hub, or one publisher on a hub, with a rule that
 /// grants `right` there.
 fn token(
@@ -149,11 +153,13 @@ fn token(
             .rule(name)
             .filter(covers)
             .ok_or_else(|| format!("no rule '{name}' covering {where_} in the configuration"))?,
+        // Least privilege: the rule with the fewest rights, hub rules before namespace ones.
         None => config
             .rules
             .iter()
             .filter(covers)
-            .find(|r| r.rights.iter().copied().collect::<Rights>().grants(right))
+            .filter(|r| rights_of(r).grants(right))
+            .min_by_key(|r| (rights_of(r).bits().count_ones(), r.hub.is_none()))
             .ok_or_else(|| format!("no rule grants {right} on {where_}"))?,
     };
     let now = SystemTime::now()
@@ -185,10 +191,31 @@ mod tests {
         let key = SasKey::generate().unwrap();
         let key = key.expose();
         Config::from_toml(&format!(
-            "namespace = 'ns.test'\n[[rules]]\nname='listen'\nrights=['Listen']\nprimary_key='{key}'\n\
+            "namespace = 'ns.test'\n[[rules]]\nname='root'\nrights=['Manage','Send','Listen']\nhub='other'\nprimary_key='{key}'\n\
+             [[rules]]\nname='listen'\nrights=['Listen']\nprimary_key='{key}'\n\
              [[rules]]\nname='send'\nrights=['Send']\nprimary_key='{key}'"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn token_picks_least_privileged_rule_ok() {
+        let c = config();
+        assert!(
+            token(&c, Some("other"), None, None, Right::Send, 60)
+                .unwrap()
+                .contains("skn=send")
+        );
+        assert!(
+            token(&c, Some("other"), None, None, Right::Manage, 60)
+                .unwrap()
+                .contains("skn=root")
+        );
+        assert!(
+            token(&c, Some("other"), None, Some("root"), Right::Send, 60)
+                .unwrap()
+                .contains("skn=root")
+        );
     }
 
     #[test]

@@ -200,6 +200,8 @@ pub enum AuthError {
     OutOfScope(String),
     #[error("Unauthorized access. '{0}' claim(s) are required")]
     MissingRight(Right),
+    #[error("PublisherRevoked: publisher '{0}' is revoked")]
+    Revoked(String),
 }
 
 /// The one authorization decision: may `principal` exercise `right` on `resource`?

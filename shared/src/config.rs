@@ -21,7 +21,17 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 6] = ["namespace", "hubs", "rules", "kafka", "limits", "listen"];
+const ENV_KEYS: [&str; 9] = [
+    "namespace",
+    "hubs",
+    "rules",
+    "kafka",
+    "limits",
+    "listen",
+    "revocation_topic",
+    "revocation_refresh_ms",
+    "revocation_replication_factor",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +56,15 @@ pub struct Config {
     /// Address of the standalone server.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Compacted topic holding revoked publishers (created when missing).
+    #[serde(default = "default_revocation_topic")]
+    pub revocation_topic: String,
+    /// Revocations made elsewhere are seen within this many milliseconds.
+    #[serde(default = "default_revocation_refresh_ms")]
+    pub revocation_refresh_ms: u64,
+    /// Replication factor used when creating the revocation topic.
+    #[serde(default = "default_replication_factor")]
+    pub revocation_replication_factor: i16,
 }
 
 /// A named SAS rule: rights, scope, two keys.
@@ -116,6 +135,18 @@ impl Default for Limits {
 
 fn default_namespace() -> String {
     "localhost".into()
+}
+
+fn default_revocation_topic() -> String {
+    "__hubgate_revocations".into()
+}
+
+fn default_revocation_refresh_ms() -> u64 {
+    1000
+}
+
+fn default_replication_factor() -> i16 {
+    1
 }
 
 fn default_listen() -> SocketAddr {
@@ -220,6 +251,23 @@ impl Config {
             if let Some(hub) = &rule.hub {
                 validate_hub(hub)?;
             }
+        }
+        if self.revocation_topic.is_empty()
+            || self.revocation_topic.len() > crate::names::MAX_HUB_LEN
+            || !self
+                .revocation_topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(ConfigError::Invalid(
+                "revocation_topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
+                    .into(),
+            ));
+        }
+        if self.revocation_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "revocation_replication_factor must be at least 1".into(),
+            ));
         }
         if self.limits.max_publication_bytes == 0
             || self.limits.max_consume_bytes == 0

@@ -7,6 +7,7 @@
 mod admin;
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -145,13 +146,24 @@ impl Kafka {
     }
 
     /// Runs `fut` within the request timeout.
-    async fn timed<T, E: Into<KafkaError>>(
+    ///
+    /// Boxed before the async block: rskafka's futures nest deeply, and a box here keeps
+    /// every caller's future small (and within the compiler's layout depth limit).
+    fn timed<'a, T, E: Into<KafkaError>>(
         &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, KafkaError> {
-        match tokio::time::timeout(self.timeout(), fut).await {
-            Ok(r) => r.map_err(Into::into),
-            Err(_) => Err(KafkaError::Timeout),
+        fut: impl Future<Output = Result<T, E>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, KafkaError>> + Send + 'a
+    where
+        T: 'a,
+        E: 'a,
+    {
+        let fut: Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>> = Box::pin(fut);
+        let timeout = self.timeout();
+        async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(_) => Err(KafkaError::Timeout),
+            }
         }
     }
 

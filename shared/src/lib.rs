@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod kafka;
 pub mod names;
+pub mod revocation;
 pub mod runtime;
 pub mod sas;
 
@@ -13,3 +14,4 @@ pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
 pub use config::Config;
 pub use http::ApiError;
 pub use kafka::{Kafka, KafkaError};
+pub use revocation::Revocations;

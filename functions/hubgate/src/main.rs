@@ -84,7 +84,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing();
             let config = Arc::new(args.load().map_err(|e| e.to_string())?);
             let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
-            serve(hubgate::app(config), mode)
+            let clients = hubgate::Clients::new(&config);
+            clients.warm_up().await;
+            serve(hubgate::app(config, &clients), mode)
                 .await
                 .map_err(|e| e.to_string())
         }

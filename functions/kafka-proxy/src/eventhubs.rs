@@ -1,48 +1,459 @@
-//! The Event Hubs REST send paths: an HTTP body becomes one Kafka record on the hub's topic.
-//! (learn.microsoft.com/rest/api/eventhub/send-event)
+//! The Event Hubs REST data plane (learn.microsoft.com/rest/api/eventhub/): send an event or
+//! a batch to a hub, a partition or a publisher, and revoke / resume publishers.
+//!
+//! Path keywords (`messages`, `publishers`/`publisher`, `partitions`, `revokedpublishers`)
+//! match case-insensitively, as the service does (Microsoft's own examples write
+//! `RevokedPublishers`), so the router matches segments and this module reads the keywords.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use hubgate_shared::http::{ApiPath, read_body};
+use hubgate_shared::http::{ApiJson, ApiPath, parse_partition, read_body};
 use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::{ApiError, Resource, Right};
+use hubgate_shared::{ApiError, KafkaError, Resource, Right};
 use rskafka::record::Record;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::ProxyState;
 
 /// Record header carrying the publisher name (the Event Hubs AMQP annotation's name).
 pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
 
-/// `POST /{hub}/publishers/{publisher}/messages`: Send on that publisher. The event is keyed
-/// by the publisher name (so one publisher's events stay in order on one partition) and
-/// carries it as the `x-opt-publisher` header. 201 with an empty body once Kafka acknowledged.
-pub(crate) async fn send_publisher(
-    State(s): State<Arc<ProxyState>>,
-    ApiPath((hub, publisher)): ApiPath<(String, String)>,
+/// `Content-Type` of an Event Hubs batch.
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
+
+/// Largest body accepted by the revocation `PUT` (an Atom entry is a few hundred bytes).
+const REVOKE_BODY_LIMIT: usize = 64 * 1024;
+
+type AppState = State<Arc<ProxyState>>;
+
+fn is(segment: &str, keyword: &str) -> bool {
+    segment.eq_ignore_ascii_case(keyword)
+}
+
+fn no_route() -> ApiError {
+    ApiError::NotFound("no such resource; see the README for the routes".into())
+}
+
+/// Where an event goes.
+#[derive(Debug)]
+enum Target {
+    /// The hub; the partition comes from the partition key (or round robin).
+    Hub,
+    /// One partition.
+    Partition(i32),
+    /// One publisher: its name is the key.
+    Publisher(String),
+}
+
+/// `POST /{hub}/messages`.
+pub(crate) async fn post_hub(
+    State(s): AppState,
+    ApiPath((hub, tail)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    validate_hub(&hub)?;
-    validate_publisher(&publisher)?;
-    s.check(
-        &headers,
-        Right::Send,
-        &Resource::publisher(&hub, &publisher),
-    )?;
-    s.require_hub(&hub)?;
-    let event = read_body(body, s.config.limits.max_publication_bytes).await?;
-    let record = Record {
-        key: Some(publisher.as_bytes().to_vec()),
-        value: Some(event.to_vec()),
-        headers: [(PUBLISHER_HEADER.to_owned(), publisher.as_bytes().to_vec())].into(),
-        timestamp: Utc::now(),
+    if !is(&tail, "messages") {
+        return Err(no_route());
+    }
+    send(&s, &hub, Target::Hub, &headers, body).await
+}
+
+/// `POST /{hub}/partitions/{p}/messages` and `POST /{hub}/publishers/{p}/messages`
+/// (also `/publisher/`).
+pub(crate) async fn post_entity(
+    State(s): AppState,
+    ApiPath((hub, kind, name, tail)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    if !is(&tail, "messages") {
+        return Err(no_route());
+    }
+    let target = if is(&kind, "publishers") || is(&kind, "publisher") {
+        Target::Publisher(name)
+    } else if is(&kind, "partitions") {
+        Target::Partition(parse_partition(&name)?)
+    } else {
+        return Err(no_route());
     };
-    let count = s.kafka.partition_count(&hub).await?;
-    let partition = s.kafka.choose_partition(record.key.as_deref(), count);
-    s.kafka.produce(&hub, partition, vec![record]).await?;
+    send(&s, &hub, target, &headers, body).await
+}
+
+/// `PUT /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 201, or 409 if already
+/// revoked. The body may be empty or the Atom `RevokedPublisherDescription` entry of the
+/// Event Hubs API; it carries nothing hubgate needs.
+pub(crate) async fn put_entity(
+    State(s): AppState,
+    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    if !is(&kind, "revokedpublishers") {
+        return Err(no_route());
+    }
+    let principal = manage_publisher(&s, &hub, &name, &headers).await?;
+    read_body(body, REVOKE_BODY_LIMIT).await?;
+    if s.revocations.revoke(&hub, &name, &principal.name()).await? {
+        tracing::info!(
+            hub,
+            publisher = name,
+            by = principal.name(),
+            "publisher revoked"
+        );
+        Ok(StatusCode::CREATED)
+    } else {
+        Err(ApiError::Conflict(format!(
+            "publisher '{name}' is already revoked"
+        )))
+    }
+}
+
+/// `DELETE /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 200 (resumed), or 404
+/// if it was not revoked.
+pub(crate) async fn delete_entity(
+    State(s): AppState,
+    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if !is(&kind, "revokedpublishers") {
+        return Err(no_route());
+    }
+    let principal = manage_publisher(&s, &hub, &name, &headers).await?;
+    if s.revocations.resume(&hub, &name).await? {
+        tracing::info!(
+            hub,
+            publisher = name,
+            by = principal.name(),
+            "publisher resumed"
+        );
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "publisher '{name}' is not revoked"
+        )))
+    }
+}
+
+/// `GET /{hub}/revokedpublishers`: Manage on the hub.
+pub(crate) async fn get_collection(
+    State(s): AppState,
+    ApiPath((hub, kind)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is(&kind, "revokedpublishers") {
+        return Err(no_route());
+    }
+    validate_hub(&hub)?;
+    s.check(&headers, Right::Manage, &Resource::hub(&hub))?;
+    s.require_hub(&hub)?;
+    let list = s.revocations.list(&hub).await?;
+    Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
+}
+
+async fn manage_publisher(
+    s: &ProxyState,
+    hub: &str,
+    publisher: &str,
+    headers: &HeaderMap,
+) -> Result<hubgate_shared::Principal, ApiError> {
+    validate_hub(hub)?;
+    validate_publisher(publisher)?;
+    let principal = s.check(headers, Right::Manage, &Resource::hub(hub))?;
+    s.require_hub(hub)?;
+    Ok(principal)
+}
+
+/// One event before it becomes a record.
+#[derive(Debug)]
+struct Event {
+    body: Vec<u8>,
+    partition_key: Option<String>,
+    properties: BTreeMap<String, Vec<u8>>,
+}
+
+/// The `BrokerProperties` of Event Hubs / Service Bus; only `PartitionKey` is used, other
+/// fields are accepted and ignored.
+#[derive(Debug, Default, Deserialize)]
+struct BrokerProperties {
+    #[serde(rename = "PartitionKey", default)]
+    partition_key: Option<String>,
+}
+
+/// One element of a batch body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchEvent {
+    body: Value,
+    #[serde(default)]
+    user_properties: BTreeMap<String, Value>,
+    #[serde(default)]
+    broker_properties: Option<BrokerProperties>,
+    #[serde(default)]
+    is_body_base64: bool,
+}
+
+/// Request headers that are HTTP machinery, not event properties.
+const NOT_PROPERTIES: [&str; 26] = [
+    "authorization",
+    "servicebusauthorization",
+    "brokerproperties",
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "user-agent",
+    "accept",
+    "expect",
+    "date",
+    "cookie",
+    "cache-control",
+    "pragma",
+    "origin",
+    "referer",
+    "via",
+    "forwarded",
+    "x-request-id",
+    "traceparent",
+];
+
+/// Header-name prefixes added by clients, proxies and cloud front ends.
+const NOT_PROPERTY_PREFIXES: [&str; 11] = [
+    "accept-",
+    "if-",
+    "proxy-",
+    "sec-",
+    "x-forwarded-",
+    "x-amz",
+    "x-azure-",
+    "x-arr-",
+    "x-ms-",
+    "x-real-ip",
+    "tracestate",
+];
+
+/// A custom header (Event Hubs "user property") that should travel with the event.
+fn is_property(name: &str) -> bool {
+    !NOT_PROPERTIES.contains(&name) && !NOT_PROPERTY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn is_batch(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(BATCH_CONTENT_TYPE))
+}
+
+fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
+    let broker: BrokerProperties = match headers.get("brokerproperties") {
+        None => BrokerProperties::default(),
+        Some(v) => serde_json::from_slice(v.as_bytes()).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the BrokerProperties header is not a JSON object: {e}"
+            ))
+        })?,
+    };
+    let properties = headers
+        .iter()
+        .filter(|(n, _)| is_property(n.as_str()))
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    Ok(Event {
+        body: body.to_vec(),
+        partition_key: broker.partition_key,
+        properties,
+    })
+}
+
+fn property_value(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.into_bytes()),
+        Value::Number(n) => Some(n.to_string().into_bytes()),
+        Value::Bool(b) => Some(b.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
+    let batch: Vec<BatchEvent> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "invalid batch: expected [{{\"Body\": …, \"UserProperties\": {{…}}, \"BrokerProperties\": {{…}}, \"IsBodyBase64\": false}}]: {e}"
+        ))
+    })?;
+    if batch.is_empty() {
+        return Err(ApiError::BadRequest("the batch is empty".into()));
+    }
+    batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let body = match (e.body, e.is_body_base64) {
+                (Value::String(s), true) => BASE64.decode(s.as_bytes()).map_err(|_| {
+                    ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
+                })?,
+                (Value::String(s), false) => s.into_bytes(),
+                (_, true) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "event {i}: IsBodyBase64 needs Body to be a string"
+                    )));
+                }
+                (other, false) => other.to_string().into_bytes(),
+            };
+            let properties = e
+                .user_properties
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = property_value(v).ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "event {i}: UserProperties['{k}'] must be a string, number or boolean"
+                        ))
+                    })?;
+                    Ok((k, v))
+                })
+                .collect::<Result<_, ApiError>>()?;
+            Ok(Event {
+                body,
+                partition_key: e.broker_properties.and_then(|b| b.partition_key),
+                properties,
+            })
+        })
+        .collect()
+}
+
+/// Sends one event or a batch. Everything is validated before anything is written; 201
+/// means Kafka acknowledged every event of the request.
+async fn send(
+    s: &ProxyState,
+    hub: &str,
+    target: Target,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    validate_hub(hub)?;
+    let resource = match &target {
+        Target::Publisher(p) => {
+            validate_publisher(p)?;
+            Resource::publisher(hub, p)
+        }
+        _ => Resource::hub(hub),
+    };
+    let principal = s.check(headers, Right::Send, &resource)?;
+    s.require_hub(hub)?;
+    let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
+    let events = if is_batch(headers) {
+        batch_events(&bytes)?
+    } else {
+        vec![single_event(headers, &bytes)?]
+    };
+    s.refuse_revoked(&principal, &resource).await?;
+
+    let count = s.kafka.partition_count(hub).await?;
+    if let Target::Partition(p) = target
+        && p >= count
+    {
+        return Err(KafkaError::UnknownPartition {
+            topic: hub.to_owned(),
+            partition: p,
+        }
+        .into());
+    }
+    // Keyless events of one request share one partition: one Kafka request, all or nothing.
+    let keyless_partition = s.kafka.choose_partition(None, count);
+    let now = Utc::now();
+    let records = events
+        .into_iter()
+        .map(|e| {
+            let mut headers = e.properties;
+            let key = match &target {
+                Target::Publisher(p) => {
+                    headers.insert(PUBLISHER_HEADER.to_owned(), p.as_bytes().to_vec());
+                    Some(p.as_bytes().to_vec())
+                }
+                _ => e.partition_key.map(String::into_bytes),
+            };
+            let partition = match (&target, &key) {
+                (Target::Partition(p), _) => *p,
+                (_, Some(k)) => s.kafka.choose_partition(Some(k), count),
+                (_, None) => keyless_partition,
+            };
+            let record = Record {
+                key,
+                value: Some(e.body),
+                headers,
+                timestamp: now,
+            };
+            (partition, record)
+        })
+        .collect();
+    crate::produce::produce(&s.kafka, hub, records).await?;
     Ok(StatusCode::CREATED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_property_filters_http_machinery_ok() {
+        for h in [
+            "authorization",
+            "content-type",
+            "x-forwarded-for",
+            "x-ms-client-request-id",
+            "accept-encoding",
+            "brokerproperties",
+            "host",
+        ] {
+            assert!(!is_property(h), "{h}");
+        }
+        for h in ["sensor-id", "x-custom", "priority", "messageid"] {
+            assert!(is_property(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn batch_events_parse_ok() {
+        let body = br#"[{"Body":"aGk=","IsBodyBase64":true,"UserProperties":{"a":"x","n":1,"b":true},"BrokerProperties":{"PartitionKey":"k","Label":"ignored"}},{"Body":{"j":1}}]"#;
+        let events = batch_events(body).unwrap();
+        assert_eq!(events[0].body, b"hi");
+        assert_eq!(events[0].partition_key.as_deref(), Some("k"));
+        assert_eq!(events[0].properties["n"], b"1");
+        assert_eq!(events[0].properties["b"], b"true");
+        assert_eq!(events[1].body, br#"{"j":1}"#);
+    }
+
+    #[test]
+    fn batch_events_bad_input_fails() {
+        for body in [
+            &b"[]"[..],
+            b"{}",
+            b"[{}]",
+            b"[{\"Body\":\"%%%\",\"IsBodyBase64\":true}]",
+            b"[{\"Body\":1,\"IsBodyBase64\":true}]",
+            b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":[1]}}]",
+            b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":null}}]",
+            b"not json",
+        ] {
+            assert!(
+                batch_events(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 }

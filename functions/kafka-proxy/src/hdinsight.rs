@@ -9,19 +9,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::future::join_all;
 use hubgate_shared::http::{ApiJson, ApiPath, ApiQuery, parse_partition, read_body};
 use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
 use hubgate_shared::names::validate_hub;
 use hubgate_shared::{ApiError, KafkaError, Resource, Right, authorize};
-use rskafka::record::Record;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ProxyState;
-use crate::records::{
-    ConsumeResponse, ConsumedRecord, OffsetResult, ProduceRequest, ProduceResponse,
-};
+use crate::records::{ConsumeResponse, ConsumedRecord, ProduceRequest, ProduceResponse};
 
 type AppState = State<Arc<ProxyState>>;
 
@@ -283,9 +279,8 @@ pub(crate) async fn produce(
     let count = s.kafka.partition_count(&topic).await?;
     let now = Utc::now();
 
-    // Group by partition, remembering each record's position in the request.
-    let mut groups: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
-    for (i, r) in request.records.into_iter().enumerate() {
+    let mut records = Vec::with_capacity(request.records.len());
+    for r in request.records {
         let requested = r.partition;
         let record = r.into_record(now);
         let partition = match requested {
@@ -299,64 +294,10 @@ pub(crate) async fn produce(
             Some(p) => p,
             None => s.kafka.choose_partition(record.key.as_deref(), count),
         };
-        let g = groups.entry(partition).or_default();
-        g.0.push(i);
-        g.1.push(record);
+        records.push((partition, record));
     }
-    let total: usize = groups.values().map(|g| g.0.len()).sum();
-
-    let results = join_all(groups.into_iter().map(|(partition, (positions, records))| {
-        let kafka = &s.kafka;
-        let topic = &topic;
-        async move {
-            (
-                partition,
-                positions,
-                kafka.produce(topic, partition, records).await,
-            )
-        }
-    }))
-    .await;
-
-    let mut offsets: Vec<Option<OffsetResult>> = vec![None; total];
-    let mut first_error = None;
-    let mut any_ok = false;
-    for (partition, positions, result) in results {
-        match result {
-            Ok(got) => {
-                any_ok = true;
-                for (pos, offset) in positions.into_iter().zip(got) {
-                    offsets[pos] = Some(OffsetResult {
-                        partition,
-                        offset: Some(offset),
-                        error_code: None,
-                        error: None,
-                    });
-                }
-            }
-            Err(e) => {
-                let (_, code) = e.status_and_code();
-                for pos in positions {
-                    offsets[pos] = Some(OffsetResult {
-                        partition,
-                        offset: None,
-                        error_code: Some(code),
-                        error: Some(e.client_message()),
-                    });
-                }
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    let offsets: Vec<OffsetResult> = offsets.into_iter().flatten().collect();
-    match first_error {
-        None => Ok(ApiJson(ProduceResponse { offsets })),
-        Some(e) if !any_ok => Err(e.into()),
-        Some(source) => Err(ApiError::PartialProduce {
-            source,
-            offsets: serde_json::to_value(&offsets).unwrap_or_default(),
-        }),
-    }
+    let offsets = crate::produce::produce(&s.kafka, &topic, records).await?;
+    Ok(ApiJson(ProduceResponse { offsets }))
 }
 
 /// `?count=N` of the consume route.

@@ -3,9 +3,11 @@
 //! [`authorize`](hubgate_shared::authorize) decision for the right it needs.
 
 mod eventhubs;
-pub use eventhubs::PUBLISHER_HEADER;
 mod hdinsight;
+mod produce;
 mod records;
+
+pub use eventhubs::{BATCH_CONTENT_TYPE, PUBLISHER_HEADER};
 
 use std::sync::Arc;
 
@@ -13,7 +15,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
-use hubgate_shared::{ApiError, Authenticator, Config, Kafka, Principal, Resource, Right};
+use hubgate_shared::authz::{AuthError, PUBLISHERS};
+use hubgate_shared::{
+    ApiError, Authenticator, Config, Kafka, Principal, Resource, Revocations, Right,
+};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -25,19 +30,21 @@ pub struct ProxyState {
     pub config: Arc<Config>,
     pub auth: Authenticator,
     pub kafka: Arc<Kafka>,
+    pub revocations: Arc<Revocations>,
 }
 
 impl ProxyState {
     /// Builds the state; Kafka connects lazily on first use.
-    pub fn new(config: Arc<Config>, kafka: Arc<Kafka>) -> Self {
+    pub fn new(config: Arc<Config>, kafka: Arc<Kafka>, revocations: Arc<Revocations>) -> Self {
         Self {
             auth: Authenticator::new(&config),
             config,
             kafka,
+            revocations,
         }
     }
 
-    /// Authenticates and authorizes one request.
+    /// Authenticates and authorizes one request (no I/O).
     pub(crate) fn check(
         &self,
         headers: &HeaderMap,
@@ -45,6 +52,27 @@ impl ProxyState {
         resource: &Resource,
     ) -> Result<Principal, ApiError> {
         Ok(self.auth.check(headers, right, resource)?)
+    }
+
+    /// Refuses a revoked publisher: the one whose path is the resource, or the one the
+    /// credential is bound to. Reads the revocation topic when the cached list is older than
+    /// `revocation_refresh_ms`, so routes call it after validating their input, just before
+    /// they write.
+    pub(crate) async fn refuse_revoked(
+        &self,
+        principal: &Principal,
+        resource: &Resource,
+    ) -> Result<(), ApiError> {
+        let publisher = match resource.segments() {
+            [hub, p, publisher] if p == PUBLISHERS => Some((hub.as_str(), publisher.as_str())),
+            _ => principal.publisher(),
+        };
+        if let Some((hub, publisher)) = publisher
+            && self.revocations.is_revoked(hub, publisher).await?
+        {
+            return Err(AuthError::Revoked(publisher.to_owned()).into());
+        }
+        Ok(())
     }
 
     /// A hub the gateway does not expose is, to the client, a topic that does not exist.
@@ -79,13 +107,24 @@ pub fn app(state: Arc<ProxyState>) -> Router {
             "/v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}",
             get(hdinsight::consume),
         )
+        // Event Hubs paths: keywords are matched case-insensitively by the handlers.
         .route(
-            "/{hub}/publishers/{publisher}/messages",
-            post(eventhubs::send_publisher),
+            "/{hub}/{kind}",
+            post(eventhubs::post_hub).get(eventhubs::get_collection),
         )
+        .route(
+            "/{hub}/{kind}/{name}",
+            put(eventhubs::put_entity).delete(eventhubs::delete_entity),
+        )
+        .route("/{hub}/{kind}/{name}/{tail}", post(eventhubs::post_entity))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .with_state(state);
     hubgate_shared::http::with_request_layers(router)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see the README for the API".into())
 }
 
 #[cfg(test)]

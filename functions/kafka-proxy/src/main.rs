@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hubgate_shared::Kafka;
 use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
+use hubgate_shared::{Kafka, Revocations};
 use kafka_proxy::{ProxyState, app};
 
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.
@@ -28,7 +28,15 @@ async fn main() -> ExitCode {
         }
     };
     let kafka = Arc::new(Kafka::new(&config.kafka));
-    let router = app(Arc::new(ProxyState::new(Arc::clone(&config), kafka)));
+    let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), &config));
+    if let Err(e) = revocations.refresh().await {
+        tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
+    }
+    let router = app(Arc::new(ProxyState::new(
+        Arc::clone(&config),
+        kafka,
+        revocations,
+    )));
     let result = match Mode::detect(config.listen) {
         Ok(mode) => serve(router, mode).await,
         Err(e) => Err(e),

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hubgate_shared::sas::mint;
-use hubgate_shared::{Config, Kafka};
+use hubgate_shared::{Config, Kafka, Revocations};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -47,7 +47,8 @@ fn config(hubs: &str) -> Config {
 fn router(hubs: &str) -> axum::Router {
     let c = Arc::new(config(hubs));
     let kafka = Arc::new(Kafka::new(&c.kafka));
-    app(Arc::new(ProxyState::new(c, kafka)))
+    let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), &c));
+    app(Arc::new(ProxyState::new(c, kafka, revocations)))
 }
 
 fn token(rule: &str, path: &str, expiry: u64) -> String {

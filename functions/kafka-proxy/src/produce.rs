@@ -1,0 +1,78 @@
+//! The one produce path of both APIs: records already assigned to partitions are grouped
+//! per partition, each group written with one Kafka request (all groups concurrently), and
+//! the result reported per record, in request order.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use hubgate_shared::{ApiError, Kafka};
+use rskafka::record::Record;
+
+use crate::records::OffsetResult;
+
+/// Writes `records` (partition, record) to `topic`. `Ok` only when Kafka acknowledged every
+/// record. If nothing was written, the Kafka error; if some partitions were written and
+/// others not, [`ApiError::PartialProduce`] with every record's outcome.
+pub(crate) async fn produce(
+    kafka: &Kafka,
+    topic: &str,
+    records: Vec<(i32, Record)>,
+) -> Result<Vec<OffsetResult>, ApiError> {
+    let total = records.len();
+    let mut groups: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+    for (i, (partition, record)) in records.into_iter().enumerate() {
+        let g = groups.entry(partition).or_default();
+        g.0.push(i);
+        g.1.push(record);
+    }
+    let results = join_all(groups.into_iter().map(
+        |(partition, (positions, records))| async move {
+            (
+                partition,
+                positions,
+                kafka.produce(topic, partition, records).await,
+            )
+        },
+    ))
+    .await;
+
+    let mut offsets: Vec<Option<OffsetResult>> = vec![None; total];
+    let mut first_error = None;
+    let mut any_ok = false;
+    for (partition, positions, result) in results {
+        match result {
+            Ok(got) => {
+                any_ok = true;
+                for (pos, offset) in positions.into_iter().zip(got) {
+                    offsets[pos] = Some(OffsetResult {
+                        partition,
+                        offset: Some(offset),
+                        error_code: None,
+                        error: None,
+                    });
+                }
+            }
+            Err(e) => {
+                let (_, code) = e.status_and_code();
+                for pos in positions {
+                    offsets[pos] = Some(OffsetResult {
+                        partition,
+                        offset: None,
+                        error_code: Some(code),
+                        error: Some(e.client_message()),
+                    });
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let offsets: Vec<OffsetResult> = offsets.into_iter().flatten().collect();
+    match first_error {
+        None => Ok(offsets),
+        Some(e) if !any_ok => Err(e.into()),
+        Some(source) => Err(ApiError::PartialProduce {
+            source,
+            offsets: serde_json::to_value(&offsets).unwrap_or_default(),
+        }),
+    }
+}

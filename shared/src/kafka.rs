@@ -149,13 +149,13 @@ impl Kafka {
     ///
     /// Boxed before the async block: rskafka's futures nest deeply, and a box here keeps
     /// every caller's future small (and within the compiler's layout depth limit).
-    fn timed<'a, T, E: Into<KafkaError>>(
+    fn timed<'a, T, E>(
         &self,
         fut: impl Future<Output = Result<T, E>> + Send + 'a,
     ) -> impl Future<Output = Result<T, KafkaError>> + Send + 'a
     where
         T: 'a,
-        E: 'a,
+        E: Into<KafkaError> + 'a,
     {
         let fut: Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>> = Box::pin(fut);
         let timeout = self.timeout();

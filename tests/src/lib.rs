@@ -142,11 +142,11 @@ impl Drop for Broker {
 /// The namespace host the test configuration uses.
 pub const NAMESPACE: &str = "localhost";
 
-/// A configuration with three namespace rules, `manage`, `send` and `listen`, each with its
-/// own fresh key, pointing at `bootstrap`.
-pub fn test_config(bootstrap: &str, extra: &str) -> Config {
+/// TOML for a configuration with three namespace rules, `manage`, `send` and `listen`, each
+/// with its own fresh key, pointing at `bootstrap`; `extra` TOML goes at the top.
+pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
     let key = || SasKey::generate().unwrap().expose().to_owned();
-    Config::from_toml(&format!(
+    format!(
         r#"
         namespace = "{NAMESPACE}"
         {extra}
@@ -170,8 +170,12 @@ pub fn test_config(bootstrap: &str, extra: &str) -> Config {
         key(),
         key(),
         key()
-    ))
-    .unwrap()
+    )
+}
+
+/// [`test_config_toml`], parsed.
+pub fn test_config(bootstrap: &str, extra: &str) -> Config {
+    Config::from_toml(&test_config_toml(bootstrap, extra)).unwrap()
 }
 
 /// Seconds since the epoch.
@@ -374,4 +378,151 @@ pub async fn kafka_python_read(bootstrap: &str, topic: &str) -> Vec<PyRecord> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The `hubgate` binary: `$HUBGATE_BIN`, or `hubgate` next to the test's `deps/` directory
+/// (`cargo build -p hubgate`, which scripts/test runs, puts it there).
+fn hubgate_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUBGATE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("hubgate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p hubgate` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `hubgate serve` process on a free port, with its own config file. Killed when dropped.
+#[derive(Debug)]
+pub struct HubgateProcess {
+    child: Option<Child>,
+    pub base: String,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl HubgateProcess {
+    /// Starts `hubgate serve` with `config_toml` and waits until it listens.
+    pub fn start(config_toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hubgate.toml"), config_toml).unwrap();
+        let port = free_port();
+        let mut p = Self {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("hubgate.log")).unwrap();
+        let child = Command::new(hubgate_bin())
+            .args(["serve", "--config"])
+            .arg(self.dir.path().join("hubgate.toml"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("HUBGATE_LOG_FORMAT", "text")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start hubgate");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("hubgate exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hubgate did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hubgate.log")).unwrap_or_default()
+    }
+
+    /// Stops (SIGKILL) and starts the process again with the same config and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for HubgateProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An Azure SDK whose own SAS code mints a token at run time.
+#[derive(Debug, Clone, Copy)]
+pub enum Sdk {
+    /// Python `azure-eventhub` (`EventHubSharedKeyCredential.get_token`).
+    Python,
+    /// JavaScript `@azure/core-amqp` (`createSasTokenProvider(...).getToken`).
+    JavaScript,
+}
+
+/// A token minted by `sdk` for `audience` with `key_name` / `key`.
+pub async fn sdk_token(sdk: Sdk, key_name: &str, key: &str, audience: &str) -> String {
+    let (program, script) = match sdk {
+        Sdk::Python => (
+            std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/py/sdk_token.py").to_owned(),
+        ),
+        Sdk::JavaScript => (
+            "node".to_owned(),
+            format!(
+                "{}/sdk_token.mjs",
+                std::env::var("HUBGATE_NODE_DIR").expect("HUBGATE_NODE_DIR (scripts/test sets it)")
+            ),
+        ),
+    };
+    let args = [
+        script,
+        key_name.to_owned(),
+        key.to_owned(),
+        audience.to_owned(),
+    ];
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(program).args(args).output().unwrap())
+            .await
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{sdk:?} SDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,0 +1,573 @@
+//! End-to-end: the Event Hubs data plane (every send path, batches, limits, case variants)
+//! and publisher revocation stored in Kafka, with real SDK tokens and two hubgate processes.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is a failed test
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hubgate_tests::{
+    Broker, Env, HubgateProcess, NAMESPACE, Sdk, http, kafka_python_read, latest_offsets,
+    sdk_token, test_config_toml, token_1h,
+};
+use serde_json::{Value, json};
+
+const BATCH: &str = "application/vnd.microsoft.servicebus.json";
+
+fn headers_map(h: Vec<(String, Vec<u8>)>) -> BTreeMap<String, String> {
+    h.into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn eventhubs_single_event_properties_and_partition_key_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 4).await;
+    let r = env
+        .http
+        .post(
+            env.gateway
+                .url("/hub/messages?timeout=60&api-version=2014-01"),
+        )
+        .header("authorization", env.token("send", "hub"))
+        .header(
+            "content-type",
+            "application/atom+xml;type=entry;charset=utf-8",
+        )
+        .header(
+            "brokerproperties",
+            r#"{"PartitionKey":"pk-1","Label":"ignored","TimeToLive":60}"#,
+        )
+        .header("sensor-id", "s-17")
+        .header("priority", "high")
+        .header("x-forwarded-for", "10.0.0.1")
+        .body("<entry>payload</entry>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    assert_eq!(py.len(), 1);
+    assert_eq!(py[0].key().unwrap(), b"pk-1");
+    assert_eq!(py[0].value().unwrap(), b"<entry>payload</entry>");
+    // Custom headers only: no authorization, content-type, host, user-agent, forwarding.
+    assert_eq!(
+        headers_map(py[0].headers()),
+        BTreeMap::from([
+            ("priority".into(), "high".into()),
+            ("sensor-id".into(), "s-17".into())
+        ])
+    );
+}
+
+#[tokio::test]
+async fn eventhubs_batch_base64_and_user_properties_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 3).await;
+    let batch = json!([
+        {"Body": "aGVsbG8gd29ybGQ=", "IsBodyBase64": true, "UserProperties": {"Sequence": 1, "Kind": "greeting"}, "BrokerProperties": {"PartitionKey": "dev-a"}},
+        {"Body": "plain text", "UserProperties": {"Sequence": 2, "Flag": true}, "BrokerProperties": {"PartitionKey": "dev-b"}},
+        {"Body": "AAEC/w==", "IsBodyBase64": true},
+    ]);
+    let r = env
+        .http
+        .post(env.gateway.url("/hub/messages"))
+        .header("authorization", env.token("send", "hub"))
+        .header("content-type", format!("{BATCH}; charset=utf-8"))
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    assert_eq!(py.len(), 3);
+    let find = |body: &[u8]| {
+        py.iter()
+            .find(|r| r.value().unwrap() == body)
+            .unwrap()
+            .clone()
+    };
+    let a = find(b"hello world");
+    assert_eq!(a.key().unwrap(), b"dev-a");
+    assert_eq!(
+        headers_map(a.headers()),
+        BTreeMap::from([
+            ("Kind".into(), "greeting".into()),
+            ("Sequence".into(), "1".into())
+        ])
+    );
+    let b = find(b"plain text");
+    assert_eq!(b.key().unwrap(), b"dev-b");
+    assert_eq!(
+        headers_map(b.headers()),
+        BTreeMap::from([
+            ("Flag".into(), "true".into()),
+            ("Sequence".into(), "2".into())
+        ])
+    );
+    let c = find(&[0, 1, 2, 255]);
+    assert_eq!(c.key(), None);
+    assert!(c.headers().is_empty());
+}
+
+#[tokio::test]
+async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 3).await;
+    let hub_send = env.token("send", "hub");
+    let publisher = env.token("send", "hub/publishers/dev-9");
+    let cases = [
+        ("/hub/partitions/2/messages", &hub_send, "p2"),
+        ("/hub/Partitions/1/MESSAGES", &hub_send, "p1"),
+        ("/hub/Messages", &hub_send, "hub-any"),
+        ("/hub/publishers/dev-9/messages", &publisher, "pub-plural"),
+        ("/hub/publisher/dev-9/messages", &publisher, "pub-singular"),
+        ("/hub/PUBLISHERS/dev-9/Messages", &publisher, "pub-upper"),
+        ("/HUB/publishers/DEV-9/messages", &publisher, "pub-case"),
+    ];
+    for (path, token, body) in cases {
+        let r = env
+            .http
+            .post(env.gateway.url(path))
+            .header("authorization", token.as_str())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        // "HUB" is another Kafka topic (which does not exist): the token covers it, Kafka does not.
+        let want = if path.starts_with("/HUB") { 404 } else { 201 };
+        assert_eq!(r.status(), want, "{path}: {}", r.text().await.unwrap());
+    }
+    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let by_body = |b: &str| {
+        py.iter()
+            .find(|r| r.value().unwrap() == b.as_bytes())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_body("p2").partition, 2);
+    assert_eq!(by_body("p1").partition, 1);
+    let plural = by_body("pub-plural");
+    for b in ["pub-singular", "pub-upper"] {
+        let r = by_body(b);
+        assert_eq!(r.key().unwrap(), b"dev-9", "{b}");
+        assert_eq!(r.partition, plural.partition, "{b}");
+        assert_eq!(headers_map(r.headers())["x-opt-publisher"], "dev-9");
+    }
+    assert_eq!(py.len(), 6);
+    // Unknown keywords are 404, not a send.
+    let r = env
+        .http
+        .post(env.gateway.url("/hub/subscribers/x/messages"))
+        .header("authorization", hub_send.as_str())
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = env
+        .http
+        .post(env.gateway.url("/hub/partitions/7/messages"))
+        .header("authorization", hub_send.as_str())
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        py.len(),
+        kafka_python_read(&env.broker.bootstrap(), "hub")
+            .await
+            .len()
+    );
+}
+
+#[tokio::test]
+async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
+    // 256 KiB emulates the Event Hubs Basic tier.
+    let env = Env::start("[limits]\nmax_publication_bytes = 262144").await;
+    env.create_topic("hub", 2).await;
+    let bootstrap = env.broker.bootstrap();
+    let before = latest_offsets(&bootstrap, "hub").await;
+    let send = env.token("send", "hub");
+    let post = |path: &str, ct: &str, body: Vec<u8>| {
+        env.http
+            .post(env.gateway.url(path))
+            .header("authorization", send.as_str())
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let r = post(
+        "/hub/messages",
+        "application/octet-stream",
+        vec![b'x'; 262_145],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_code"], 41301);
+    assert!(v["message"].as_str().unwrap().contains("262144"));
+    let big_batch =
+        json!([{"Body": "x".repeat(200_000)}, {"Body": "y".repeat(70_000)}]).to_string();
+    assert_eq!(
+        post("/hub/messages", BATCH, big_batch.into_bytes())
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    // Exactly at the limit is fine (and is written).
+    let r = post(
+        "/hub/partitions/0/messages",
+        "application/octet-stream",
+        vec![b'z'; 262_144],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let after_ok = latest_offsets(&bootstrap, "hub").await;
+    assert_eq!(after_ok[0], before[0] + 1);
+    // A batch with one bad event writes none of its events.
+    for bad in [
+        json!([{"Body": "ok"}, {"Body": "%%%not base64", "IsBodyBase64": true}]),
+        json!([{"Body": "ok"}, {"Body": "x", "UserProperties": {"nested": {"a": 1}}}]),
+        json!([]),
+        json!({"Body": "not an array"}),
+    ] {
+        let r = post("/hub/messages", BATCH, bad.to_string().into_bytes())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error_code"], 40001);
+    }
+    let r = env
+        .http
+        .post(env.gateway.url("/hub/messages"))
+        .header("authorization", send.as_str())
+        .header("brokerproperties", "{not json")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        latest_offsets(&bootstrap, "hub").await,
+        after_ok,
+        "nothing more written"
+    );
+}
+
+const ATOM_REVOKE: &str = r#"<entry xmlns="http://www.w3.org/2005/Atom"><content type="application/xml"><RevokedPublisherDescription xmlns="http://schemas.microsoft.com/netservices/2010/10/servicebus/connect" xmlns:i="http://www.w3.org/2001/XMLSchema-instance"/></content></entry>"#;
+
+#[tokio::test]
+async fn revocation_lifecycle_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 2).await;
+    let manage = env.token("manage", "hub");
+    let device = env.token("send", "hub/publishers/dev-1");
+    let hub_send = env.token("send", "hub");
+    let send_as = |token: String, publisher: &'static str| {
+        env.http
+            .post(
+                env.gateway
+                    .url(&format!("/hub/publishers/{publisher}/messages")),
+            )
+            .header("authorization", token)
+            .body("e")
+            .send()
+    };
+    let call = |method: &str, path: &str, token: &str, body: &'static str| {
+        env.http
+            .request(method.parse().unwrap(), env.gateway.url(path))
+            .header("authorization", token)
+            .header(
+                "content-type",
+                "application/atom+xml;type=entry;charset=utf-8",
+            )
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        send_as(device.clone(), "dev-1").await.unwrap().status(),
+        201
+    );
+
+    // Only Manage may revoke.
+    assert_eq!(
+        call("PUT", "/hub/revokedpublishers/dev-1", &hub_send, "")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = call("PUT", "/hub/RevokedPublishers/dev-1", &manage, ATOM_REVOKE)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = call("PUT", "/hub/revokedpublishers/DEV-1", &manage, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        409,
+        "already revoked (names are case-insensitive)"
+    );
+
+    // The device's own token and a hub-wide Send token are both refused for that publisher.
+    let r = send_as(device.clone(), "dev-1").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let msg = r.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(msg.contains("revoked"), "{msg}");
+    assert_eq!(
+        send_as(hub_send.clone(), "dev-1").await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        send_as(hub_send.clone(), "dev-2").await.unwrap().status(),
+        201,
+        "others unaffected"
+    );
+
+    let r = call("GET", "/hub/revokedpublishers", &manage, "")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["revoked_publishers"].as_array().unwrap().len(), 1);
+    assert_eq!(list["revoked_publishers"][0]["publisher"], "dev-1");
+    assert_eq!(
+        list["revoked_publishers"][0]["revoked_by"],
+        "sas:manage@hub"
+    );
+
+    assert_eq!(
+        call("DELETE", "/hub/revokedpublishers/dev-1", &manage, "")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        call("DELETE", "/hub/revokedpublishers/dev-1", &manage, "")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        send_as(device, "dev-1").await.unwrap().status(),
+        201,
+        "resumed"
+    );
+    let list: Value = call("GET", "/hub/revokedPublishers", &manage, "")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["revoked_publishers"].as_array().unwrap().is_empty());
+}
+
+/// Revokes through one process and measures how long until the other refuses.
+async fn time_until_status(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    want: u16,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = client
+            .post(url)
+            .header("authorization", token)
+            .body("e")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {status} after 5 s, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn revocation_two_processes_and_restarts_ok() {
+    let mut broker = Broker::start();
+    let toml = test_config_toml(&broker.bootstrap(), "");
+    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let mut a = HubgateProcess::start(&toml);
+    let b = HubgateProcess::start(&toml);
+    let client = http();
+    let manage = token_1h(&config, "manage", "");
+    let device = token_1h(&config, "send", "hub/publishers/dev-1");
+    let r = client
+        .put(a.url("/v1/topics/hub"))
+        .header("authorization", &manage)
+        .json(&json!({"partition_count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let send_b = b.url("/hub/publishers/dev-1/messages");
+    let send_a = a.url("/hub/publishers/dev-1/messages");
+    for url in [&send_a, &send_b] {
+        assert_eq!(
+            client
+                .post(url)
+                .header("authorization", &device)
+                .body("e")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+
+    // Revoke through A; B refuses within revocation_refresh_ms (1 s).
+    let r = client
+        .put(a.url("/hub/revokedpublishers/dev-1"))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let delay = time_until_status(&client, &send_b, &device, 401).await;
+    println!("revocation through A refused by B after {delay:?}");
+    assert!(
+        delay <= Duration::from_millis(1500),
+        "B refused only after {delay:?}"
+    );
+
+    // Resume through B; A accepts again.
+    let r = client
+        .delete(b.url("/hub/revokedpublishers/dev-1"))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let delay = time_until_status(&client, &send_a, &device, 201).await;
+    println!("resume through B accepted by A after {delay:?}");
+    assert!(
+        delay <= Duration::from_millis(1500),
+        "A accepted only after {delay:?}"
+    );
+
+    // Revoke again; the revocation survives a restart of hubgate and of the broker.
+    let r = client
+        .put(b.url("/hub/revokedpublishers/dev-1"))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    a.restart();
+    let client = http(); // the old pooled connections died with the process
+    assert_eq!(
+        client
+            .post(&send_a)
+            .header("authorization", &device)
+            .body("e")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    broker.restart();
+    let delay = time_until_status(&client, &send_a, &device, 401).await;
+    println!("after the broker restart A refuses the revoked publisher ({delay:?})");
+    let other = token_1h(&config, "send", "hub/publishers/dev-2");
+    let url = a.url("/hub/publishers/dev-2/messages");
+    time_until_status(&client, &url, &other, 201).await;
+}
+
+#[tokio::test]
+async fn revocation_sdk_tokens_send_then_fail_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 2).await;
+    let key = env
+        .gateway
+        .config
+        .rule("send")
+        .unwrap()
+        .primary_key
+        .expose()
+        .to_owned();
+    let manage = env.token("manage", "hub");
+    for (sdk, publisher) in [(Sdk::Python, "py-device"), (Sdk::JavaScript, "js-device")] {
+        let audience = format!("https://{NAMESPACE}/hub/publishers/{publisher}");
+        let token = sdk_token(sdk, "send", &key, &audience).await;
+        let url = env
+            .gateway
+            .url(&format!("/hub/publishers/{publisher}/messages"));
+        let r = env
+            .http
+            .post(&url)
+            .header("authorization", &token)
+            .body(format!("from {sdk:?}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "{sdk:?} token: {}",
+            r.text().await.unwrap()
+        );
+        // The same token on another publisher's path is refused.
+        let other = env.gateway.url("/hub/publishers/someone-else/messages");
+        assert_eq!(
+            env.http
+                .post(&other)
+                .header("authorization", &token)
+                .body("x")
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let r = env
+            .http
+            .put(
+                env.gateway
+                    .url(&format!("/hub/revokedpublishers/{publisher}")),
+            )
+            .header("authorization", &manage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = env
+            .http
+            .post(&url)
+            .header("authorization", &token)
+            .body("after revoke")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{sdk:?} token after revocation");
+    }
+    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let bodies: Vec<Vec<u8>> = py.iter().map(|r| r.value().unwrap()).collect();
+    assert!(
+        bodies.contains(&b"from Python".to_vec()) && bodies.contains(&b"from JavaScript".to_vec())
+    );
+    assert_eq!(py.len(), 2, "nothing written after the revocations");
+}

@@ -48,6 +48,27 @@ fn tansu_bin() -> PathBuf {
     );
 }
 
+/// Waits until `child` (`name`, logging to `<dir>/<name>.log`) listens on 127.0.0.1:`port`;
+/// panics with its log if it exits or takes longer than 30 s.
+fn wait_listening(mut child: Child, port: u16, name: &str, dir: &tempfile::TempDir) -> Child {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log =
+        || std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited with {status}: {}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen within 30 s: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 /// A tansu broker on a free loopback port with SQLite storage in a temp dir; records survive
 /// [`Broker::restart`]. Killed by PID when dropped.
 #[derive(Debug)]
@@ -88,24 +109,7 @@ impl Broker {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start tansu");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("tansu exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen within 30 s: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child = Some(wait_listening(child, self.port, "tansu", &self.dir));
     }
 
     /// The broker's log so far.
@@ -436,23 +440,7 @@ impl HubgateProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start hubgate");
-        self.child = Some(child);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("hubgate exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "hubgate did not listen within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child = Some(wait_listening(child, self.port, "hubgate", &self.dir));
     }
 
     /// The process's log so far.

@@ -14,7 +14,7 @@ use bitflags::bitflags;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::RuleConfig;
 use crate::sas::{SasError, SasKey, SasToken, normalize_host};
 
 /// One right, as named in Event Hubs.
@@ -243,10 +243,9 @@ pub struct Authenticator {
 const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "servicebusauthorization"];
 
 impl Authenticator {
-    /// Builds the rule table from configuration.
-    pub fn new(config: &Config) -> Self {
-        let rules = config
-            .rules
+    /// Builds the rule table for `namespace` from `rules`.
+    pub fn new(namespace: &str, rules: &[RuleConfig]) -> Self {
+        let rules = rules
             .iter()
             .map(|r| {
                 let keys = std::iter::once(r.primary_key.clone())
@@ -264,7 +263,7 @@ impl Authenticator {
             })
             .collect();
         Self {
-            namespace: normalize_host(&config.namespace),
+            namespace: normalize_host(namespace),
             rules,
         }
     }
@@ -344,12 +343,13 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::config::tests::test_config;
     use crate::sas::mint;
 
     fn auth() -> (Authenticator, Config) {
         let c = test_config();
-        (Authenticator::new(&c), c)
+        (Authenticator::new(&c.namespace, &c.rules), c)
     }
 
     fn token(c: &Config, rule: &str, uri: &str, expiry: u64) -> String {

@@ -21,7 +21,7 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 9] = [
+const ENV_KEYS: [&str; 13] = [
     "namespace",
     "hubs",
     "rules",
@@ -31,6 +31,10 @@ const ENV_KEYS: [&str; 9] = [
     "revocation_topic",
     "revocation_refresh_ms",
     "revocation_replication_factor",
+    "secret_id",
+    "secret_reload_min_ms",
+    "secret_max_age_ms",
+    "issuer",
 ];
 
 /// The whole configuration.
@@ -65,6 +69,37 @@ pub struct Config {
     /// Replication factor used when creating the revocation topic.
     #[serde(default = "default_replication_factor")]
     pub revocation_replication_factor: i16,
+    /// AWS Secrets Manager secret holding the SAS rules (replaces `rules`).
+    #[serde(default)]
+    pub secret_id: Option<String>,
+    /// Least time between two reloads of the secret triggered by failed signatures (ms).
+    #[serde(default = "default_secret_reload_min_ms")]
+    pub secret_reload_min_ms: u64,
+    /// Rules loaded from the secret are reloaded when older than this (ms).
+    #[serde(default = "default_secret_max_age_ms")]
+    pub secret_max_age_ms: u64,
+    /// Token issuer settings.
+    #[serde(default)]
+    pub issuer: IssuerConfig,
+}
+
+/// Token issuer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerConfig {
+    /// Longest lifetime of a minted token (seconds).
+    pub max_ttl_secs: u64,
+    /// Whether `POST /v1/tokens` may mint tokens with the Manage right.
+    pub allow_manage_tokens: bool,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            max_ttl_secs: 7 * 24 * 3600,
+            allow_manage_tokens: false,
+        }
+    }
 }
 
 /// A named SAS rule: rights, scope, two keys.
@@ -147,6 +182,14 @@ fn default_revocation_refresh_ms() -> u64 {
 
 fn default_replication_factor() -> i16 {
     1
+}
+
+fn default_secret_reload_min_ms() -> u64 {
+    5_000
+}
+
+fn default_secret_max_age_ms() -> u64 {
+    300_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -287,6 +330,35 @@ impl Config {
     pub fn rule(&self, name: &str) -> Option<&RuleConfig> {
         self.rules.iter().find(|r| r.name == name)
     }
+}
+
+impl RuleConfig {
+    /// The rule's rights as a set.
+    pub fn rights(&self) -> crate::Rights {
+        self.rights.iter().copied().collect()
+    }
+
+    /// Whether the rule applies to `hub` (`None`: the whole namespace).
+    pub fn covers(&self, hub: Option<&str>) -> bool {
+        match (&self.hub, hub) {
+            (None, _) => true,
+            (Some(rh), Some(h)) => rh.eq_ignore_ascii_case(h),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// The rule to sign a token for `right` on `hub` (or the namespace) with: the one with the
+/// fewest rights that grants it there, hub rules before namespace rules (least privilege).
+pub fn signing_rule<'a>(
+    rules: &'a [RuleConfig],
+    hub: Option<&str>,
+    right: crate::Right,
+) -> Option<&'a RuleConfig> {
+    rules
+        .iter()
+        .filter(|r| r.covers(hub) && r.rights().grants(right))
+        .min_by_key(|r| (r.rights().bits().count_ones(), r.hub.is_none()))
 }
 
 #[cfg(test)]

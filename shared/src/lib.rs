@@ -5,13 +5,16 @@ pub mod authz;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod keys;
 pub mod names;
 pub mod revocation;
 pub mod runtime;
 pub mod sas;
+pub mod secrets;
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
 pub use config::Config;
 pub use http::ApiError;
 pub use kafka::{Kafka, KafkaError};
+pub use keys::KeyStore;
 pub use revocation::Revocations;

@@ -2,22 +2,30 @@
 
 use std::sync::Arc;
 
-use hubgate_shared::{Config, Kafka, Revocations};
+use hubgate_shared::secrets::SecretError;
+use hubgate_shared::{Config, Kafka, KeyStore, Revocations};
 use kafka_proxy::ProxyState;
 
 /// The process-wide clients every function shares.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    pub keys: Arc<KeyStore>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
 }
 
 impl Clients {
-    /// Creates the clients (nothing connects yet).
-    pub fn new(config: &Config) -> Self {
+    /// Creates the clients and loads the SAS rules (from Secrets Manager when `secret_id`
+    /// is set). Kafka connects lazily.
+    pub async fn new(config: &Config) -> Result<Self, SecretError> {
+        let keys = Arc::new(KeyStore::load(config).await?);
         let kafka = Arc::new(Kafka::new(&config.kafka));
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
-        Self { kafka, revocations }
+        Ok(Self {
+            keys,
+            kafka,
+            revocations,
+        })
     }
 
     /// Loads start-up state (the revocation list). A failure is logged, not fatal: requests
@@ -33,6 +41,7 @@ impl Clients {
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     kafka_proxy::app(Arc::new(ProxyState::new(
         config,
+        Arc::clone(&clients.keys),
         Arc::clone(&clients.kafka),
         Arc::clone(&clients.revocations),
     )))

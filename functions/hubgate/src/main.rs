@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use hubgate_shared::config::signing_rule;
 use hubgate_shared::names::{validate_hub, validate_publisher};
 use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
 use hubgate_shared::sas::{SasKey, mint};
-use hubgate_shared::{Config, Right, Rights};
+use hubgate_shared::{Config, Right};
 
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
@@ -84,7 +85,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing();
             let config = Arc::new(args.load().map_err(|e| e.to_string())?);
             let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
-            let clients = hubgate::Clients::new(&config);
+            let clients = hubgate::Clients::new(&config)
+                .await
+                .map_err(|e| e.to_string())?;
             clients.warm_up().await;
             serve(hubgate::app(config, &clients), mode)
                 .await
@@ -120,10 +123,6 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn rights_of(rule: &hubgate_shared::config::RuleConfig) -> Rights {
-    rule.rights.iter().copied().collect()
-}
-
 /// Mints a token for the namespace, a hub, or one publisher on a hub, with a rule that
 /// grants `right` there.
 fn token(
@@ -144,24 +143,12 @@ fn token(
         validate_publisher(p).map_err(|e| e.to_string())?;
     }
     let where_ = hub.map_or_else(|| "the namespace".to_owned(), |h| format!("hub '{h}'"));
-    // A hub rule covers only its hub; a namespace-wide token needs a namespace rule.
-    let covers = |r: &&hubgate_shared::config::RuleConfig| match (&r.hub, hub) {
-        (None, _) => true,
-        (Some(rh), Some(h)) => rh.eq_ignore_ascii_case(h),
-        (Some(_), None) => false,
-    };
     let rule = match rule {
         Some(name) => config
             .rule(name)
-            .filter(covers)
+            .filter(|r| r.covers(hub))
             .ok_or_else(|| format!("no rule '{name}' covering {where_} in the configuration"))?,
-        // Least privilege: the rule with the fewest rights, hub rules before namespace ones.
-        None => config
-            .rules
-            .iter()
-            .filter(covers)
-            .filter(|r| rights_of(r).grants(right))
-            .min_by_key(|r| (rights_of(r).bits().count_ones(), r.hub.is_none()))
+        None => signing_rule(&config.rules, hub, right)
             .ok_or_else(|| format!("no rule grants {right} on {where_}"))?,
     };
     let now = SystemTime::now()
@@ -224,7 +211,7 @@ mod tests {
     fn token_publisher_verifies_and_is_scoped_ok() {
         let c = config();
         let t = token(&c, Some("hub"), Some("dev-1"), None, Right::Send, 60).unwrap();
-        let auth = hubgate_shared::Authenticator::new(&c);
+        let auth = hubgate_shared::Authenticator::new(&c.namespace, &c.rules);
         let p = auth
             .authenticate_sas(&t, hubgate_shared::authz::unix_now())
             .unwrap();
@@ -238,7 +225,7 @@ mod tests {
         let c = config();
         let t = token(&c, None, None, None, Right::Listen, 60).unwrap();
         assert!(t.contains("sr=https%3A%2F%2Fns.test%2F&"), "{t}");
-        let auth = hubgate_shared::Authenticator::new(&c);
+        let auth = hubgate_shared::Authenticator::new(&c.namespace, &c.rules);
         let p = auth
             .authenticate_sas(&t, hubgate_shared::authz::unix_now())
             .unwrap();

@@ -153,7 +153,8 @@ pub(crate) async fn get_collection(
         return Err(no_route());
     }
     validate_hub(&hub)?;
-    s.check(&headers, Right::Manage, &Resource::hub(&hub))?;
+    s.check(&headers, Right::Manage, &Resource::hub(&hub))
+        .await?;
     s.require_hub(&hub)?;
     let list = s.revocations.list(&hub).await?;
     Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
@@ -167,7 +168,7 @@ async fn manage_publisher(
 ) -> Result<hubgate_shared::Principal, ApiError> {
     validate_hub(hub)?;
     validate_publisher(publisher)?;
-    let principal = s.check(headers, Right::Manage, &Resource::hub(hub))?;
+    let principal = s.check(headers, Right::Manage, &Resource::hub(hub)).await?;
     s.require_hub(hub)?;
     Ok(principal)
 }
@@ -352,7 +353,7 @@ async fn send(
         }
         _ => Resource::hub(hub),
     };
-    let principal = s.check(headers, Right::Send, &resource)?;
+    let principal = s.check(headers, Right::Send, &resource).await?;
     s.require_hub(hub)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let events = if is_batch(headers) {

@@ -26,7 +26,7 @@ pub(crate) async fn status(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.auth.authenticate(&headers)?;
+    s.keys.authenticate(&headers).await?;
     let kafka = match s.kafka.topics().await {
         Ok(_) => "ok",
         Err(_) => "unavailable",
@@ -59,7 +59,8 @@ pub(crate) async fn brokers(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.check(&headers, Right::Listen, &Resource::namespace())?;
+    s.check(&headers, Right::Listen, &Resource::namespace())
+        .await?;
     let cluster = s.kafka.cluster().await?;
     let brokers: Vec<Broker> = cluster.brokers.into_iter().map(Broker::from).collect();
     Ok(ApiJson(json!({ "brokers": brokers })))
@@ -70,7 +71,7 @@ pub(crate) async fn topics(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = s.auth.authenticate(&headers)?;
+    let principal = s.keys.authenticate(&headers).await?;
     if !principal.rights().grants(Right::Listen) {
         return Err(hubgate_shared::authz::AuthError::MissingRight(Right::Listen).into());
     }
@@ -91,7 +92,8 @@ async fn topic_partitions(
     topic: &str,
 ) -> Result<Vec<PartitionInfo>, ApiError> {
     validate_hub(topic)?;
-    s.check(headers, Right::Listen, &Resource::hub(topic))?;
+    s.check(headers, Right::Listen, &Resource::hub(topic))
+        .await?;
     s.require_hub(topic)?;
     s.kafka
         .cluster()
@@ -191,7 +193,8 @@ pub(crate) async fn create_topic(
     ApiJson(body): ApiJson<CreateTopic>,
 ) -> Result<Response, ApiError> {
     validate_hub(&topic)?;
-    s.check(&headers, Right::Manage, &Resource::hub(&topic))?;
+    s.check(&headers, Right::Manage, &Resource::hub(&topic))
+        .await?;
     if !s.config.hub_allowed(&topic) {
         return Err(ApiError::BadRequest(format!(
             "'{topic}' is not one of the configured hubs; add it to `hubs` first"
@@ -259,7 +262,8 @@ pub(crate) async fn produce(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     validate_hub(&topic)?;
-    s.check(&headers, Right::Send, &Resource::hub(&topic))?;
+    s.check(&headers, Right::Send, &Resource::hub(&topic))
+        .await?;
     s.require_hub(&topic)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let request: ProduceRequest = serde_json::from_slice(&bytes)
@@ -334,7 +338,8 @@ pub(crate) async fn consume(
             limits.max_consume_count
         )));
     }
-    s.check(&headers, Right::Listen, &Resource::hub(&topic))?;
+    s.check(&headers, Right::Listen, &Resource::hub(&topic))
+        .await?;
     s.require_hub(&topic)?;
 
     let mut records = Vec::new();

@@ -16,9 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
 use hubgate_shared::authz::{AuthError, PUBLISHERS};
-use hubgate_shared::{
-    ApiError, Authenticator, Config, Kafka, Principal, Resource, Revocations, Right,
-};
+use hubgate_shared::{ApiError, Config, Kafka, KeyStore, Principal, Resource, Revocations, Right};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -28,30 +26,36 @@ const SMALL_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ProxyState {
     pub config: Arc<Config>,
-    pub auth: Authenticator,
+    pub keys: Arc<KeyStore>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
 }
 
 impl ProxyState {
     /// Builds the state; Kafka connects lazily on first use.
-    pub fn new(config: Arc<Config>, kafka: Arc<Kafka>, revocations: Arc<Revocations>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        keys: Arc<KeyStore>,
+        kafka: Arc<Kafka>,
+        revocations: Arc<Revocations>,
+    ) -> Self {
         Self {
-            auth: Authenticator::new(&config),
             config,
+            keys,
             kafka,
             revocations,
         }
     }
 
-    /// Authenticates and authorizes one request (no I/O).
-    pub(crate) fn check(
+    /// Authenticates and authorizes one request (no I/O, unless the SAS keys must be
+    /// reloaded from Secrets Manager).
+    pub(crate) async fn check(
         &self,
         headers: &HeaderMap,
         right: Right,
         resource: &Resource,
     ) -> Result<Principal, ApiError> {
-        Ok(self.auth.check(headers, right, resource)?)
+        Ok(self.keys.check(headers, right, resource).await?)
     }
 
     /// Refuses a revoked publisher: the one whose path is the resource, or the one the

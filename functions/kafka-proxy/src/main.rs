@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
-use hubgate_shared::{Kafka, Revocations};
+use hubgate_shared::{Kafka, KeyStore, Revocations};
 use kafka_proxy::{ProxyState, app};
 
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.
@@ -32,8 +32,16 @@ async fn main() -> ExitCode {
     if let Err(e) = revocations.refresh().await {
         tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
     }
+    let keys = match KeyStore::load(&config).await {
+        Ok(k) => Arc::new(k),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the SAS rules");
+            return ExitCode::FAILURE;
+        }
+    };
     let router = app(Arc::new(ProxyState::new(
         Arc::clone(&config),
+        keys,
         kafka,
         revocations,
     )));

@@ -1,0 +1,176 @@
+//! The SAS rules a process verifies and mints with, swappable at run time.
+//!
+//! With `secret_id` configured, the rules come from AWS Secrets Manager: loaded once at
+//! start (cold start), reloaded when a signature fails to verify (at most every
+//! `secret_reload_min_ms`), and reloaded when older than `secret_max_age_ms` so a key that
+//! rotation dropped stops verifying everywhere, even on an instance that never saw a failure.
+//! Without it, the rules are the configuration's, fixed.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use crate::authz::{AuthError, Authenticator, Principal, Resource, Right, authorize};
+use crate::config::{Config, RuleConfig};
+use crate::sas::SasError;
+use crate::secrets::{SecretError, SecretStore};
+
+/// Rules and the authenticator built from them.
+#[derive(Debug)]
+pub struct Keys {
+    pub rules: Vec<RuleConfig>,
+    pub auth: Authenticator,
+}
+
+#[derive(Debug)]
+struct Reload {
+    store: SecretStore,
+    min_interval: Duration,
+    max_age: Duration,
+    /// When the rules were last (re)loaded or a reload was last attempted. Read on every
+    /// request: a std mutex held for one `Instant` read.
+    last: std::sync::Mutex<Instant>,
+    /// Single-flight for the reload itself.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl Reload {
+    fn older_than(&self, age: Duration) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+            >= age
+    }
+}
+
+/// The current rules of this process.
+#[derive(Debug)]
+pub struct KeyStore {
+    namespace: String,
+    current: RwLock<Arc<Keys>>,
+    reload: Option<Reload>,
+}
+
+impl KeyStore {
+    /// Fixed rules from the configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            namespace: config.namespace.clone(),
+            current: RwLock::new(Arc::new(Self::keys(
+                &config.namespace,
+                config.rules.clone(),
+            ))),
+            reload: None,
+        }
+    }
+
+    /// Rules from `store` (loaded now), reloaded as the module documents.
+    pub async fn from_secret(config: &Config, store: SecretStore) -> Result<Self, SecretError> {
+        let rules = store.load().await?;
+        tracing::info!(
+            secret = store.secret_id(),
+            rules = rules.len(),
+            "SAS rules loaded from Secrets Manager"
+        );
+        Ok(Self {
+            namespace: config.namespace.clone(),
+            current: RwLock::new(Arc::new(Self::keys(&config.namespace, rules))),
+            reload: Some(Reload {
+                store,
+                min_interval: Duration::from_millis(config.secret_reload_min_ms),
+                max_age: Duration::from_millis(config.secret_max_age_ms),
+                last: std::sync::Mutex::new(Instant::now()),
+                gate: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Builds the store the configuration asks for: from `secret_id` if set, else fixed.
+    pub async fn load(config: &Config) -> Result<Self, SecretError> {
+        match &config.secret_id {
+            Some(id) => Self::from_secret(config, SecretStore::from_env(id.clone()).await).await,
+            None => Ok(Self::from_config(config)),
+        }
+    }
+
+    fn keys(namespace: &str, rules: Vec<RuleConfig>) -> Keys {
+        Keys {
+            auth: Authenticator::new(namespace, &rules),
+            rules,
+        }
+    }
+
+    /// The rules in force now.
+    pub fn current(&self) -> Arc<Keys> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The secret store, when rules come from Secrets Manager.
+    pub fn secret_store(&self) -> Option<&SecretStore> {
+        self.reload.as_ref().map(|r| &r.store)
+    }
+
+    /// Reloads from the secret if the last load is at least `min_age` old (single-flight).
+    /// Returns whether the rules were replaced.
+    async fn reload_if_older(&self, min_age: Duration) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        if !reload.older_than(min_age) {
+            return false;
+        }
+        let _gate = reload.gate.lock().await;
+        if !reload.older_than(min_age) {
+            return false; // another request reloaded while this one waited
+        }
+        *reload.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        match reload.store.load().await {
+            Ok(rules) => {
+                let keys = Arc::new(Self::keys(&self.namespace, rules));
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = keys;
+                tracing::info!(secret = reload.store.secret_id(), "SAS rules reloaded");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reload SAS rules; keeping the current ones");
+                false
+            }
+        }
+    }
+
+    /// Reloads now (after this process rotated the keys itself).
+    pub async fn reload_now(&self) -> bool {
+        self.reload_if_older(Duration::ZERO).await
+    }
+
+    /// Authenticates the request's credential, reloading the rules once if its signature
+    /// does not verify (keys may have been rotated) or if they are older than the max age.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        if let Some(r) = &self.reload {
+            self.reload_if_older(r.max_age).await;
+        }
+        let result = self.current().auth.authenticate(headers);
+        match (&result, &self.reload) {
+            (Err(AuthError::Sas(SasError::InvalidSignature) | AuthError::UnknownRule), Some(r))
+                if self.reload_if_older(r.min_interval).await =>
+            {
+                self.current().auth.authenticate(headers)
+            }
+            _ => result,
+        }
+    }
+
+    /// [`authenticate`](Self::authenticate), then [`authorize`].
+    pub async fn check(
+        &self,
+        headers: &HeaderMap,
+        right: Right,
+        resource: &Resource,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.authenticate(headers).await?;
+        authorize(&principal, right, resource)?;
+        Ok(principal)
+    }
+}

@@ -68,6 +68,20 @@ impl Rights {
         self.contains(Self::MANAGE) || self.contains(right.into())
     }
 
+    /// The rights actually granted: Manage implies Send and Listen.
+    pub fn effective(self) -> Rights {
+        if self.contains(Self::MANAGE) {
+            Self::all()
+        } else {
+            self
+        }
+    }
+
+    /// Whether this set grants every right in `wanted`.
+    pub fn grants_all(self, wanted: Rights) -> bool {
+        self.contains(Self::MANAGE) || self.contains(wanted)
+    }
+
     /// The rights as names, for responses and logs.
     pub fn names(self) -> Vec<Right> {
         [Right::Send, Right::Listen, Right::Manage]
@@ -87,6 +101,9 @@ pub struct Resource {
 /// The path segment under which Event Hubs names publishers.
 pub const PUBLISHERS: &str = "publishers";
 
+/// The path segment under which Event Hubs names consumer groups.
+pub const CONSUMER_GROUPS: &str = "consumergroups";
+
 impl Resource {
     /// The whole namespace (every hub).
     pub fn namespace() -> Self {
@@ -97,6 +114,17 @@ impl Resource {
     pub fn hub(hub: &str) -> Self {
         Self {
             segments: vec![hub.to_lowercase()],
+        }
+    }
+
+    /// One consumer group of a hub.
+    pub fn consumer_group(hub: &str, consumer_group: &str) -> Self {
+        Self {
+            segments: vec![
+                hub.to_lowercase(),
+                CONSUMER_GROUPS.into(),
+                consumer_group.to_lowercase(),
+            ],
         }
     }
 
@@ -355,6 +383,14 @@ mod tests {
     fn token(c: &Config, rule: &str, uri: &str, expiry: u64) -> String {
         let r = c.rules.iter().find(|r| r.name == rule).unwrap();
         mint(uri, rule, &r.primary_key, expiry)
+    }
+
+    #[test]
+    fn rights_effective_counts_implied_rights_ok() {
+        assert_eq!(Rights::MANAGE.effective(), Rights::all());
+        assert_eq!(Rights::LISTEN.effective(), Rights::LISTEN);
+        assert!(Rights::MANAGE.grants_all(Rights::SEND | Rights::LISTEN));
+        assert!(!Rights::SEND.grants_all(Rights::SEND | Rights::LISTEN));
     }
 
     #[test]

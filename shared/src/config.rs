@@ -348,17 +348,17 @@ impl RuleConfig {
     }
 }
 
-/// The rule to sign a token for `right` on `hub` (or the namespace) with: the one with the
-/// fewest rights that grants it there, hub rules before namespace rules (least privilege).
+/// The rule to sign a token for `wanted` on `hub` (or the namespace) with: the one with the
+/// fewest rights that grants them there, hub rules before namespace rules (least privilege).
 pub fn signing_rule<'a>(
     rules: &'a [RuleConfig],
     hub: Option<&str>,
-    right: crate::Right,
+    wanted: crate::Rights,
 ) -> Option<&'a RuleConfig> {
     rules
         .iter()
-        .filter(|r| r.covers(hub) && r.rights().grants(right))
-        .min_by_key(|r| (r.rights().bits().count_ones(), r.hub.is_none()))
+        .filter(|r| r.covers(hub) && r.rights().grants_all(wanted))
+        .min_by_key(|r| (r.rights().effective().bits().count_ones(), r.hub.is_none()))
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller is authenticated and authorized, but policy refuses the request.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     #[error("the request body is larger than the configured limit")]
@@ -72,6 +75,7 @@ impl ApiError {
             Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, 40301),
             Self::TooLarge(_) | Self::TooLargeUnknownLimit => {
                 (StatusCode::PAYLOAD_TOO_LARGE, 41301)
             }

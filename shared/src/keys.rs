@@ -145,6 +145,15 @@ impl KeyStore {
         self.reload_if_older(Duration::ZERO).await
     }
 
+    /// Reloads if the rules are older than `secret_reload_min_ms` (before minting, so new
+    /// tokens are signed with the newest key even if another process rotated).
+    pub async fn reload_if_stale(&self) -> bool {
+        match &self.reload {
+            Some(r) => self.reload_if_older(r.min_interval).await,
+            None => false,
+        }
+    }
+
     /// Authenticates the request's credential, reloading the rules once if its signature
     /// does not verify (keys may have been rotated) or if they are older than the max age.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {

@@ -85,6 +85,26 @@ pub fn validate_publisher(name: &str) -> Result<(), NameError> {
     )
 }
 
+/// Longest consumer group name (Event Hubs allows 50).
+pub const MAX_CONSUMER_GROUP_LEN: usize = 50;
+
+/// The consumer group every hub has.
+pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
+
+/// A consumer group: `$Default`, or `[A-Za-z0-9._-]`, 1–50 characters.
+pub fn validate_consumer_group(name: &str) -> Result<(), NameError> {
+    if name == DEFAULT_CONSUMER_GROUP {
+        return Ok(());
+    }
+    check(
+        name,
+        "consumer group",
+        MAX_CONSUMER_GROUP_LEN,
+        "letters, digits, '.', '_' and '-' (or exactly '$Default')",
+        |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'),
+    )
+}
+
 /// A SAS rule name: `[A-Za-z0-9._-]`, 1–256 characters (as Event Hubs allows).
 pub fn validate_rule(name: &str) -> Result<(), NameError> {
     check(
@@ -146,6 +166,24 @@ mod tests {
             &"x".repeat(129),
         ] {
             assert!(validate_publisher(n).is_err(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn consumer_group_names_ok_and_fail() {
+        for n in ["$Default", "readers", "a.b_c-1"] {
+            assert_eq!(validate_consumer_group(n), Ok(()), "{n}");
+        }
+        for n in [
+            "",
+            "$default",
+            "$Other",
+            "a b",
+            "a/b",
+            "..",
+            &"x".repeat(51),
+        ] {
+            assert!(validate_consumer_group(n).is_err(), "{n:?}");
         }
     }
 

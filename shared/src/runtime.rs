@@ -81,6 +81,71 @@ pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
     }
 }
 
+/// An error a non-HTTP event handler returns (reported by Lambda as the function's error).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether a Lambda payload is an HTTP request (API Gateway REST/HTTP API, ALB, function URL).
+pub fn is_http_event(payload: &serde_json::Value) -> bool {
+    payload.get("requestContext").is_some()
+        && ["httpMethod", "rawPath", "path"]
+            .iter()
+            .any(|k| payload.get(*k).is_some())
+}
+
+/// Handles one Lambda payload: HTTP requests go through `router` (as `lambda_http` would),
+/// anything else (direct invocation, EventBridge, Secrets Manager rotation) to `on_event`.
+pub async fn dispatch_lambda_event<F, Fut>(
+    router: Router,
+    on_event: &F,
+    payload: serde_json::Value,
+    context: lambda_http::Context,
+) -> Result<serde_json::Value, BoxError>
+where
+    F: Fn(serde_json::Value) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, BoxError>>,
+{
+    if is_http_event(&payload) {
+        let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
+        let adapter = lambda_http::Adapter::from(router);
+        let response =
+            tower::ServiceExt::oneshot(adapter, lambda_http::LambdaEvent::new(request, context))
+                .await?;
+        Ok(serde_json::to_value(response)?)
+    } else {
+        on_event(payload).await
+    }
+}
+
+/// Like [`serve`], but on Lambda also accepts non-HTTP events, handled by `on_event`
+/// (elsewhere only HTTP exists, so `on_event` is unused there).
+pub async fn serve_with_events<F, Fut>(
+    router: Router,
+    mode: Mode,
+    on_event: F,
+) -> Result<(), RuntimeError>
+where
+    F: Fn(serde_json::Value) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<serde_json::Value, BoxError>> + Send + 'static,
+{
+    match mode {
+        Mode::Lambda => {
+            tracing::info!("starting as an AWS Lambda function (HTTP and other events)");
+            let handler = lambda_http::service_fn(
+                move |event: lambda_http::LambdaEvent<serde_json::Value>| {
+                    let (router, on_event) = (router.clone(), on_event.clone());
+                    async move {
+                        dispatch_lambda_event(router, &on_event, event.payload, event.context).await
+                    }
+                },
+            );
+            lambda_http::lambda_runtime::run(handler)
+                .await
+                .map_err(|e| RuntimeError::Lambda(e.to_string()))
+        }
+        other => serve(router, other).await,
+    }
+}
+
 async fn serve_http(router: Router, addr: SocketAddr) -> Result<(), RuntimeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await

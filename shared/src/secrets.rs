@@ -152,6 +152,14 @@ impl SecretStore {
         }
     }
 
+    /// The same client, bound to another secret (a rotation event names its secret).
+    pub fn for_secret(&self, secret_id: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            secret_id: secret_id.to_owned(),
+        }
+    }
+
     /// The secret this store reads.
     pub fn secret_id(&self) -> &str {
         &self.secret_id

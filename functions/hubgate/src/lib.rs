@@ -5,6 +5,7 @@ use std::sync::Arc;
 use hubgate_shared::secrets::SecretError;
 use hubgate_shared::{Config, Kafka, KeyStore, Revocations};
 use kafka_proxy::ProxyState;
+use token_issuer::IssuerState;
 
 /// The process-wide clients every function shares.
 #[derive(Debug, Clone)]
@@ -35,14 +36,24 @@ impl Clients {
             tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
         }
     }
+
+    /// The token issuer's state (also used for its non-HTTP events).
+    pub fn issuer(&self, config: Arc<Config>) -> Arc<IssuerState> {
+        Arc::new(IssuerState {
+            config,
+            keys: Arc::clone(&self.keys),
+            revocations: Arc::clone(&self.revocations),
+        })
+    }
 }
 
 /// Every function's router, sharing one set of clients.
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
-    kafka_proxy::app(Arc::new(ProxyState::new(
-        config,
+    let proxy = kafka_proxy::app(Arc::new(ProxyState::new(
+        Arc::clone(&config),
         Arc::clone(&clients.keys),
         Arc::clone(&clients.kafka),
         Arc::clone(&clients.revocations),
-    )))
+    )));
+    proxy.merge(token_issuer::app(clients.issuer(config)))
 }

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Parser, Subcommand};
 use hubgate_shared::config::signing_rule;
 use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
+use hubgate_shared::runtime::{BoxError, Mode, ServeArgs, init_tracing, serve_with_events};
 use hubgate_shared::sas::{SasKey, mint};
 use hubgate_shared::{Config, Right};
 
@@ -48,6 +48,17 @@ enum Command {
     },
     /// Print a new random 256-bit SAS key (base64, like Azure's).
     Key,
+    /// Run one token-issuer event, as Lambda would deliver it, and print the result:
+    /// `{"action": "mint" | "revoke" | "resume", …}`, an EventBridge scheduled event (rotate
+    /// the keys), or a Secrets Manager rotation step.
+    Invoke {
+        /// TOML configuration file.
+        #[arg(long, env = "HUBGATE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// The event: JSON text, or @FILE.
+        #[arg(long)]
+        event: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -89,7 +100,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             clients.warm_up().await;
-            serve(hubgate::app(config, &clients), mode)
+            let issuer = clients.issuer(Arc::clone(&config));
+            let on_event = move |payload: serde_json::Value| {
+                let issuer = Arc::clone(&issuer);
+                async move {
+                    token_issuer::handle_event(&issuer, payload)
+                        .await
+                        .map_err(BoxError::from)
+                }
+            };
+            serve_with_events(hubgate::app(config, &clients), mode, on_event)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -113,6 +133,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                     ttl_secs
                 )?
             );
+            Ok(())
+        }
+        Command::Invoke { config, event } => {
+            init_tracing();
+            let text = match event.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+                None => event,
+            };
+            let payload: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("the event is not JSON: {e}"))?;
+            let config = Arc::new(Config::load(config.as_deref()).map_err(|e| e.to_string())?);
+            let clients = hubgate::Clients::new(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let issuer = clients.issuer(config);
+            let result = token_issuer::handle_event(&issuer, payload)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{result}");
             Ok(())
         }
         Command::Key => {
@@ -148,7 +187,7 @@ fn token(
             .rule(name)
             .filter(|r| r.covers(hub))
             .ok_or_else(|| format!("no rule '{name}' covering {where_} in the configuration"))?,
-        None => signing_rule(&config.rules, hub, right)
+        None => signing_rule(&config.rules, hub, right.into())
             .ok_or_else(|| format!("no rule grants {right} on {where_}"))?,
     };
     let now = SystemTime::now()

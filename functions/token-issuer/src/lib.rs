@@ -1,0 +1,52 @@
+//! token-issuer: mints SAS tokens per publisher (Send) or consumer group (Listen), and, as
+//! a Lambda function, also handles direct invocations (mint / revoke / resume), EventBridge
+//! scheduled events (key rotation) and the Secrets Manager rotation contract.
+
+mod events;
+mod mint;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use http::HeaderMap;
+use hubgate_shared::http::ApiJson;
+use hubgate_shared::{ApiError, Config, KeyStore, Resource, Revocations, Right};
+
+pub use events::{EventError, handle_event};
+pub use mint::{MintRequest, MintResponse};
+
+/// What the issuer needs, shared by all requests of the process.
+#[derive(Debug)]
+pub struct IssuerState {
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyStore>,
+    pub revocations: Arc<Revocations>,
+}
+
+/// The token-issuer router: `POST /v1/tokens`.
+pub fn app(state: Arc<IssuerState>) -> Router {
+    let router = Router::new()
+        .route("/v1/tokens", post(tokens))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(state);
+    hubgate_shared::http::with_request_layers(router)
+}
+
+/// `POST /v1/tokens`: Manage on the hub (or the namespace).
+async fn tokens(
+    State(s): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<MintRequest>,
+) -> Result<ApiJson<MintResponse>, ApiError> {
+    hubgate_shared::names::validate_hub(&request.hub)?;
+    let principal = s
+        .keys
+        .check(&headers, Right::Manage, &Resource::hub(&request.hub))
+        .await?;
+    Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))
+}
+
+#[cfg(test)]
+mod tests;

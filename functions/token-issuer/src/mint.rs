@@ -1,0 +1,148 @@
+//! Minting: which rule signs, which resource the token covers, for how long.
+
+use hubgate_shared::authz::{CONSUMER_GROUPS, PUBLISHERS, unix_now};
+use hubgate_shared::config::signing_rule;
+use hubgate_shared::names::{validate_consumer_group, validate_hub, validate_publisher};
+use hubgate_shared::{ApiError, Right, Rights};
+use serde::{Deserialize, Serialize};
+
+use crate::IssuerState;
+
+/// What to mint. Exactly one of: `publisher` (a Send token for that publisher),
+/// `consumer_group` (a Listen token for that group), or neither with `rights` (a token for
+/// the whole hub).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    pub hub: String,
+    #[serde(default)]
+    pub publisher: Option<String>,
+    #[serde(default)]
+    pub consumer_group: Option<String>,
+    #[serde(default)]
+    pub rights: Option<Vec<Right>>,
+    pub ttl_secs: u64,
+}
+
+/// The minted token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MintResponse {
+    /// `SharedAccessSignature sr=…&sig=…&se=…&skn=…`
+    pub token: String,
+    /// The resource URI the token covers.
+    pub resource: String,
+    /// Expiry, Unix seconds (the token's `se`).
+    pub expires_at: u64,
+}
+
+/// Checks `requested` (if any) is exactly `only`.
+fn only(requested: Option<&[Right]>, only: Right, what: &str) -> Result<(), ApiError> {
+    match requested {
+        None => Ok(()),
+        Some([r]) if *r == only => Ok(()),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "a {what} token has exactly the {only} right; omit `rights` or send [\"{only}\"]"
+        ))),
+    }
+}
+
+/// Mints the token `request` asks for; `by` (a principal name) goes to the audit log.
+pub(crate) async fn mint(
+    s: &IssuerState,
+    request: MintRequest,
+    by: &str,
+) -> Result<MintResponse, ApiError> {
+    let MintRequest {
+        hub,
+        publisher,
+        consumer_group,
+        rights,
+        ttl_secs,
+    } = request;
+    validate_hub(&hub)?;
+    let max = s.config.issuer.max_ttl_secs;
+    if !(1..=max).contains(&ttl_secs) {
+        return Err(ApiError::BadRequest(format!(
+            "ttl_secs must be from 1 to {max}"
+        )));
+    }
+    let (path, wanted): (String, Rights) = match (&publisher, &consumer_group) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give either publisher or consumer_group, not both".into(),
+            ));
+        }
+        (Some(p), None) => {
+            validate_publisher(p)?;
+            only(rights.as_deref(), Right::Send, "publisher")?;
+            (format!("{hub}/{PUBLISHERS}/{p}"), Rights::SEND)
+        }
+        (None, Some(cg)) => {
+            validate_consumer_group(cg)?;
+            only(rights.as_deref(), Right::Listen, "consumer group")?;
+            (format!("{hub}/{CONSUMER_GROUPS}/{cg}"), Rights::LISTEN)
+        }
+        (None, None) => {
+            let wanted: Rights = rights.unwrap_or_default().into_iter().collect();
+            if wanted.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "give publisher, consumer_group, or rights (Send, Listen) for a hub token"
+                        .into(),
+                ));
+            }
+            (hub.clone(), wanted)
+        }
+    };
+    let allow_manage = s.config.issuer.allow_manage_tokens;
+    if wanted.contains(Rights::MANAGE) && !allow_manage {
+        return Err(ApiError::Forbidden(
+            "minting Manage tokens is disabled (issuer.allow_manage_tokens = false)".into(),
+        ));
+    }
+    if !s.config.hub_allowed(&hub) {
+        return Err(ApiError::UnknownTopic(format!(
+            "hub '{hub}' does not exist"
+        )));
+    }
+    if let Some(p) = &publisher
+        && s.revocations.is_revoked(&hub, p).await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "publisher '{p}' is revoked; resume it before minting a token for it"
+        )));
+    }
+
+    // Sign with the newest keys, even if another process rotated them.
+    s.keys.reload_if_stale().await;
+    let keys = s.keys.current();
+    // The least-privileged rule granting every wanted right; its rights are the token's.
+    let rule = signing_rule(&keys.rules, Some(&hub), wanted).ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "no SAS rule grants {:?} on hub '{hub}'",
+            wanted.names()
+        ))
+    })?;
+    if rule.rights().grants(Right::Manage) && !allow_manage {
+        return Err(ApiError::Forbidden(format!(
+            "the only rule granting that on '{hub}' is '{}', which has Manage; add a rule with just the rights wanted",
+            rule.name
+        )));
+    }
+    let expires_at = unix_now().saturating_add(ttl_secs);
+    let resource = format!("https://{}/{path}", s.config.namespace);
+    let token = hubgate_shared::sas::mint(&resource, &rule.name, &rule.primary_key, expires_at);
+    tracing::info!(
+        by,
+        hub,
+        publisher = publisher.as_deref(),
+        consumer_group = consumer_group.as_deref(),
+        rule = rule.name,
+        expires_at,
+        "token minted"
+    );
+    Ok(MintResponse {
+        token,
+        resource,
+        expires_at,
+    })
+}

@@ -411,11 +411,17 @@ pub struct HubgateProcess {
     pub base: String,
     port: u16,
     dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl HubgateProcess {
     /// Starts `hubgate serve` with `config_toml` and waits until it listens.
     pub fn start(config_toml: &str) -> Self {
+        Self::start_with_env(config_toml, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables (e.g. [`Moto::env`]).
+    pub fn start_with_env(config_toml: &str, env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hubgate.toml"), config_toml).unwrap();
         let port = free_port();
@@ -424,9 +430,30 @@ impl HubgateProcess {
             base: format!("http://127.0.0.1:{port}"),
             port,
             dir,
+            env: env.to_vec(),
         };
         p.spawn();
         p
+    }
+
+    /// Runs `hubgate invoke` (one token-issuer event) with this process's config and
+    /// environment; returns the printed JSON, or the error text.
+    pub async fn invoke(&self, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let mut cmd = Command::new(hubgate_bin());
+        cmd.args(["invoke", "--config"])
+            .arg(self.dir.path().join("hubgate.toml"))
+            .args(["--event", &event.to_string()])
+            .env("HUBGATE_LOG_FORMAT", "text")
+            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     fn spawn(&mut self) {
@@ -436,6 +463,7 @@ impl HubgateProcess {
             .arg(self.dir.path().join("hubgate.toml"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .env("HUBGATE_LOG_FORMAT", "text")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -513,4 +541,90 @@ pub async fn sdk_token(sdk: Sdk, key_name: &str, key: &str, audience: &str) -> S
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A moto server (AWS API emulator from PyPI, installed by scripts/python-env) on a free port.
+#[derive(Debug)]
+pub struct Moto {
+    child: Option<Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it listens.
+    pub fn start() -> Self {
+        let python = PathBuf::from(
+            std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)"),
+        );
+        let server = python.with_file_name("moto_server");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "start {}: {e} (scripts/python-env installs moto)",
+                    server.display()
+                )
+            });
+        let child = wait_listening(child, port, "moto", &dir);
+        Self {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for a process that should talk to this moto with dummy credentials.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Calls a Secrets Manager action (AWS JSON 1.1 protocol) directly.
+    pub async fn secretsmanager(&self, action: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = http()
+            .post(self.endpoint())
+            .header("x-amz-target", format!("secretsmanager.{action}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{action}: {status} {v}");
+        v
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -21,15 +21,18 @@ use crate::records::{ConsumeResponse, ConsumedRecord, ProduceRequest, ProduceRes
 
 type AppState = State<Arc<ProxyState>>;
 
-/// `GET /v1/status`: any valid credential; reports whether Kafka answers.
+/// How long `/v1/status` waits for Kafka before reporting it unavailable.
+const STATUS_KAFKA_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /v1/status`: any valid credential; reports whether Kafka answers (within 1 s).
 pub(crate) async fn status(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     s.keys.authenticate(&headers).await?;
-    let kafka = match s.kafka.topics().await {
-        Ok(_) => "ok",
-        Err(_) => "unavailable",
+    let kafka = match tokio::time::timeout(STATUS_KAFKA_PROBE, s.kafka.topics()).await {
+        Ok(Ok(_)) => "ok",
+        _ => "unavailable",
     };
     Ok(ApiJson(json!({"status": "ok", "kafka": kafka})))
 }

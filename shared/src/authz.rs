@@ -145,7 +145,7 @@ impl Resource {
     }
 
     /// Whether `scope` is a segment prefix of this resource.
-    fn is_within(&self, scope: &[String]) -> bool {
+    pub(crate) fn is_within(&self, scope: &[String]) -> bool {
         scope.len() <= self.segments.len() && scope.iter().zip(&self.segments).all(|(a, b)| a == b)
     }
 }
@@ -175,6 +175,19 @@ pub enum Principal {
         /// Token expiry, Unix seconds.
         expires_at: u64,
     },
+    /// A validated OAuth access token.
+    Jwt {
+        /// `oid` (or `sub`).
+        subject: String,
+        /// `tid`, when present.
+        tenant: Option<String>,
+        /// The group grants in force.
+        policy: std::sync::Arc<crate::groups::GroupPolicy>,
+        /// Which of the policy's grants the caller's groups hold.
+        grants: u64,
+        /// Token expiry, Unix seconds.
+        expires_at: u64,
+    },
 }
 
 impl Principal {
@@ -182,6 +195,11 @@ impl Principal {
     pub fn name(&self) -> String {
         match self {
             Self::Sas { rule, scope, .. } => format!("sas:{rule}@{scope}"),
+            Self::Jwt {
+                subject, tenant, ..
+            } => {
+                format!("jwt:{}/{subject}", tenant.as_deref().unwrap_or("-"))
+            }
         }
     }
 
@@ -189,6 +207,7 @@ impl Principal {
     pub fn rights(&self) -> Rights {
         match self {
             Self::Sas { rights, .. } => *rights,
+            Self::Jwt { policy, grants, .. } => policy.rights(*grants),
         }
     }
 
@@ -199,6 +218,7 @@ impl Principal {
                 [hub, p, publisher] if p == PUBLISHERS => Some((hub, publisher)),
                 _ => None,
             },
+            Self::Jwt { .. } => None,
         }
     }
 }
@@ -230,6 +250,30 @@ pub enum AuthError {
     MissingRight(Right),
     #[error("PublisherRevoked: publisher '{0}' is revoked")]
     Revoked(String),
+    #[error("InvalidToken: {0}")]
+    Jwt(#[from] crate::jwt::JwtError),
+    #[error("Forbidden: the token's groups grant no '{0}' on '{1}'")]
+    NotPermitted(Right, String),
+    #[error("GroupsUnavailable: group membership could not be checked; try again")]
+    GroupsUnavailable,
+}
+
+impl AuthError {
+    /// HTTP status and error code: 401 for every credential problem (Event Hubs' rule), 403
+    /// for a valid token whose groups do not allow the request, 503 when membership could
+    /// not be checked (fail closed).
+    pub fn status_and_code(&self) -> (http::StatusCode, u32) {
+        match self {
+            Self::NotPermitted(..) => (http::StatusCode::FORBIDDEN, 40302),
+            Self::GroupsUnavailable => (http::StatusCode::SERVICE_UNAVAILABLE, 50302),
+            _ => (http::StatusCode::UNAUTHORIZED, 40101),
+        }
+    }
+
+    /// Whether the client should be told `WWW-Authenticate: Bearer error="invalid_token"`.
+    pub fn is_invalid_bearer(&self) -> bool {
+        matches!(self, Self::Jwt(_))
+    }
 }
 
 /// The one authorization decision: may `principal` exercise `right` on `resource`?
@@ -247,6 +291,13 @@ pub fn authorize(
                 return Err(AuthError::MissingRight(right));
             }
             Ok(())
+        }
+        Principal::Jwt { policy, grants, .. } => {
+            if policy.permits(*grants, right, resource) {
+                Ok(())
+            } else {
+                Err(AuthError::NotPermitted(right, resource.to_string()))
+            }
         }
     }
 }

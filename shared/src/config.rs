@@ -21,7 +21,7 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "namespace",
     "hubs",
     "rules",
@@ -35,6 +35,7 @@ const ENV_KEYS: [&str; 13] = [
     "secret_reload_min_ms",
     "secret_max_age_ms",
     "issuer",
+    "oauth",
 ];
 
 /// The whole configuration.
@@ -81,6 +82,9 @@ pub struct Config {
     /// Token issuer settings.
     #[serde(default)]
     pub issuer: IssuerConfig,
+    /// OAuth bearer tokens (absent: only SAS).
+    #[serde(default)]
+    pub oauth: Option<crate::jwt::OAuthConfig>,
 }
 
 /// Token issuer settings.

@@ -68,7 +68,7 @@ impl ApiError {
     /// HTTP status and Confluent-style error code.
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
-            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, 40101),
+            Self::Unauthorized(e) => e.status_and_code(),
             Self::BadRequest(_) | Self::BadName(_) => (StatusCode::BAD_REQUEST, 40001),
             Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
             Self::UnknownPartition(_) => (StatusCode::NOT_FOUND, 40402),
@@ -118,6 +118,14 @@ impl IntoResponse for ApiError {
             offsets,
         };
         let mut response = (status, Json(body)).into_response();
+        if let Self::Unauthorized(e) = &self
+            && e.is_invalid_bearer()
+        {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -3,7 +3,10 @@
 
 pub mod authz;
 pub mod config;
+pub mod gate;
+pub mod groups;
 pub mod http;
+pub mod jwt;
 pub mod kafka;
 pub mod keys;
 pub mod names;
@@ -14,6 +17,7 @@ pub mod secrets;
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
 pub use config::Config;
+pub use gate::Gate;
 pub use http::ApiError;
 pub use kafka::{Kafka, KafkaError};
 pub use keys::KeyStore;

@@ -2,28 +2,28 @@
 
 use std::sync::Arc;
 
-use hubgate_shared::secrets::SecretError;
-use hubgate_shared::{Config, Kafka, KeyStore, Revocations};
+use hubgate_shared::{Config, Gate, Kafka, Revocations};
 use kafka_proxy::ProxyState;
 use token_issuer::IssuerState;
 
 /// The process-wide clients every function shares.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub keys: Arc<KeyStore>,
+    pub gate: Arc<Gate>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
 }
 
 impl Clients {
-    /// Creates the clients and loads the SAS rules (from Secrets Manager when `secret_id`
-    /// is set). Kafka connects lazily.
-    pub async fn new(config: &Config) -> Result<Self, SecretError> {
-        let keys = Arc::new(KeyStore::load(config).await?);
+    /// Creates the clients and loads the credentials configuration (SAS rules, from Secrets
+    /// Manager when `secret_id` is set; the OAuth provider's keys when `[oauth]` is set).
+    /// Kafka connects lazily.
+    pub async fn new(config: &Config) -> Result<Self, String> {
+        let gate = Arc::new(Gate::load(config).await?);
         let kafka = Arc::new(Kafka::new(&config.kafka));
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
         Ok(Self {
-            keys,
+            gate,
             kafka,
             revocations,
         })
@@ -41,7 +41,7 @@ impl Clients {
     pub fn issuer(&self, config: Arc<Config>) -> Arc<IssuerState> {
         Arc::new(IssuerState {
             config,
-            keys: Arc::clone(&self.keys),
+            gate: Arc::clone(&self.gate),
             revocations: Arc::clone(&self.revocations),
         })
     }
@@ -51,7 +51,7 @@ impl Clients {
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     let proxy = kafka_proxy::app(Arc::new(ProxyState::new(
         Arc::clone(&config),
-        Arc::clone(&clients.keys),
+        Arc::clone(&clients.gate),
         Arc::clone(&clients.kafka),
         Arc::clone(&clients.revocations),
     )));

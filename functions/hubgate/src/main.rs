@@ -96,9 +96,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing();
             let config = Arc::new(args.load().map_err(|e| e.to_string())?);
             let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
-            let clients = hubgate::Clients::new(&config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let clients = hubgate::Clients::new(&config).await?;
             clients.warm_up().await;
             let issuer = clients.issuer(Arc::clone(&config));
             let on_event = move |payload: serde_json::Value| {
@@ -144,9 +142,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let payload: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| format!("the event is not JSON: {e}"))?;
             let config = Arc::new(Config::load(config.as_deref()).map_err(|e| e.to_string())?);
-            let clients = hubgate::Clients::new(&config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let clients = hubgate::Clients::new(&config).await?;
             let issuer = clients.issuer(config);
             let result = token_issuer::handle_event(&issuer, payload)
                 .await

@@ -29,7 +29,7 @@ pub(crate) async fn status(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.keys.authenticate(&headers).await?;
+    s.gate.authenticate(&headers).await?;
     let kafka = match tokio::time::timeout(STATUS_KAFKA_PROBE, s.kafka.topics()).await {
         Ok(Ok(_)) => "ok",
         _ => "unavailable",
@@ -74,7 +74,7 @@ pub(crate) async fn topics(
     State(s): AppState,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = s.keys.authenticate(&headers).await?;
+    let principal = s.gate.authenticate(&headers).await?;
     if !principal.rights().grants(Right::Listen) {
         return Err(hubgate_shared::authz::AuthError::MissingRight(Right::Listen).into());
     }

@@ -16,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
 use hubgate_shared::authz::{AuthError, PUBLISHERS};
-use hubgate_shared::{ApiError, Config, Kafka, KeyStore, Principal, Resource, Revocations, Right};
+use hubgate_shared::{ApiError, Config, Gate, Kafka, Principal, Resource, Revocations, Right};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -26,7 +26,7 @@ const SMALL_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ProxyState {
     pub config: Arc<Config>,
-    pub keys: Arc<KeyStore>,
+    pub gate: Arc<Gate>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
 }
@@ -35,13 +35,13 @@ impl ProxyState {
     /// Builds the state; Kafka connects lazily on first use.
     pub fn new(
         config: Arc<Config>,
-        keys: Arc<KeyStore>,
+        gate: Arc<Gate>,
         kafka: Arc<Kafka>,
         revocations: Arc<Revocations>,
     ) -> Self {
         Self {
             config,
-            keys,
+            gate,
             kafka,
             revocations,
         }
@@ -55,7 +55,7 @@ impl ProxyState {
         right: Right,
         resource: &Resource,
     ) -> Result<Principal, ApiError> {
-        Ok(self.keys.check(headers, right, resource).await?)
+        Ok(self.gate.check(headers, right, resource).await?)
     }
 
     /// Refuses a revoked publisher: the one whose path is the resource, or the one the

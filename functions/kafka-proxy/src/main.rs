@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use hubgate_shared::runtime::{Mode, ServeArgs, init_tracing, serve};
-use hubgate_shared::{Kafka, KeyStore, Revocations};
+use hubgate_shared::{Gate, Kafka, Revocations};
 use kafka_proxy::{ProxyState, app};
 
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.
@@ -32,16 +32,16 @@ async fn main() -> ExitCode {
     if let Err(e) = revocations.refresh().await {
         tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
     }
-    let keys = match KeyStore::load(&config).await {
-        Ok(k) => Arc::new(k),
+    let gate = match Gate::load(&config).await {
+        Ok(g) => Arc::new(g),
         Err(e) => {
-            tracing::error!(error = %e, "cannot load the SAS rules");
+            tracing::error!(error = %e, "cannot load the credentials configuration");
             return ExitCode::FAILURE;
         }
     };
     let router = app(Arc::new(ProxyState::new(
         Arc::clone(&config),
-        keys,
+        gate,
         kafka,
         revocations,
     )));

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hubgate_shared::sas::mint;
-use hubgate_shared::{Config, Kafka, KeyStore, Revocations};
+use hubgate_shared::{Config, Gate, Kafka, Revocations};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -48,8 +48,8 @@ fn router(hubs: &str) -> axum::Router {
     let c = Arc::new(config(hubs));
     let kafka = Arc::new(Kafka::new(&c.kafka));
     let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), &c));
-    let keys = Arc::new(KeyStore::from_config(&c));
-    app(Arc::new(ProxyState::new(c, keys, kafka, revocations)))
+    let gate = Arc::new(Gate::from_config(&c));
+    app(Arc::new(ProxyState::new(c, gate, kafka, revocations)))
 }
 
 fn token(rule: &str, path: &str, expiry: u64) -> String {

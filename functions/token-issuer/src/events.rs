@@ -70,21 +70,22 @@ impl PublisherRef {
 /// Handles one non-HTTP event; returns the JSON result.
 pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, EventError> {
     if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        let store = s.keys.secret_store().ok_or(EventError::NoSecret)?;
+        let store = s.gate.keys.secret_store().ok_or(EventError::NoSecret)?;
         let version = store.rotate_now().await?;
-        s.keys.reload_now().await;
+        s.gate.keys.reload_now().await;
         return Ok(json!({ "rotated": true, "version": version }));
     }
     if payload.get("Step").is_some() {
         let e: RotationEvent = serde_json::from_value(payload)?;
         let store = s
+            .gate
             .keys
             .secret_store()
             .ok_or(EventError::NoSecret)?
             .for_secret(&e.secret_id);
         store.rotation_step(e.step, &e.client_request_token).await?;
         if e.step == RotationStep::FinishSecret {
-            s.keys.reload_now().await;
+            s.gate.keys.reload_now().await;
         }
         return Ok(json!({ "step": format!("{:?}", e.step), "ok": true }));
     }

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::HeaderMap;
 use hubgate_shared::http::ApiJson;
-use hubgate_shared::{ApiError, Config, KeyStore, Resource, Revocations, Right};
+use hubgate_shared::{ApiError, Config, Gate, Resource, Revocations, Right};
 
 pub use events::{EventError, handle_event};
 pub use mint::{MintRequest, MintResponse};
@@ -21,7 +21,7 @@ pub use mint::{MintRequest, MintResponse};
 #[derive(Debug)]
 pub struct IssuerState {
     pub config: Arc<Config>,
-    pub keys: Arc<KeyStore>,
+    pub gate: Arc<Gate>,
     pub revocations: Arc<Revocations>,
 }
 
@@ -42,7 +42,7 @@ async fn tokens(
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     hubgate_shared::names::validate_hub(&request.hub)?;
     let principal = s
-        .keys
+        .gate
         .check(&headers, Right::Manage, &Resource::hub(&request.hub))
         .await?;
     Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use hubgate_shared::runtime::{BoxError, Mode, ServeArgs, init_tracing, serve_with_events};
-use hubgate_shared::{Kafka, KeyStore, Revocations};
+use hubgate_shared::{Gate, Kafka, Revocations};
 use token_issuer::{IssuerState, app, handle_event};
 
 /// hubgate token-issuer: mints SAS tokens, revokes publishers, rotates keys.
@@ -28,10 +28,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let keys = match KeyStore::load(&config).await {
-        Ok(k) => Arc::new(k),
+    let gate = match Gate::load(&config).await {
+        Ok(g) => Arc::new(g),
         Err(e) => {
-            tracing::error!(error = %e, "cannot load the SAS rules");
+            tracing::error!(error = %e, "cannot load the credentials configuration");
             return ExitCode::FAILURE;
         }
     };
@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
     let revocations = Arc::new(Revocations::new(kafka, &config));
     let state = Arc::new(IssuerState {
         config: Arc::clone(&config),
-        keys,
+        gate,
         revocations,
     });
     let router = app(Arc::clone(&state));

@@ -113,8 +113,8 @@ pub(crate) async fn mint(
     }
 
     // Sign with the newest keys, even if another process rotated them.
-    s.keys.reload_if_stale().await;
-    let keys = s.keys.current();
+    s.gate.keys.reload_if_stale().await;
+    let keys = s.gate.keys.current();
     // The least-privileged rule granting every wanted right; its rights are the token's.
     let rule = signing_rule(&keys.rules, Some(&hub), wanted).ok_or_else(|| {
         ApiError::Forbidden(format!(

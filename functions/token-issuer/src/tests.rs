@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hubgate_shared::runtime::{BoxError, dispatch_lambda_event};
 use hubgate_shared::sas::mint;
-use hubgate_shared::{Config, Kafka, KeyStore, Resource, Revocations, Right, authorize};
+use hubgate_shared::{Config, Gate, Kafka, Resource, Revocations, Right, authorize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -51,7 +51,7 @@ fn state(c: Config) -> Arc<IssuerState> {
     let c = Arc::new(c);
     let kafka = Arc::new(Kafka::new(&c.kafka));
     Arc::new(IssuerState {
-        keys: Arc::new(KeyStore::from_config(&c)),
+        gate: Arc::new(Gate::from_config(&c)),
         revocations: Arc::new(Revocations::new(kafka, &c)),
         config: c,
     })

@@ -1,0 +1,391 @@
+//! Security groups, the HDInsight Kafka REST proxy's model: members of configured groups get
+//! configured rights (per hub or namespace-wide); everyone else is refused.
+//!
+//! Group ids are GUIDs parsed once at start-up into `u128`s; a token's `groups` claim is
+//! checked by parsing each entry on the stack and comparing integers, and the result is a
+//! 64-bit mask of matching grants: no allocation on this path.
+//!
+//! Entra tokens carry no `groups` claim for app-only (client-credentials) callers, and user
+//! tokens signal overage instead of listing too many groups. Then Microsoft Graph's
+//! `checkMemberGroups` is asked (`/v1.0/servicePrincipals/{oid}/…` or `/v1.0/users/{oid}/…`)
+//! with the gateway's own client-credentials token; answers are cached per (tenant, object)
+//! no longer than the caller's token lives; if Graph fails, the request fails closed (503).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::authz::{Resource, Right, Rights};
+
+/// Most group grants a policy may hold (they are addressed by a 64-bit mask).
+pub const MAX_GRANTS: usize = 64;
+
+/// `[[oauth.groups]]`: members of `group` get `rights`, on `hub` or the whole namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupGrantConfig {
+    /// The group's object id (a GUID).
+    pub group: String,
+    pub rights: Vec<Right>,
+    #[serde(default)]
+    pub hub: Option<String>,
+}
+
+/// `[oauth.graph]`: how to ask Microsoft Graph about membership.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Graph's base URL.
+    #[serde(default = "default_graph_url")]
+    pub base_url: String,
+    /// Token endpoint for the gateway's own client-credentials token, e.g.
+    /// `https://login.microsoftonline.com/{tid}/oauth2/v2.0/token`.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    #[serde(default = "default_graph_scope")]
+    pub scope: String,
+    #[serde(default = "default_graph_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Upper bound on how long an answer is cached (it never outlives the caller's token).
+    #[serde(default = "default_graph_cache_secs")]
+    pub cache_secs: u64,
+}
+
+fn default_graph_url() -> String {
+    "https://graph.microsoft.com".into()
+}
+fn default_graph_scope() -> String {
+    "https://graph.microsoft.com/.default".into()
+}
+fn default_graph_timeout_ms() -> u64 {
+    5_000
+}
+fn default_graph_cache_secs() -> u64 {
+    3_600
+}
+
+/// Parses a GUID without allocating.
+fn guid(s: &str) -> Option<u128> {
+    uuid::Uuid::try_parse(s).ok().map(|u| u.as_u128())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Grant {
+    group: u128,
+    rights: Rights,
+    scope: Resource,
+}
+
+/// The configured group grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupPolicy {
+    grants: Vec<Grant>,
+}
+
+impl GroupPolicy {
+    /// Parses the grants (group ids must be GUIDs, hubs valid names).
+    pub fn new(config: &[GroupGrantConfig]) -> Result<Self, String> {
+        if config.len() > MAX_GRANTS {
+            return Err(format!("at most {MAX_GRANTS} oauth.groups entries"));
+        }
+        let grants = config
+            .iter()
+            .map(|g| {
+                let group = guid(&g.group)
+                    .ok_or_else(|| format!("oauth.groups: '{}' is not a GUID", g.group))?;
+                if let Some(h) = &g.hub {
+                    crate::names::validate_hub(h).map_err(|e| format!("oauth.groups: {e}"))?;
+                }
+                if g.rights.is_empty() {
+                    return Err(format!("oauth.groups: group {} has no rights", g.group));
+                }
+                Ok(Grant {
+                    group,
+                    rights: g.rights.iter().copied().collect(),
+                    scope: g
+                        .hub
+                        .as_deref()
+                        .map_or_else(Resource::namespace, Resource::hub),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { grants })
+    }
+
+    /// The mask of grants whose group is among `groups`.
+    pub fn mask<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> u64 {
+        let mut mask = 0u64;
+        for g in groups {
+            let Some(id) = guid(g) else { continue };
+            for (i, grant) in self.grants.iter().enumerate() {
+                if grant.group == id {
+                    mask |= 1 << i;
+                }
+            }
+        }
+        mask
+    }
+
+    /// Whether the grants in `mask` give `right` on `resource`.
+    pub fn permits(&self, mask: u64, right: Right, resource: &Resource) -> bool {
+        self.grants
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .any(|(_, g)| g.rights.grants(right) && resource.is_within(g.scope.segments()))
+    }
+
+    /// The union of the rights in `mask` (wherever they apply).
+    pub fn rights(&self, mask: u64) -> Rights {
+        self.grants
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .fold(Rights::empty(), |acc, (_, g)| acc | g.rights)
+    }
+
+    /// The distinct group ids, as Graph wants them.
+    fn group_ids(&self) -> Vec<String> {
+        let mut ids: Vec<u128> = self.grants.iter().map(|g| g.group).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(|g| uuid::Uuid::from_u128(g).to_string())
+            .collect()
+    }
+}
+
+/// Graph could not answer; the request must fail closed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("group membership could not be checked: {0}")]
+pub struct GraphError(String);
+
+/// Asks Microsoft Graph about group membership, with caching.
+pub struct GraphClient {
+    config: GraphConfig,
+    http: reqwest::Client,
+    app_token: tokio::sync::Mutex<Option<(String, Instant)>>,
+    cache: std::sync::Mutex<HashMap<(u128, u128), (u64, Instant)>>,
+}
+
+impl std::fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("base_url", &self.config.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct CheckMemberGroups {
+    value: Vec<String>,
+}
+
+/// Most ids one `checkMemberGroups` call takes.
+const GRAPH_BATCH: usize = 20;
+
+impl GraphClient {
+    pub fn new(config: GraphConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            config,
+            http,
+            app_token: tokio::sync::Mutex::new(None),
+            cache: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The gateway's own client-credentials token for Graph (cached until shortly before expiry).
+    async fn app_token(&self) -> Result<String, GraphError> {
+        let mut cached = self.app_token.lock().await;
+        if let Some((t, until)) = &*cached
+            && Instant::now() < *until
+        {
+            return Ok(t.clone());
+        }
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.expose_secret()),
+            ("scope", self.config.scope.as_str()),
+        ];
+        let r: TokenResponse = self
+            .http
+            .post(&self.config.token_url)
+            .form(&form)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| GraphError(format!("token endpoint: {}", e.without_url())))?
+            .json()
+            .await
+            .map_err(|e| GraphError(format!("token endpoint: {e}")))?;
+        let until = Instant::now() + Duration::from_secs(r.expires_in.saturating_sub(60));
+        *cached = Some((r.access_token.clone(), until));
+        Ok(r.access_token)
+    }
+
+    /// The grants `policy` gives the caller `oid` of tenant `tid`, per Graph. `app_only`
+    /// selects `servicePrincipals` over `users`; `token_exp` bounds the cache entry.
+    pub async fn mask(
+        &self,
+        policy: &GroupPolicy,
+        tid: &str,
+        oid: &str,
+        app_only: bool,
+        token_exp: u64,
+    ) -> Result<u64, GraphError> {
+        let (t, o) = match (guid(tid), guid(oid)) {
+            (Some(t), Some(o)) => (t, o),
+            _ => return Err(GraphError("the token's tid/oid are not GUIDs".into())),
+        };
+        if let Some((mask, until)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(t, o))
+            && Instant::now() < *until
+        {
+            return Ok(*mask);
+        }
+        let token = self.app_token().await?;
+        let kind = if app_only {
+            "servicePrincipals"
+        } else {
+            "users"
+        };
+        let url = format!(
+            "{}/v1.0/{kind}/{}/checkMemberGroups",
+            self.config.base_url.trim_end_matches('/'),
+            uuid::Uuid::from_u128(o)
+        );
+        let mut member = Vec::new();
+        for chunk in policy.group_ids().chunks(GRAPH_BATCH) {
+            let r: CheckMemberGroups = self
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "groupIds": chunk }))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| GraphError(format!("checkMemberGroups: {}", e.without_url())))?
+                .json()
+                .await
+                .map_err(|e| GraphError(format!("checkMemberGroups: {e}")))?;
+            member.extend(r.value);
+        }
+        let mask = policy.mask(member.iter().map(String::as_str));
+        let token_left = token_exp.saturating_sub(crate::authz::unix_now());
+        let ttl = Duration::from_secs(token_left.min(self.config.cache_secs));
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((t, o), (mask, Instant::now() + ttl));
+        Ok(mask)
+    }
+}
+
+/// Shared handle.
+pub type SharedGraph = Arc<GraphClient>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRITERS: &str = "11111111-1111-1111-1111-111111111111";
+    const READERS: &str = "22222222-2222-2222-2222-222222222222";
+    const ADMINS: &str = "33333333-3333-3333-3333-333333333333";
+
+    fn policy() -> GroupPolicy {
+        GroupPolicy::new(&[
+            GroupGrantConfig {
+                group: WRITERS.into(),
+                rights: vec![Right::Send],
+                hub: Some("telemetry".into()),
+            },
+            GroupGrantConfig {
+                group: READERS.into(),
+                rights: vec![Right::Listen],
+                hub: None,
+            },
+            GroupGrantConfig {
+                group: ADMINS.to_uppercase(),
+                rights: vec![Right::Manage],
+                hub: None,
+            },
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn policy_grants_by_group_and_hub_ok() {
+        let p = policy();
+        let m = p.mask([
+            "not-a-guid",
+            WRITERS,
+            "44444444-4444-4444-4444-444444444444",
+        ]);
+        assert_eq!(m, 0b001);
+        assert!(p.permits(m, Right::Send, &Resource::hub("telemetry")));
+        assert!(p.permits(m, Right::Send, &Resource::publisher("telemetry", "d")));
+        assert!(!p.permits(m, Right::Send, &Resource::hub("orders")));
+        assert!(!p.permits(m, Right::Listen, &Resource::hub("telemetry")));
+        let admin = p.mask([ADMINS]);
+        assert!(
+            p.permits(admin, Right::Send, &Resource::hub("orders")),
+            "Manage implies Send; ids case-insensitive"
+        );
+        assert!(!p.permits(0, Right::Listen, &Resource::namespace()));
+        assert_eq!(p.rights(0b011), Rights::SEND | Rights::LISTEN);
+    }
+
+    #[test]
+    fn policy_bad_config_fails() {
+        assert!(
+            GroupPolicy::new(&[GroupGrantConfig {
+                group: "writers".into(),
+                rights: vec![Right::Send],
+                hub: None
+            }])
+            .is_err()
+        );
+        assert!(
+            GroupPolicy::new(&[GroupGrantConfig {
+                group: WRITERS.into(),
+                rights: vec![],
+                hub: None
+            }])
+            .is_err()
+        );
+        assert!(
+            GroupPolicy::new(&[GroupGrantConfig {
+                group: WRITERS.into(),
+                rights: vec![Right::Send],
+                hub: Some("__x".into())
+            }])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn group_ids_distinct_lowercase_ok() {
+        let mut p = policy();
+        p.grants.push(p.grants[0].clone());
+        assert_eq!(p.group_ids(), [WRITERS, READERS, ADMINS]);
+    }
+}

@@ -628,3 +628,153 @@ impl Drop for Moto {
         }
     }
 }
+
+/// A real OpenID provider (npm `oidc-provider`, tests/js/oidc.mjs) on a free port, issuing
+/// RS256 client-credentials access tokens under the Entra-shaped issuer
+/// `http://127.0.0.1:<port>/<tid>/v2.0`.
+#[derive(Debug)]
+pub struct Oidc {
+    child: Option<Child>,
+    port: u16,
+    pub tid: String,
+    pub kid: String,
+    dir: tempfile::TempDir,
+}
+
+impl Oidc {
+    /// Starts the provider with a fresh RSA key named `kid`.
+    pub fn start(tid: &str, kid: &str) -> Self {
+        let mut o = Self {
+            child: None,
+            port: free_port(),
+            tid: tid.to_owned(),
+            kid: kid.to_owned(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        o.spawn();
+        o
+    }
+
+    fn spawn(&mut self) {
+        let node_dir =
+            std::env::var("HUBGATE_NODE_DIR").expect("HUBGATE_NODE_DIR (scripts/test sets it)");
+        let log = std::fs::File::create(self.dir.path().join("oidc.log")).unwrap();
+        let child = Command::new("node")
+            .arg(format!("{node_dir}/oidc.mjs"))
+            .args([&self.port.to_string(), &self.tid, &self.kid])
+            .arg(self.dir.path())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start node oidc.mjs");
+        self.child = Some(wait_listening(child, self.port, "oidc", &self.dir));
+    }
+
+    /// Restarts with a new signing key named `kid` (a key rotation at the provider).
+    pub fn rotate(&mut self, kid: &str) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        kid.clone_into(&mut self.kid);
+        self.spawn();
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}/{}/v2.0", self.port, self.tid)
+    }
+
+    /// The provider's signing key (PEM), for forging well-signed bad tokens.
+    pub fn key_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("key.pem")).unwrap()
+    }
+
+    /// The provider's public key (PEM).
+    pub fn public_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("public.pem")).unwrap()
+    }
+
+    /// A key the provider does not publish (PEM).
+    pub fn other_key_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("other-key.pem")).unwrap()
+    }
+
+    /// A client-credentials access token for `client` (`member`, `outsider`, `graph`).
+    pub async fn token(&self, client: &str) -> String {
+        let r = http()
+            .post(format!("{}/token", self.issuer()))
+            .basic_auth(client, Some("secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "token for {client}: {}",
+            r.status()
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Oidc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A stand-in for Microsoft Graph: `POST /token` and `POST /v1.0/servicePrincipals/{oid}/
+/// checkMemberGroups`, answering that `member_oid` belongs to `groups` (or failing with 500).
+#[derive(Debug)]
+pub struct GraphStub {
+    pub base: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GraphStub {
+    pub async fn start(member_oid: &str, groups: &[&str], fail: bool) -> Self {
+        use axum::extract::Path;
+        use axum::routing::post;
+        let member = member_oid.to_owned();
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                post(|| async {
+                    axum::Json(
+                        serde_json::json!({"access_token": "graph-app-token", "expires_in": 3600}),
+                    )
+                }),
+            )
+            .route(
+                "/v1.0/{kind}/{oid}/checkMemberGroups",
+                post(move |Path((_kind, oid)): Path<(String, String)>| {
+                    let (member, groups) = (member.clone(), groups.clone());
+                    async move {
+                        if fail {
+                            return Err(http::StatusCode::INTERNAL_SERVER_ERROR);
+                        }
+                        let value = if oid == member { groups } else { vec![] };
+                        Ok(axum::Json(serde_json::json!({ "value": value })))
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { base, task }
+    }
+}
+
+impl Drop for GraphStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

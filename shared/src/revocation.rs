@@ -123,11 +123,24 @@ impl Revocations {
                 .await
             {
                 Ok(r) => r,
-                Err(KafkaError::OffsetOutOfRange { earliest, .. }) if next < earliest => {
-                    // Compaction or retention removed what we had not read: reload all.
+                Err(KafkaError::OffsetOutOfRange { earliest, .. }) if next != earliest => {
+                    // Before the start: compaction or retention removed what this instance
+                    // had not read. Past the end: the topic was recreated. Either way the
+                    // cache no longer matches the topic: reload it all.
+                    tracing::warn!(
+                        next,
+                        earliest,
+                        "revocation topic offsets moved; reloading it"
+                    );
                     self.write_state().revoked.clear();
+                    updates.clear();
                     next = earliest;
                     continue;
+                }
+                Err(e @ (KafkaError::UnknownTopic(_) | KafkaError::UnknownPartition { .. })) => {
+                    // The topic was deleted: the next refresh recreates it.
+                    self.write_state().topic_ready = false;
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             };

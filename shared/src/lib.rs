@@ -2,6 +2,7 @@
 //! configuration, Kafka access, the HTTP error shape and the serverless runtime glue.
 
 pub mod authz;
+pub mod clients;
 pub mod config;
 pub mod gate;
 pub mod groups;
@@ -16,6 +17,7 @@ pub mod sas;
 pub mod secrets;
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
+pub use clients::Clients;
 pub use config::Config;
 pub use gate::Gate;
 pub use http::ApiError;

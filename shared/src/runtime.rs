@@ -223,6 +223,31 @@ mod tests {
     }
 }
 
+/// What every function binary does before serving: logging, configuration (with
+/// `--listen`), the shared clients (warmed up), and the runtime mode.
+pub async fn start(
+    args: &ServeArgs,
+) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), String> {
+    init_tracing();
+    let config = std::sync::Arc::new(args.load().map_err(|e| e.to_string())?);
+    let clients = crate::Clients::load(&config).await?;
+    clients.warm_up().await;
+    let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
+    Ok((config, clients, mode))
+}
+
+/// Logs how a function binary ended and turns it into its exit code.
+pub fn exit_code(result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped");
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Command-line options every function binary accepts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {

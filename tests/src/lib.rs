@@ -222,7 +222,7 @@ impl Gateway {
         let config = Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let clients = hubgate::Clients::new(&config).await.unwrap();
+        let clients = hubgate_shared::Clients::load(&config).await.unwrap();
         clients.warm_up().await;
         let app = hubgate::app(Arc::clone(&config), &clients);
         let task = tokio::spawn(async move {

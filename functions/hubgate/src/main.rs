@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use hubgate_shared::Clients;
 use hubgate_shared::config::signing_rule;
 use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::runtime::{BoxError, Mode, ServeArgs, init_tracing, serve_with_events};
+use hubgate_shared::runtime::{
+    BoxError, ServeArgs, exit_code, init_tracing, serve_with_events, start,
+};
 use hubgate_shared::sas::{SasKey, mint};
 use hubgate_shared::{Config, Right};
+use token_issuer::IssuerState;
 
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
@@ -80,25 +84,14 @@ impl From<RightArg> for Right {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hubgate: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(run(Cli::parse()).await)
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
-            init_tracing();
-            let config = Arc::new(args.load().map_err(|e| e.to_string())?);
-            let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
-            let clients = hubgate::Clients::new(&config).await?;
-            clients.warm_up().await;
-            let issuer = clients.issuer(Arc::clone(&config));
+            let (config, clients, mode) = start(&args).await?;
+            let issuer = Arc::new(IssuerState::new(Arc::clone(&config), &clients));
             let on_event = move |payload: serde_json::Value| {
                 let issuer = Arc::clone(&issuer);
                 async move {
@@ -142,8 +135,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             let payload: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| format!("the event is not JSON: {e}"))?;
             let config = Arc::new(Config::load(config.as_deref()).map_err(|e| e.to_string())?);
-            let clients = hubgate::Clients::new(&config).await?;
-            let issuer = clients.issuer(config);
+            let clients = Clients::load(&config).await?;
+            let issuer = IssuerState::new(config, &clients);
             let result = token_issuer::handle_event(&issuer, payload)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -16,7 +16,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
 use hubgate_shared::authz::{AuthError, PUBLISHERS};
-use hubgate_shared::{ApiError, Config, Gate, Kafka, Principal, Resource, Revocations, Right};
+use hubgate_shared::{
+    ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
+};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -32,18 +34,13 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// Builds the state; Kafka connects lazily on first use.
-    pub fn new(
-        config: Arc<Config>,
-        gate: Arc<Gate>,
-        kafka: Arc<Kafka>,
-        revocations: Arc<Revocations>,
-    ) -> Self {
+    /// Builds the state from the process's shared clients.
+    pub fn new(config: Arc<Config>, clients: &Clients) -> Self {
         Self {
             config,
-            gate,
-            kafka,
-            revocations,
+            gate: Arc::clone(&clients.gate),
+            kafka: Arc::clone(&clients.kafka),
+            revocations: Arc::clone(&clients.revocations),
         }
     }
 

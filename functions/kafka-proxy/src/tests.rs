@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hubgate_shared::sas::mint;
-use hubgate_shared::{Config, Gate, Kafka, Revocations};
+use hubgate_shared::{Clients, Config, Gate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -46,10 +46,8 @@ fn config(hubs: &str) -> Config {
 
 fn router(hubs: &str) -> axum::Router {
     let c = Arc::new(config(hubs));
-    let kafka = Arc::new(Kafka::new(&c.kafka));
-    let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), &c));
-    let gate = Arc::new(Gate::from_config(&c));
-    app(Arc::new(ProxyState::new(c, gate, kafka, revocations)))
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    app(Arc::new(ProxyState::new(c, &clients)))
 }
 
 fn token(rule: &str, path: &str, expiry: u64) -> String {

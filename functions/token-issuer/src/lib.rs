@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::HeaderMap;
 use hubgate_shared::http::ApiJson;
-use hubgate_shared::{ApiError, Config, Gate, Resource, Revocations, Right};
+use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right};
 
 pub use events::{EventError, handle_event};
 pub use mint::{MintRequest, MintResponse};
@@ -23,6 +23,17 @@ pub struct IssuerState {
     pub config: Arc<Config>,
     pub gate: Arc<Gate>,
     pub revocations: Arc<Revocations>,
+}
+
+impl IssuerState {
+    /// Builds the state from the process's shared clients.
+    pub fn new(config: Arc<Config>, clients: &Clients) -> Self {
+        Self {
+            config,
+            gate: Arc::clone(&clients.gate),
+            revocations: Arc::clone(&clients.revocations),
+        }
+    }
 }
 
 /// The token-issuer router: `POST /v1/tokens`.

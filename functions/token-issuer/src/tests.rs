@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hubgate_shared::runtime::{BoxError, dispatch_lambda_event};
 use hubgate_shared::sas::mint;
-use hubgate_shared::{Config, Gate, Kafka, Resource, Revocations, Right, authorize};
+use hubgate_shared::{Clients, Config, Gate, Resource, Right, authorize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -48,13 +48,8 @@ const SEND_LISTEN_RULES: &str = r#"
 "#;
 
 fn state(c: Config) -> Arc<IssuerState> {
-    let c = Arc::new(c);
-    let kafka = Arc::new(Kafka::new(&c.kafka));
-    Arc::new(IssuerState {
-        gate: Arc::new(Gate::from_config(&c)),
-        revocations: Arc::new(Revocations::new(kafka, &c)),
-        config: c,
-    })
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    Arc::new(IssuerState::new(Arc::new(c), &clients))
 }
 
 fn manage_token(path: &str) -> String {

@@ -1,0 +1,42 @@
+//! The process-wide clients every function shares: credentials (SAS keys, OAuth), Kafka, and
+//! the revocation list. Created once per process (per Lambda cold start) and reused.
+
+use std::sync::Arc;
+
+use crate::{Config, Gate, Kafka, Revocations};
+
+/// Credentials, Kafka and revocations, built from one configuration.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub gate: Arc<Gate>,
+    pub kafka: Arc<Kafka>,
+    pub revocations: Arc<Revocations>,
+}
+
+impl Clients {
+    /// Loads the credentials configuration (SAS rules, from Secrets Manager when `secret_id`
+    /// is set; the OAuth provider's keys when `[oauth]` is set). Kafka connects lazily.
+    pub async fn load(config: &Config) -> Result<Self, String> {
+        let gate = Arc::new(Gate::load(config).await?);
+        Ok(Self::with_gate(config, gate))
+    }
+
+    /// Clients around an existing gate (tests, tools).
+    pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Self {
+        let kafka = Arc::new(Kafka::new(&config.kafka));
+        let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
+        Self {
+            gate,
+            kafka,
+            revocations,
+        }
+    }
+
+    /// Loads start-up state (the revocation list). A failure is logged, not fatal: requests
+    /// that need the state retry, and fail closed while Kafka is unreachable.
+    pub async fn warm_up(&self) {
+        if let Err(e) = self.revocations.refresh().await {
+            tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
+        }
+    }
+}

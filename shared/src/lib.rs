@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod keys;
 pub mod names;
 pub mod revocation;
+pub mod routes;
 pub mod runtime;
 pub mod sas;
 pub mod secrets;

@@ -84,9 +84,17 @@ pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
 /// An error a non-HTTP event handler returns (reported by Lambda as the function's error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Whether a Lambda payload is an API Gateway Lambda authorizer event (`"type"` with a
+/// `routeArn` or `methodArn`); it looks like an HTTP request but is not one.
+pub fn is_authorizer_event(payload: &serde_json::Value) -> bool {
+    payload.get("type").is_some()
+        && (payload.get("routeArn").is_some() || payload.get("methodArn").is_some())
+}
+
 /// Whether a Lambda payload is an HTTP request (API Gateway REST/HTTP API, ALB, function URL).
 pub fn is_http_event(payload: &serde_json::Value) -> bool {
-    payload.get("requestContext").is_some()
+    !is_authorizer_event(payload)
+        && payload.get("requestContext").is_some()
         && ["httpMethod", "rawPath", "path"]
             .iter()
             .any(|k| payload.get(*k).is_some())

@@ -1,7 +1,10 @@
-//! The all-in-one hubgate server: every function's router on one port.
+//! The all-in-one hubgate server: every function's router on one port, and on Lambda every
+//! function's non-HTTP events.
 
 use std::sync::Arc;
 
+use authorizer::AuthorizerState;
+use hubgate_shared::runtime::{BoxError, is_authorizer_event};
 use hubgate_shared::{Clients, Config};
 use kafka_proxy::ProxyState;
 use token_issuer::IssuerState;
@@ -9,7 +12,30 @@ use token_issuer::IssuerState;
 /// Every function's router, sharing one set of clients.
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     let proxy = kafka_proxy::app(Arc::new(ProxyState::new(Arc::clone(&config), clients)));
-    proxy.merge(token_issuer::app(Arc::new(IssuerState::new(
-        config, clients,
-    ))))
+    let issuer = token_issuer::app(Arc::new(IssuerState::new(config, clients)));
+    let authorizer = authorizer::app(Arc::new(AuthorizerState {
+        clients: clients.clone(),
+    }));
+    proxy.merge(issuer).merge(authorizer)
+}
+
+/// Handles a non-HTTP Lambda event: API Gateway authorizer events go to the authorizer,
+/// everything else to the token issuer.
+pub async fn handle_event(
+    config: Arc<Config>,
+    clients: &Clients,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, BoxError> {
+    if is_authorizer_event(&payload) {
+        let state = AuthorizerState {
+            clients: clients.clone(),
+        };
+        return authorizer::handle_event(&state, payload)
+            .await
+            .map_err(BoxError::from);
+    }
+    let issuer = IssuerState::new(config, clients);
+    token_issuer::handle_event(&issuer, payload)
+        .await
+        .map_err(BoxError::from)
 }

@@ -9,12 +9,9 @@ use clap::{Parser, Subcommand};
 use hubgate_shared::Clients;
 use hubgate_shared::config::signing_rule;
 use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::runtime::{
-    BoxError, ServeArgs, exit_code, init_tracing, serve_with_events, start,
-};
+use hubgate_shared::runtime::{ServeArgs, exit_code, init_tracing, serve_with_events, start};
 use hubgate_shared::sas::{SasKey, mint};
 use hubgate_shared::{Config, Right};
-use token_issuer::IssuerState;
 
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
@@ -52,9 +49,9 @@ enum Command {
     },
     /// Print a new random 256-bit SAS key (base64, like Azure's).
     Key,
-    /// Run one token-issuer event, as Lambda would deliver it, and print the result:
+    /// Run one non-HTTP event, as Lambda would deliver it, and print the result:
     /// `{"action": "mint" | "revoke" | "resume", …}`, an EventBridge scheduled event (rotate
-    /// the keys), or a Secrets Manager rotation step.
+    /// the keys), a Secrets Manager rotation step, or an API Gateway authorizer event.
     Invoke {
         /// TOML configuration file.
         #[arg(long, env = "HUBGATE_CONFIG")]
@@ -91,16 +88,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => {
             let (config, clients, mode) = start(&args).await?;
-            let issuer = Arc::new(IssuerState::new(Arc::clone(&config), &clients));
+            let router = hubgate::app(Arc::clone(&config), &clients);
             let on_event = move |payload: serde_json::Value| {
-                let issuer = Arc::clone(&issuer);
-                async move {
-                    token_issuer::handle_event(&issuer, payload)
-                        .await
-                        .map_err(BoxError::from)
-                }
+                let (config, clients) = (Arc::clone(&config), clients.clone());
+                async move { hubgate::handle_event(config, &clients, payload).await }
             };
-            serve_with_events(hubgate::app(config, &clients), mode, on_event)
+            serve_with_events(router, mode, on_event)
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -136,8 +129,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 serde_json::from_str(&text).map_err(|e| format!("the event is not JSON: {e}"))?;
             let config = Arc::new(Config::load(config.as_deref()).map_err(|e| e.to_string())?);
             let clients = Clients::load(&config).await?;
-            let issuer = IssuerState::new(config, &clients);
-            let result = token_issuer::handle_event(&issuer, payload)
+            let result = hubgate::handle_event(config, &clients, payload)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{result}");

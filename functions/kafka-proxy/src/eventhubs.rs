@@ -361,7 +361,7 @@ async fn send(
     } else {
         vec![single_event(headers, &bytes)?]
     };
-    s.refuse_revoked(&principal, &resource).await?;
+    s.revocations.refuse_revoked(&principal, &resource).await?;
 
     let count = s.kafka.partition_count(hub).await?;
     if let Target::Partition(p) = target

@@ -193,11 +193,15 @@ pub(crate) async fn create_topic(
     State(s): AppState,
     ApiPath(topic): ApiPath<String>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateTopic>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     validate_hub(&topic)?;
     s.check(&headers, Right::Manage, &Resource::hub(&topic))
         .await?;
+    // Parsed after the credential check: an unauthenticated caller learns nothing.
+    let body: CreateTopic =
+        serde_json::from_slice(&read_body(body, crate::SMALL_BODY_LIMIT).await?)
+            .map_err(|e| ApiError::BadRequest(format!("invalid topic body: {e}")))?;
     if !s.config.hub_allowed(&topic) {
         return Err(ApiError::BadRequest(format!(
             "'{topic}' is not one of the configured hubs; add it to `hubs` first"

@@ -15,14 +15,13 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
-use hubgate_shared::authz::{AuthError, PUBLISHERS};
 use hubgate_shared::{
     ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
 };
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
-const SMALL_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
 /// Everything a request needs, shared by all requests of the process.
 #[derive(Debug)]
@@ -53,27 +52,6 @@ impl ProxyState {
         resource: &Resource,
     ) -> Result<Principal, ApiError> {
         Ok(self.gate.check(headers, right, resource).await?)
-    }
-
-    /// Refuses a revoked publisher: the one whose path is the resource, or the one the
-    /// credential is bound to. Reads the revocation topic when the cached list is older than
-    /// `revocation_refresh_ms`, so routes call it after validating their input, just before
-    /// they write.
-    pub(crate) async fn refuse_revoked(
-        &self,
-        principal: &Principal,
-        resource: &Resource,
-    ) -> Result<(), ApiError> {
-        let publisher = match resource.segments() {
-            [hub, p, publisher] if p == PUBLISHERS => Some((hub.as_str(), publisher.as_str())),
-            _ => principal.publisher(),
-        };
-        if let Some((hub, publisher)) = publisher
-            && self.revocations.is_revoked(hub, publisher).await?
-        {
-            return Err(AuthError::Revoked(publisher.to_owned()).into());
-        }
-        Ok(())
     }
 
     /// A hub the gateway does not expose is, to the client, a topic that does not exist.

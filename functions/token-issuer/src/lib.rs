@@ -8,14 +8,19 @@ mod mint;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::HeaderMap;
-use hubgate_shared::http::ApiJson;
-use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right};
+use hubgate_shared::http::{ApiJson, read_body};
+use hubgate_shared::routes::Requirement;
+use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right, authorize};
 
 pub use events::{EventError, handle_event};
 pub use mint::{MintRequest, MintResponse};
+
+/// Largest `POST /v1/tokens` body.
+const BODY_LIMIT: usize = 16 * 1024;
 
 /// What the issuer needs, shared by all requests of the process.
 #[derive(Debug)]
@@ -40,22 +45,25 @@ impl IssuerState {
 pub fn app(state: Arc<IssuerState>) -> Router {
     let router = Router::new()
         .route("/v1/tokens", post(tokens))
-        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state);
     hubgate_shared::http::with_request_layers(router)
 }
 
-/// `POST /v1/tokens`: Manage on the hub (or the namespace).
+/// `POST /v1/tokens`: Manage on the hub (or the namespace). The credential is checked before
+/// the body is read (Manage somewhere, as the authorizer's table says), then on the hub the
+/// body names.
 async fn tokens(
     State(s): State<Arc<IssuerState>>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<MintRequest>,
+    body: Body,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
+    let principal = s.gate.authenticate(&headers).await?;
+    Requirement::AnyScope(Right::Manage).check(&principal)?;
+    let request: MintRequest = serde_json::from_slice(&read_body(body, BODY_LIMIT).await?)
+        .map_err(|e| ApiError::BadRequest(format!("invalid token request: {e}")))?;
     hubgate_shared::names::validate_hub(&request.hub)?;
-    let principal = s
-        .gate
-        .check(&headers, Right::Manage, &Resource::hub(&request.hub))
-        .await?;
+    authorize(&principal, Right::Manage, &Resource::hub(&request.hub))?;
     Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))
 }
 

@@ -1,0 +1,147 @@
+//! authorizer: decides whether a request may reach hubgate's functions, before it costs
+//! anything. As an API Gateway HTTP API Lambda REQUEST authorizer (payload format 2.0,
+//! simple responses) and as `POST /v1/authorize` for other gateways.
+//!
+//! The decision depends on the credential, the method and the path (see
+//! [`hubgate_shared::routes`]): a cached "allow" for one publisher's token can never be
+//! reused for another publisher or hub as long as the cache key contains the method and path
+//! (or caching is off); the functions check again anyway.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use http::{HeaderMap, HeaderValue};
+use hubgate_shared::http::ApiJson;
+use hubgate_shared::routes::requirement;
+use hubgate_shared::{Clients, Principal};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use serde::{Deserialize, Serialize};
+
+/// What the authorizer needs.
+#[derive(Debug)]
+pub struct AuthorizerState {
+    pub clients: Clients,
+}
+
+/// A decision, shaped as API Gateway's simple response: `{"isAuthorized", "context"}`.
+/// On allow, `context` holds `principalKind` (`sas` or `jwt`), `principal`, `rights`
+/// (comma-separated) and `publisher` (empty unless the credential is bound to one); on deny,
+/// `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    #[serde(rename = "isAuthorized")]
+    pub is_authorized: bool,
+    pub context: BTreeMap<String, String>,
+}
+
+impl Decision {
+    fn deny(reason: impl Into<String>) -> Self {
+        Self {
+            is_authorized: false,
+            context: BTreeMap::from([("reason".to_owned(), reason.into())]),
+        }
+    }
+
+    fn allow(p: &Principal) -> Self {
+        let kind = match p {
+            Principal::Sas { .. } => "sas",
+            _ => "jwt",
+        };
+        let rights: Vec<String> = p.rights().names().iter().map(ToString::to_string).collect();
+        let publisher = p.publisher().map(|(_, p)| p.to_owned()).unwrap_or_default();
+        Self {
+            is_authorized: true,
+            context: BTreeMap::from([
+                ("principalKind".to_owned(), kind.to_owned()),
+                ("principal".to_owned(), p.name()),
+                ("rights".to_owned(), rights.join(",")),
+                ("publisher".to_owned(), publisher),
+            ]),
+        }
+    }
+}
+
+/// Decides for a request with these headers, method and path.
+pub async fn decide(
+    s: &AuthorizerState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Decision {
+    let Some(req) = requirement(method, path) else {
+        return Decision::deny("no such route");
+    };
+    let principal = match s.clients.gate.authenticate(headers).await {
+        Ok(p) => p,
+        Err(e) => return Decision::deny(e.to_string()),
+    };
+    if let Err(e) = req.check(&principal) {
+        return Decision::deny(e.to_string());
+    }
+    if let Some(resource) = req.resource()
+        && let Err(e) = s
+            .clients
+            .revocations
+            .refuse_revoked(&principal, resource)
+            .await
+    {
+        // Includes "the revocation list cannot be read": fail closed.
+        return Decision::deny(e.to_string());
+    }
+    tracing::debug!(principal = principal.name(), method, path, "authorized");
+    Decision::allow(&principal)
+}
+
+/// `POST /v1/authorize` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// The request's `Authorization` header value.
+    #[serde(default)]
+    pub authorization: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+/// The authorizer router: `POST /v1/authorize` (always 200; the decision is in the body).
+pub fn app(state: Arc<AuthorizerState>) -> Router {
+    let router = Router::new()
+        .route("/v1/authorize", post(authorize))
+        .layer(DefaultBodyLimit::max(32 * 1024))
+        .with_state(state);
+    hubgate_shared::http::with_request_layers(router)
+}
+
+async fn authorize(
+    State(s): State<Arc<AuthorizerState>>,
+    ApiJson(r): ApiJson<AuthorizeRequest>,
+) -> ApiJson<Decision> {
+    let mut headers = HeaderMap::new();
+    if let Some(a) = r
+        .authorization
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert(http::header::AUTHORIZATION, a);
+    }
+    ApiJson(decide(&s, &headers, &r.method, &r.path).await)
+}
+
+/// Handles an API Gateway v2 REQUEST authorizer event; returns the simple response JSON.
+pub async fn handle_event(
+    s: &AuthorizerState,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(payload)
+        .map_err(|e| format!("not an API Gateway v2 authorizer event: {e}"))?;
+    let method = event.request_context.http.method.as_str().to_owned();
+    let path = event.raw_path.clone().unwrap_or_default();
+    let decision = decide(s, &event.headers, &method, &path).await;
+    serde_json::to_value(decision).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

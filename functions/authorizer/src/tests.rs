@@ -1,0 +1,157 @@
+//! Decisions through `POST /v1/authorize` (oneshot) and through real API Gateway v2
+//! authorizer event fixtures, with the exact response JSON. Kafka points at a closed port:
+//! hub-level decisions need no Kafka; publisher decisions consult the revocation list and
+//! must deny (fail closed) without it.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use hubgate_shared::runtime::{BoxError, dispatch_lambda_event};
+use hubgate_shared::sas::mint;
+use hubgate_shared::{Clients, Config, Gate};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{AuthorizerState, app, handle_event};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn state() -> Arc<AuthorizerState> {
+    let c = Config::from_toml(&format!(
+        "namespace = 'ns.test'\n[kafka]\nbootstrap_servers = ['127.0.0.1:1']\nrequest_timeout_ms = 300\n\
+         [[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = '{KEY}'"
+    ))
+    .unwrap();
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    Arc::new(AuthorizerState { clients })
+}
+
+fn token(path: &str) -> String {
+    mint(
+        &format!("https://ns.test/{path}"),
+        "send",
+        &hubgate_shared::sas::SasKey::new(KEY).unwrap(),
+        4_000_000_000,
+    )
+}
+
+fn fixture() -> Value {
+    let path = format!(
+        "{}/../../tests/fixtures/aws-lambda-events/example-apigw-v2-custom-authorizer-v2-request.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixture, as API Gateway would send it for `method path` with `authorization`.
+fn event(method: &str, path: &str, authorization: Option<&str>) -> Value {
+    let mut e = fixture();
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    if let Some(a) = authorization {
+        e["headers"]["authorization"] = json!(a);
+    }
+    e
+}
+
+async fn lambda(s: &Arc<AuthorizerState>, payload: Value) -> Value {
+    let on_event = |payload: Value| {
+        let s = Arc::clone(s);
+        async move { handle_event(&s, payload).await.map_err(BoxError::from) }
+    };
+    dispatch_lambda_event(
+        app(Arc::clone(s)),
+        &on_event,
+        payload,
+        lambda_http::Context::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn authorizer_event_hub_send_allowed_exact_json_ok() {
+    let out = lambda(
+        &state(),
+        event("POST", "/hub/messages", Some(&token("hub"))),
+    )
+    .await;
+    assert_eq!(
+        out,
+        json!({"isAuthorized": true, "context": {
+            "principalKind": "sas", "principal": "sas:send@hub", "rights": "Send", "publisher": ""}})
+    );
+}
+
+#[tokio::test]
+async fn authorizer_event_denials_exact_json_fails() {
+    let s = state();
+    let cases = [
+        (
+            event("POST", "/hub/messages", None),
+            "MissingToken: send 'Authorization: SharedAccessSignature sr=…&sig=…&se=…&skn=…'",
+        ),
+        (
+            event("POST", "/other/messages", Some(&token("hub"))),
+            "InvalidAudience: the token does not cover 'other'",
+        ),
+        (
+            event("PUT", "/v1/topics/hub", Some(&token("hub"))),
+            "Unauthorized access. 'Manage' claim(s) are required",
+        ),
+        (
+            event("GET", "/my/path", Some(&token("hub"))),
+            "no such route",
+        ),
+        (
+            event(
+                "POST",
+                "/hub/publishers/dev-2/messages",
+                Some(&token("hub/publishers/dev-1")),
+            ),
+            "InvalidAudience: the token does not cover 'hub/publishers/dev-2'",
+        ),
+        (
+            event("POST", "/hub/messages", Some("Bearer eyJ.x.y")),
+            "UnsupportedScheme: bearer tokens are not configured on this gateway",
+        ),
+    ];
+    for (e, reason) in cases {
+        assert_eq!(
+            lambda(&s, e).await,
+            json!({"isAuthorized": false, "context": {"reason": reason}})
+        );
+    }
+}
+
+#[tokio::test]
+async fn authorizer_publisher_without_revocation_list_denies_fails() {
+    let out = lambda(
+        &state(),
+        event(
+            "POST",
+            "/hub/publishers/dev-1/messages",
+            Some(&token("hub/publishers/dev-1")),
+        ),
+    )
+    .await;
+    assert_eq!(out["isAuthorized"], false, "fail closed: {out}");
+}
+
+#[tokio::test]
+async fn authorize_route_same_decision_ok() {
+    let body = json!({"authorization": token("hub"), "method": "POST", "path": "/hub/partitions/0/messages"});
+    let req = Request::post("/v1/authorize")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app(state()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["isAuthorized"], true);
+    assert_eq!(v["context"]["rights"], "Send");
+}

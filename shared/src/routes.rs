@@ -1,0 +1,151 @@
+//! What each route of hubgate's HTTP API requires, as a table: the authorizer function
+//! decides from it before a request reaches a function. The functions check the same rights
+//! themselves (defence in depth); `functions/hubgate/tests/routes.rs` keeps this table and
+//! the routers in step.
+
+use percent_encoding::percent_decode_str;
+
+use crate::authz::{AuthError, Principal, Resource, Right, authorize};
+
+/// What a route needs from the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// Any valid credential (`GET /v1/status`).
+    Authenticated,
+    /// `Right` on that resource.
+    Right(Right, Resource),
+    /// `Right` somewhere: the route narrows by what it finds (`GET /v1/metadata/topics`
+    /// lists only the topics the caller may Listen to; `POST /v1/tokens` names its hub in the
+    /// body, which an authorizer does not see).
+    AnyScope(Right),
+}
+
+impl Requirement {
+    /// The resource whose publisher (if any) must not be revoked.
+    pub fn resource(&self) -> Option<&Resource> {
+        match self {
+            Self::Right(_, r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether `principal` meets the requirement.
+    pub fn check(&self, principal: &Principal) -> Result<(), AuthError> {
+        match self {
+            Self::Authenticated => Ok(()),
+            Self::Right(right, resource) => authorize(principal, *right, resource),
+            Self::AnyScope(right) if principal.rights().grants(*right) => Ok(()),
+            Self::AnyScope(right) => Err(AuthError::MissingRight(*right)),
+        }
+    }
+}
+
+fn is(segment: &str, keyword: &str) -> bool {
+    segment.eq_ignore_ascii_case(keyword)
+}
+
+/// The requirement of `method path` (path without query string), or `None` for a request
+/// no route serves.
+pub fn requirement(method: &str, path: &str) -> Option<Requirement> {
+    use Requirement::{AnyScope, Authenticated, Right as R};
+    let path = path.split('?').next().unwrap_or_default();
+    let segments: Vec<String> = path
+        .strip_prefix('/')?
+        .split('/')
+        .map(|s| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        })
+        .collect::<Option<_>>()?;
+    if segments.iter().any(String::is_empty) {
+        return None;
+    }
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let m = method.to_ascii_uppercase();
+    let hub = Resource::hub;
+    Some(match (m.as_str(), s.as_slice()) {
+        ("GET", ["v1", "status"]) => Authenticated,
+        ("GET", ["v1", "metadata", "brokers"]) => R(Right::Listen, Resource::namespace()),
+        ("GET", ["v1", "metadata", "topics"]) => AnyScope(Right::Listen),
+        (
+            "GET",
+            ["v1", "metadata", "topics", t, "partitions"]
+            | ["v1", "metadata", "topics", t, "partitions", _],
+        ) => R(Right::Listen, hub(t)),
+        ("PUT", ["v1", "topics", t]) => R(Right::Manage, hub(t)),
+        ("POST", ["v1", "producer", "topics", t]) => R(Right::Send, hub(t)),
+        ("GET", ["v1", "consumer", "topics", t, "partitions", _, "offsets", _]) => {
+            R(Right::Listen, hub(t))
+        }
+        ("POST", ["v1", "tokens"]) => AnyScope(Right::Manage),
+        (_, ["v1", ..]) => return None,
+        ("POST", [h, kw]) if is(kw, "messages") => R(Right::Send, hub(h)),
+        ("GET", [h, kw]) if is(kw, "revokedpublishers") => R(Right::Manage, hub(h)),
+        ("PUT" | "DELETE", [h, kw, _]) if is(kw, "revokedpublishers") => R(Right::Manage, hub(h)),
+        ("POST", [h, kw, p, tail])
+            if is(tail, "messages") && (is(kw, "publishers") || is(kw, "publisher")) =>
+        {
+            R(Right::Send, Resource::publisher(h, p))
+        }
+        ("POST", [h, kw, _, tail]) if is(tail, "messages") && is(kw, "partitions") => {
+            R(Right::Send, hub(h))
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirement_table_ok() {
+        let cases = [
+            ("GET", "/v1/status", Some(Requirement::Authenticated)),
+            (
+                "get",
+                "/v1/metadata/brokers",
+                Some(Requirement::Right(Right::Listen, Resource::namespace())),
+            ),
+            (
+                "POST",
+                "/v1/producer/topics/t?x=1",
+                Some(Requirement::Right(Right::Send, Resource::hub("t"))),
+            ),
+            (
+                "POST",
+                "/hub/PUBLISHER/dev%2D1/Messages",
+                Some(Requirement::Right(
+                    Right::Send,
+                    Resource::publisher("hub", "dev-1"),
+                )),
+            ),
+            (
+                "POST",
+                "/hub/partitions/3/messages",
+                Some(Requirement::Right(Right::Send, Resource::hub("hub"))),
+            ),
+            (
+                "DELETE",
+                "/hub/RevokedPublishers/p",
+                Some(Requirement::Right(Right::Manage, Resource::hub("hub"))),
+            ),
+            (
+                "POST",
+                "/v1/tokens",
+                Some(Requirement::AnyScope(Right::Manage)),
+            ),
+            ("POST", "/v1/messages", None),
+            ("GET", "/v1/status/", None),
+            ("DELETE", "/v1/topics/t", None),
+            ("POST", "/hub/subscribers/x/messages", None),
+            ("GET", "relative", None),
+            ("POST", "/hub/publishers/%FF/messages", None),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(requirement(method, path), want, "{method} {path}");
+        }
+    }
+}

@@ -256,3 +256,59 @@ async fn oauth_provider_key_rotation_accepted_after_refresh_ok() {
         "new kid fetched on demand"
     );
 }
+
+async fn authorize(env: &Env, authorization: &str, method: &str, path: &str) -> Value {
+    let r = env
+        .http
+        .post(env.gateway.url("/v1/authorize"))
+        .json(&json!({"authorization": authorization, "method": method, "path": path}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn authorizer_decides_for_bearer_and_sas_with_revocation_ok() {
+    let oidc = Oidc::start(TID, "kid-1");
+    let env = Env::start(&oauth_toml(&oidc, None)).await;
+    env.create_topic("hub", 1).await;
+    let member = format!("Bearer {}", oidc.token("member").await);
+    let d = authorize(&env, &member, "POST", "/hub/messages").await;
+    assert_eq!(
+        d,
+        json!({"isAuthorized": true, "context": {"principalKind": "jwt", "principal": format!("jwt:{TID}/{MEMBER_OID}"),
+                                                  "rights": "Send,Listen", "publisher": ""}})
+    );
+    let outsider = format!("Bearer {}", oidc.token("outsider").await);
+    let d = authorize(&env, &outsider, "POST", "/hub/messages").await;
+    assert_eq!(d["isAuthorized"], false);
+    assert!(
+        d["context"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Forbidden"),
+        "{d}"
+    );
+
+    let device = env.token("send", "hub/publishers/dev-1");
+    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-1/messages").await;
+    assert_eq!(d["isAuthorized"], true, "{d}");
+    assert_eq!(d["context"]["publisher"], "dev-1");
+    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-2/messages").await;
+    assert_eq!(d["isAuthorized"], false, "another publisher's path");
+    let r = env
+        .http
+        .put(env.gateway.url("/hub/revokedpublishers/dev-1"))
+        .header("authorization", env.token("manage", "hub"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-1/messages").await;
+    assert_eq!(
+        d,
+        json!({"isAuthorized": false, "context": {"reason": "PublisherRevoked: publisher 'dev-1' is revoked"}})
+    );
+}

@@ -35,7 +35,12 @@ impl Requirement {
             Self::Authenticated => Ok(()),
             Self::Right(right, resource) => authorize(principal, *right, resource),
             Self::AnyScope(right) if principal.rights().grants(*right) => Ok(()),
-            Self::AnyScope(right) => Err(AuthError::MissingRight(*right)),
+            // As in `authorize`: a SAS token lacking the right is a credential problem (401),
+            // a valid bearer token whose groups lack it is a refusal (403).
+            Self::AnyScope(right) => Err(match principal {
+                Principal::Sas { .. } => AuthError::MissingRight(*right),
+                _ => AuthError::NotPermitted(*right, "any hub".into()),
+            }),
         }
     }
 }

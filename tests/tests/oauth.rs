@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const OTHER_TID: &str = "0d8a1b2c-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
 const WRITERS: &str = "11111111-1111-1111-1111-111111111111";
+/// The `outsider` client's group: Manage on `admin-hub` only.
+const ADMINS: &str = "99999999-9999-9999-9999-999999999999";
 const MEMBER_OID: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 const GRAPH_OID: &str = "aaaaaaaa-0000-0000-0000-000000000003";
 
@@ -25,7 +27,8 @@ fn oauth_toml(oidc: &Oidc, graph: Option<&str>) -> String {
     format!(
         "[oauth]\nissuers = ['{}', 'https://sts.windows.net/{TID}/']\naudiences = ['api://hubgate']\n\
          jwks_unknown_kid_refresh_secs = 0\n\
-         [[oauth.groups]]\ngroup = '{WRITERS}'\nrights = ['Send', 'Listen']\nhub = 'hub'\n{graph}",
+         [[oauth.groups]]\ngroup = '{WRITERS}'\nrights = ['Send', 'Listen']\nhub = 'hub'\n\
+         [[oauth.groups]]\ngroup = '{ADMINS}'\nrights = ['Manage']\nhub = 'admin-hub'\n{graph}",
         oidc.issuer()
     )
 }
@@ -69,6 +72,26 @@ async fn oauth_member_produces_and_outsider_is_forbidden_ok() {
     let r = produce(&env, "hub", &outsider).await;
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("www-authenticate").is_none());
+    // The token issuer takes bearer tokens too: Manage from a group, on that group's hub only.
+    let mint = |auth: String, hub: &'static str| {
+        env.http
+            .post(env.gateway.url("/v1/tokens"))
+            .header("authorization", auth)
+            .json(&json!({"hub": hub, "rights": ["Listen"], "ttl_secs": 60}))
+            .send()
+    };
+    assert_eq!(
+        mint(member.clone(), "hub").await.unwrap().status(),
+        403,
+        "Send/Listen group, no Manage"
+    );
+    assert_eq!(
+        mint(outsider.clone(), "hub").await.unwrap().status(),
+        403,
+        "Manage elsewhere only"
+    );
+    let r = mint(outsider.clone(), "admin-hub").await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     // Member tokens work on the Event Hubs paths too (one authorize() for both).
     let r = env
         .http
@@ -98,120 +121,187 @@ fn sign(oidc: &Oidc, kid: &str, claims: &Value) -> String {
     .unwrap()
 }
 
-#[tokio::test]
-async fn oauth_attacks_are_401_and_write_nothing_fails() {
+/// Claims with one change.
+fn claims_with(oidc: &Oidc, change: impl FnOnce(&mut Value)) -> Value {
+    let mut c = claims(oidc);
+    change(&mut c);
+    c
+}
+
+/// Starts a provider and a gateway, lets `forge` make a token (given the provider and its
+/// kid), and checks it is refused with 401 + `WWW-Authenticate`, with nothing written.
+async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
     hubgate_shared::jwt::install_crypto_provider();
     let oidc = Oidc::start(TID, "kid-1");
     let env = Env::start(&oauth_toml(&oidc, None)).await;
     env.create_topic("hub", 1).await;
-    let kid = oidc.kid.clone();
+    let token = forge(&oidc, &oidc.kid.clone());
+    let r = produce(&env, "hub", &format!("Bearer {token}")).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_code"], 40101, "{v}");
+    println!("refused: {}", v["message"]);
+    assert_eq!(
+        latest_offsets(&env.broker.bootstrap(), "hub").await,
+        vec![0],
+        "nothing written"
+    );
+}
 
-    // Sanity: a forged token with good claims and the provider's key is accepted, so each
-    // case below fails for its one defect only.
-    let good = sign(&oidc, &kid, &claims(&oidc));
+/// The forging harness makes tokens hubgate accepts, so each refusal below is caused by its
+/// one defect only.
+#[tokio::test]
+async fn oauth_forged_token_with_good_claims_ok() {
+    hubgate_shared::jwt::install_crypto_provider();
+    let oidc = Oidc::start(TID, "kid-1");
+    let env = Env::start(&oauth_toml(&oidc, None)).await;
+    env.create_topic("hub", 1).await;
+    let good = sign(&oidc, &oidc.kid, &claims(&oidc));
     assert_eq!(
         produce(&env, "hub", &format!("Bearer {good}"))
             .await
             .status(),
         200
     );
-    let before = latest_offsets(&env.broker.bootstrap(), "hub").await;
+}
 
-    let with = |f: &dyn Fn(&mut Value)| {
-        let mut c = claims(&oidc);
-        f(&mut c);
-        sign(&oidc, &kid, &c)
-    };
-    let alg_none = format!(
-        "{}.{}.",
-        B64URL.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string()),
-        B64URL.encode(claims(&oidc).to_string())
-    );
-    let hs256_with_public_key = {
+#[tokio::test]
+async fn oauth_alg_none_fails() {
+    assert_refused(|o, kid| {
+        format!(
+            "{}.{}.",
+            B64URL.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string()),
+            B64URL.encode(claims(o).to_string())
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_hs256_signed_with_rsa_public_key_fails() {
+    assert_refused(|o, kid| {
         let mut h = Header::new(Algorithm::HS256);
-        h.kid = Some(kid.clone());
-        jsonwebtoken::encode(
-            &h,
-            &claims(&oidc),
-            &EncodingKey::from_secret(&oidc.public_pem()),
-        )
-        .unwrap()
-    };
-    let unknown_kid = sign(&oidc, "no-such-kid", &claims(&oidc));
-    let not_in_jwks = {
+        h.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&h, &claims(o), &EncodingKey::from_secret(&o.public_pem())).unwrap()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_unknown_kid_fails() {
+    assert_refused(|o, _| sign(o, "no-such-kid", &claims(o))).await;
+}
+
+#[tokio::test]
+async fn oauth_key_not_in_jwks_fails() {
+    assert_refused(|o, kid| {
         let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some(kid.clone());
+        h.kid = Some(kid.to_owned());
         jsonwebtoken::encode(
             &h,
-            &claims(&oidc),
-            &EncodingKey::from_rsa_pem(&oidc.other_key_pem()).unwrap(),
+            &claims(o),
+            &EncodingKey::from_rsa_pem(&o.other_key_pem()).unwrap(),
         )
         .unwrap()
-    };
-    let oversized = with(&|c| c["padding"] = json!("x".repeat(17 * 1024)));
-    let cases: Vec<(&str, String)> = vec![
-        ("alg: none", alg_none),
-        (
-            "HS256 signed with the RSA public key",
-            hs256_with_public_key,
-        ),
-        ("unknown kid", unknown_kid),
-        ("signed by a key not in the JWKS", not_in_jwks),
-        ("expired", with(&|c| c["exp"] = json!(now() - 3600))),
-        (
-            "nbf in the future",
-            with(&|c| c["nbf"] = json!(now() + 3600)),
-        ),
-        (
-            "missing nbf",
-            with(&|c| drop(c.as_object_mut().unwrap().remove("nbf"))),
-        ),
-        (
-            "wrong issuer",
-            with(&|c| c["iss"] = json!("https://evil.example/")),
-        ),
-        (
-            "another tenant's issuer, same key",
-            with(&|c| {
-                c["iss"] = json!(format!(
-                    "https://login.microsoftonline.com/{OTHER_TID}/v2.0"
-                ))
-            }),
-        ),
-        (
-            "tid not matching the issuer",
-            with(&|c| c["tid"] = json!(OTHER_TID)),
-        ),
-        (
-            "wrong audience",
-            with(&|c| c["aud"] = json!("api://someone-else")),
-        ),
-        (
-            "missing audience",
-            with(&|c| drop(c.as_object_mut().unwrap().remove("aud"))),
-        ),
-        ("oversized token", oversized),
-        ("garbage", "not.a.jwt".to_owned()),
-    ];
-    for (name, token) in cases {
-        let r = produce(&env, "hub", &format!("Bearer {token}")).await;
-        assert_eq!(r.status(), 401, "{name}");
-        assert_eq!(
-            r.headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap()),
-            Some("Bearer error=\"invalid_token\""),
-            "{name}"
-        );
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["error_code"], 40101, "{name}: {v}");
-        println!("{name}: {}", v["message"]);
-    }
-    assert_eq!(
-        latest_offsets(&env.broker.bootstrap(), "hub").await,
-        before,
-        "nothing written"
-    );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_expired_fails() {
+    assert_refused(|o, kid| sign(o, kid, &claims_with(o, |c| c["exp"] = json!(now() - 3600))))
+        .await;
+}
+
+#[tokio::test]
+async fn oauth_nbf_in_future_fails() {
+    assert_refused(|o, kid| sign(o, kid, &claims_with(o, |c| c["nbf"] = json!(now() + 3600))))
+        .await;
+}
+
+#[tokio::test]
+async fn oauth_missing_nbf_fails() {
+    assert_refused(|o, kid| {
+        sign(
+            o,
+            kid,
+            &claims_with(o, |c| drop(c.as_object_mut().unwrap().remove("nbf"))),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_wrong_issuer_fails() {
+    assert_refused(|o, kid| {
+        sign(
+            o,
+            kid,
+            &claims_with(o, |c| c["iss"] = json!("https://evil.example/")),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_other_tenant_issuer_same_key_fails() {
+    assert_refused(|o, kid| {
+        let iss = format!("https://login.microsoftonline.com/{OTHER_TID}/v2.0");
+        sign(o, kid, &claims_with(o, |c| c["iss"] = json!(iss)))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_tid_not_matching_issuer_fails() {
+    assert_refused(|o, kid| sign(o, kid, &claims_with(o, |c| c["tid"] = json!(OTHER_TID)))).await;
+}
+
+#[tokio::test]
+async fn oauth_wrong_audience_fails() {
+    assert_refused(|o, kid| {
+        sign(
+            o,
+            kid,
+            &claims_with(o, |c| c["aud"] = json!("api://someone-else")),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_missing_audience_fails() {
+    assert_refused(|o, kid| {
+        sign(
+            o,
+            kid,
+            &claims_with(o, |c| drop(c.as_object_mut().unwrap().remove("aud"))),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_oversized_token_fails() {
+    assert_refused(|o, kid| {
+        sign(
+            o,
+            kid,
+            &claims_with(o, |c| c["padding"] = json!("x".repeat(17 * 1024))),
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_garbage_token_fails() {
+    assert_refused(|_, _| "not.a.jwt".to_owned()).await;
 }
 
 #[tokio::test]

@@ -137,6 +137,22 @@ pub struct KafkaConfig {
     pub request_timeout_ms: u64,
     /// How long topic metadata (partition counts) is cached (ms).
     pub metadata_ttl_ms: u64,
+    /// Set `TCP_NODELAY` on the Kafka connections (see `shared/src/kafka/nodelay.rs`).
+    /// Without it, produce requests of about 8-64 KB wait ~40 ms for a delayed ACK.
+    pub tcp_nodelay: bool,
+    /// Combine records of concurrent HTTP requests for the same partition into shared
+    /// produce requests. Ignored (always off) on AWS Lambda, where an instance serves one
+    /// request at a time.
+    pub coalesce: bool,
+    /// How long a shared produce request waits for more records before it is sent (ms).
+    /// 0: send as soon as the previous request for that partition was acknowledged.
+    pub linger_ms: u64,
+    /// Largest shared produce request, in record bytes (key + value + headers). A single
+    /// HTTP request larger than this is still sent, alone.
+    pub max_batch_bytes: usize,
+    /// Record bytes waiting for a partition beyond which new produce requests get 503
+    /// (bounded memory when Kafka is slow or away).
+    pub max_pending_bytes: usize,
 }
 
 impl Default for KafkaConfig {
@@ -146,6 +162,11 @@ impl Default for KafkaConfig {
             client_id: "hubgate".into(),
             request_timeout_ms: 10_000,
             metadata_ttl_ms: 5_000,
+            tcp_nodelay: true,
+            coalesce: true,
+            linger_ms: 0,
+            max_batch_bytes: 512 * 1024,
+            max_pending_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   `aud` one of the configured audiences, `nbf`/`exp` hold within `leeway_secs`, and a `tid`
 //!   claim must be a path segment of the issuer (Entra issuers name their tenant).
 
+mod provider;
+
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -457,10 +459,11 @@ impl JwtValidator {
     }
 }
 
-/// Installs aws-lc-rs as jsonwebtoken's crypto provider (once per process; later calls are
-/// no-ops). Without it the first verification would panic.
+/// Installs aws-lc-rs as jsonwebtoken's crypto provider, with RSA keys parsed once (see
+/// `jwt/provider.rs`). Once per process; later calls are no-ops. Without it the first
+/// verification would panic.
 pub fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let _ = std::sync::LazyLock::force(&provider::PROVIDER).install_default();
 }
 
 #[cfg(test)]

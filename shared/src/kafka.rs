@@ -5,10 +5,12 @@
 //! and connects on the first request after it is back.
 
 mod admin;
+mod coalesce;
+mod nodelay;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use rskafka::record::{Record, RecordAndOffset};
 use tokio::sync::OnceCell;
 
 pub use admin::{BrokerInfo, ClusterInfo, PartitionInfo};
+pub use nodelay::NoDelay;
 
 use crate::config::KafkaConfig;
 
@@ -50,6 +53,13 @@ pub enum KafkaError {
     InvalidTopic(String),
     #[error("kafka refused the record as too large")]
     RecordTooLarge,
+    #[error("too many records are waiting for this partition")]
+    Busy,
+    #[error("kafka refused a combined produce request as too large")]
+    CombinedTooLarge,
+    /// One failure of a produce request shared by several HTTP requests.
+    #[error(transparent)]
+    Shared(Arc<KafkaError>),
 }
 
 impl From<ClientError> for KafkaError {
@@ -62,6 +72,7 @@ impl KafkaError {
     /// The broker's error code, when the broker answered with one.
     fn protocol(&self) -> Option<&ProtocolError> {
         match self {
+            Self::Shared(e) => e.protocol(),
             Self::Client(c) => match c.as_ref() {
                 ClientError::ServerError { protocol_error, .. } => Some(protocol_error),
                 _ => None,
@@ -79,9 +90,12 @@ impl KafkaError {
             Self::TopicExists(_) => (StatusCode::CONFLICT, 40902),
             Self::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
             Self::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
-            Self::Timeout | Self::Client(_) | Self::Admin(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, 50301)
-            }
+            Self::Timeout
+            | Self::Client(_)
+            | Self::Admin(_)
+            | Self::Busy
+            | Self::CombinedTooLarge => (StatusCode::SERVICE_UNAVAILABLE, 50301),
+            Self::Shared(e) => e.status_and_code(),
         }
     }
 
@@ -91,6 +105,14 @@ impl KafkaError {
             Self::Timeout | Self::Client(_) | Self::Admin(_) => {
                 "Kafka is unavailable; nothing was acknowledged. Retry later.".into()
             }
+            Self::Busy => {
+                "Too many records are waiting for Kafka; nothing was acknowledged. Retry later."
+                    .into()
+            }
+            Self::CombinedTooLarge => {
+                "Kafka refused a combined produce request; nothing was acknowledged. Retry.".into()
+            }
+            Self::Shared(e) => e.client_message(),
             other => other.to_string(),
         }
     }
@@ -126,6 +148,10 @@ pub struct Kafka {
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
     topics: Mutex<Option<(Instant, Arc<TopicMap>)>>,
     round_robin: AtomicU32,
+    /// `None` when produce requests are not combined (`kafka.coalesce = false`, Lambda).
+    coalescer: Option<coalesce::Coalescer>,
+    nodelay: Option<Arc<nodelay::NoDelay>>,
+    produce_requests: Arc<AtomicU64>,
 }
 
 impl Kafka {
@@ -138,7 +164,32 @@ impl Kafka {
             partitions: Mutex::new(HashMap::new()),
             topics: Mutex::new(None),
             round_robin: AtomicU32::new(0),
+            coalescer: config.coalesce.then(|| coalesce::Coalescer::new(config)),
+            nodelay: config.tcp_nodelay.then(Arc::default),
+            produce_requests: Arc::default(),
         }
+    }
+
+    /// Sets `TCP_NODELAY` on connections rskafka opened since the last sweep.
+    fn sweep_nodelay(&self) {
+        if let Some(nd) = &self.nodelay {
+            nd.sweep();
+        }
+    }
+
+    /// Sweeps once a second for connections rskafka re-opened on its own; ends with `self`.
+    fn spawn_nodelay_sweeper(&self) {
+        let Some(nd) = &self.nodelay else { return };
+        let nd = Arc::downgrade(nd);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(nd) = nd.upgrade() else { return };
+                nd.sweep();
+            }
+        });
     }
 
     fn timeout(&self) -> Duration {
@@ -176,13 +227,17 @@ impl Kafka {
                     base: 2.0,
                     deadline: Some(self.timeout()),
                 };
-                self.timed(
-                    ClientBuilder::new(self.config.bootstrap_servers.clone())
-                        .client_id(Arc::clone(&self.client_id))
-                        .backoff_config(backoff)
-                        .build(),
-                )
-                .await
+                let client = self
+                    .timed(
+                        ClientBuilder::new(self.config.bootstrap_servers.clone())
+                            .client_id(Arc::clone(&self.client_id))
+                            .backoff_config(backoff)
+                            .build(),
+                    )
+                    .await?;
+                self.sweep_nodelay();
+                self.spawn_nodelay_sweeper();
+                Ok(client)
             })
             .await
     }
@@ -256,6 +311,7 @@ impl Kafka {
             self.timed(client.partition_client(topic, partition, UnknownTopicHandling::Error))
                 .await?,
         );
+        self.sweep_nodelay();
         self.partitions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -301,6 +357,8 @@ impl Kafka {
     }
 
     /// Writes records to one partition; returns their offsets once Kafka acknowledged them.
+    /// Combined with concurrent requests for the same partition unless coalescing is off
+    /// (see `kafka/coalesce.rs`).
     pub async fn produce(
         &self,
         topic: &str,
@@ -308,9 +366,29 @@ impl Kafka {
         records: Vec<Record>,
     ) -> Result<Vec<i64>, KafkaError> {
         let pc = self.partition(topic, partition).await?;
-        self.timed(pc.produce(records, Compression::NoCompression))
-            .await
-            .map_err(|e| self.partition_error(e, topic, partition))
+        let result = match &self.coalescer {
+            None => {
+                self.produce_requests.fetch_add(1, Ordering::Relaxed);
+                self.timed(pc.produce(records, Compression::NoCompression))
+                    .await
+            }
+            Some(c) => {
+                let rx = c.submit(topic, partition, pc, records, &self.produce_requests)?;
+                match self.timed(async { Ok::<_, KafkaError>(rx.await) }).await {
+                    Ok(Ok(Ok(offsets))) => Ok(offsets),
+                    Ok(Ok(Err(shared))) => Err(KafkaError::Shared(shared)),
+                    // The sender task ended without an answer (runtime shutting down).
+                    Ok(Err(_)) => Err(KafkaError::Timeout),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        result.map_err(|e| self.partition_error(e, topic, partition))
+    }
+
+    /// How many Kafka produce requests this handle has sent (tests, benchmarks).
+    pub fn produce_requests(&self) -> u64 {
+        self.produce_requests.load(Ordering::Relaxed)
     }
 
     /// Earliest and latest (next) offset of a partition.

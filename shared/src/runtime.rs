@@ -237,10 +237,15 @@ pub async fn start(
     args: &ServeArgs,
 ) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), String> {
     init_tracing();
-    let config = std::sync::Arc::new(args.load().map_err(|e| e.to_string())?);
+    let mut config = args.load().map_err(|e| e.to_string())?;
+    let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
+    if matches!(mode, Mode::Lambda) {
+        // One request per instance at a time: nothing to combine, so produce directly.
+        config.kafka.coalesce = false;
+    }
+    let config = std::sync::Arc::new(config);
     let clients = crate::Clients::load(&config).await?;
     clients.warm_up().await;
-    let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
     Ok((config, clients, mode))
 }
 

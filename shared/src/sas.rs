@@ -206,7 +206,11 @@ impl Scope {
                 if decoded.is_empty() || decoded.chars().any(char::is_control) {
                     return Err(SasError::BadResource);
                 }
-                Ok(decoded.to_lowercase())
+                Ok(if decoded.is_ascii() {
+                    decoded.to_ascii_lowercase()
+                } else {
+                    decoded.to_lowercase()
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { host, segments })
@@ -273,12 +277,18 @@ impl SasToken {
             let (name, value) = field
                 .split_once('=')
                 .ok_or_else(|| SasError::FieldWithoutValue(truncate_for_message(field.trim())))?;
-            let (slot, name) = match name.trim().to_ascii_lowercase().as_str() {
-                "sr" => (&mut sr, "sr"),
-                "sig" => (&mut sig, "sig"),
-                "se" => (&mut se, "se"),
-                "skn" => (&mut skn, "skn"),
-                _ => return Err(SasError::UnknownField),
+            let name = name.trim();
+            let is = |known: &str| name.eq_ignore_ascii_case(known);
+            let (slot, name) = if is("sr") {
+                (&mut sr, "sr")
+            } else if is("sig") {
+                (&mut sig, "sig")
+            } else if is("se") {
+                (&mut se, "se")
+            } else if is("skn") {
+                (&mut skn, "skn")
+            } else {
+                return Err(SasError::UnknownField);
             };
             if slot.is_some() {
                 return Err(SasError::DuplicateField(name));
@@ -366,7 +376,11 @@ impl SasToken {
 
 /// Form-decodes (`+` is a space, then percent-decoding), as every SDK's `sr` needs.
 fn form_decode(s: &str) -> Option<String> {
-    let spaced = s.replace('+', " ");
+    let spaced: std::borrow::Cow<'_, str> = if s.contains('+') {
+        s.replace('+', " ").into()
+    } else {
+        s.into()
+    };
     percent_decode_str(&spaced)
         .decode_utf8()
         .ok()

@@ -76,16 +76,27 @@ pub struct Broker {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    storage: &'static str,
 }
 
 impl Broker {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with_storage("sqlite://tansu.db")
+    }
+
+    /// A broker keeping records in memory (benchmarks: measures the gateway, not SQLite).
+    pub fn start_in_memory() -> Self {
+        Self::start_with_storage("memory://tansu/")
+    }
+
+    fn start_with_storage(storage: &'static str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the broker");
         let mut b = Self {
             child: None,
             port: free_port(),
             dir,
+            storage,
         };
         b.spawn();
         b
@@ -104,7 +115,7 @@ impl Broker {
                 &url,
             ])
             // tansu joins the path onto its working directory: keep it relative.
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", self.storage])
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -115,6 +126,11 @@ impl Broker {
     /// The broker's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    /// The broker's process id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `127.0.0.1:<port>`.

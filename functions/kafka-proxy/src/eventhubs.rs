@@ -193,7 +193,8 @@ struct BrokerProperties {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct BatchEvent {
-    body: Value,
+    /// Kept raw: a JSON body other than a string is sent as the client wrote it.
+    body: Box<serde_json::value::RawValue>,
     #[serde(default)]
     user_properties: BTreeMap<String, Value>,
     #[serde(default)]
@@ -303,17 +304,21 @@ fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, e)| {
-            let body = match (e.body, e.is_body_base64) {
-                (Value::String(s), true) => BASE64.decode(s.as_bytes()).map_err(|_| {
-                    ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
-                })?,
-                (Value::String(s), false) => s.into_bytes(),
-                (_, true) => {
+            let raw = e.body.get();
+            let text = || serde_json::from_str::<String>(raw).ok();
+            let body = match (raw.starts_with('"'), e.is_body_base64) {
+                (true, true) => text()
+                    .and_then(|s| BASE64.decode(s.as_bytes()).ok())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
+                    })?,
+                (true, false) => text().map(String::into_bytes).unwrap_or_default(),
+                (false, true) => {
                     return Err(ApiError::BadRequest(format!(
                         "event {i}: IsBodyBase64 needs Body to be a string"
                     )));
                 }
-                (other, false) => other.to_string().into_bytes(),
+                (false, false) => raw.as_bytes().to_vec(),
             };
             let properties = e
                 .user_properties

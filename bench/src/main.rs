@@ -1,0 +1,463 @@
+//! hubgate's load benchmark: the all-in-one server on a real tansu broker, driven by `wrk`,
+//! against a direct rskafka producer sending the same records with the same batching, in
+//! the same run; plus the 40 ms Nagle case, peak RSS, cold start and binary sizes.
+//! `benches/run` builds everything and runs this; BENCHMARKS.md has the results.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hubgate_tests::{Broker, free_port, test_config_toml, token_1h};
+use rskafka::client::ClientBuilder;
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
+use rskafka::record::Record;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The hubgate binary (a release build).
+    #[arg(long, default_value = "target/release/hubgate")]
+    hubgate: PathBuf,
+    /// Seconds each load scenario runs (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Cold-start runs.
+    #[arg(long, default_value_t = 15)]
+    cold_runs: usize,
+    /// Keep the broker's records in SQLite (default: in memory, so the figures are about
+    /// the gateway rather than SQLite).
+    #[arg(long)]
+    sqlite: bool,
+    /// Where the Markdown report goes (also printed).
+    #[arg(long, default_value = "target/bench/load.md")]
+    out: PathBuf,
+}
+
+const TOPIC: &str = "bench";
+
+/// One measured scenario.
+#[derive(Debug, Default)]
+struct Row {
+    name: String,
+    records_per_request: usize,
+    concurrency: usize,
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    client_cpu_us_per_record: f64,
+    broker_cpu_us_per_record: f64,
+    errors: u64,
+}
+
+impl Row {
+    fn records_per_sec(&self) -> f64 {
+        self.requests_per_sec * self.records_per_request as f64
+    }
+}
+
+/// A record value of ~100 bytes, as a device would send.
+fn value(i: usize) -> serde_json::Value {
+    serde_json::json!({"id": format!("dev-{:04}-{i:06}", i % 1000), "temperature": 21.5,
+        "humidity": 40.25, "site": "plant-7", "ts": 1_700_000_000_000u64 + i as u64})
+}
+
+/// CPU time (user + system) of a process so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Hubgate {
+    child: Child,
+    port: u16,
+}
+
+/// `hubgate serve` with `config` on `port`, quiet.
+fn spawn_serve(bin: &Path, config: &Path, port: u16) -> Child {
+    Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start hubgate")
+}
+
+impl Hubgate {
+    fn start(bin: &Path, config: &Path) -> Self {
+        let port = free_port();
+        let child = spawn_serve(bin, config, port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "hubgate did not listen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Hubgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_ms(s: &str) -> f64 {
+    let num = |suffix: &str| s.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
+    num("us")
+        .map(|v| v / 1000.0)
+        .or_else(|| num("ms"))
+        .or_else(|| num("s").map(|v| v * 1000.0))
+        .unwrap_or(f64::NAN)
+}
+
+/// Runs wrk against `url` and reads requests/s, p50, p99 and non-2xx answers.
+fn wrk(url: &str, script: &Path, concurrency: usize, seconds: u64) -> (f64, f64, f64, u64) {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{concurrency}"), &format!("-d{seconds}s")])
+        .args(["--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rps = 0.0;
+    let (mut p50, mut p99, mut errors) = (f64::NAN, f64::NAN, 0);
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => rps = v.parse().unwrap_or(0.0),
+            ["50%", v] => p50 = parse_ms(v),
+            ["99%", v] => p99 = parse_ms(v),
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", ..] => errors += 1,
+            _ => {}
+        }
+    }
+    (rps, p50, p99, errors)
+}
+
+struct Setup {
+    bin: PathBuf,
+    broker: Broker,
+    dir: tempfile::TempDir,
+    token: String,
+    seconds: u64,
+}
+
+impl Setup {
+    fn config(&self, name: &str, kafka_extra: &str) -> PathBuf {
+        // test_config_toml's [kafka] table gets the extra keys; keys match `token`'s.
+        let base = std::fs::read_to_string(self.dir.path().join("base.toml")).unwrap();
+        let toml = base.replace(
+            "[kafka]\n",
+            &format!("[kafka]\n{kafka_extra}\nrequest_timeout_ms = 10000\n"),
+        );
+        let toml = toml.replace("request_timeout_ms = 5000\n", "");
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    fn script(&self, records: usize) -> PathBuf {
+        let body = serde_json::json!({"records": (0..records).map(|i| serde_json::json!({"value": value(i)})).collect::<Vec<_>>()});
+        let lua = format!(
+            "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = [==[{}]==]\n",
+            self.token
+        );
+        let path = self.dir.path().join(format!("produce-{records}.lua"));
+        std::fs::write(&path, lua).unwrap();
+        path
+    }
+
+    fn http(&self, name: &str, hg: &Hubgate, records: usize, concurrency: usize) -> Row {
+        let script = self.script(records);
+        let url = format!("http://127.0.0.1:{}/v1/producer/topics/{TOPIC}", hg.port);
+        wrk(&url, &script, concurrency, 1); // warm-up
+        let broker_pid = self.broker.pid().unwrap();
+        let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
+        let (rps, p50, p99, errors) = wrk(&url, &script, concurrency, self.seconds);
+        let (g1, b1) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
+        let total = rps * self.seconds as f64 * records as f64;
+        Row {
+            name: name.into(),
+            records_per_request: records,
+            concurrency,
+            requests_per_sec: rps,
+            p50_ms: p50,
+            p99_ms: p99,
+            client_cpu_us_per_record: (g1 - g0).as_secs_f64() * 1e6 / total,
+            broker_cpu_us_per_record: (b1 - b0).as_secs_f64() * 1e6 / total,
+            errors,
+        }
+    }
+
+    async fn direct(&self, name: &str, nodelay: bool, records: usize, concurrency: usize) -> Row {
+        let client = ClientBuilder::new(vec![self.broker.bootstrap()])
+            .build()
+            .await
+            .unwrap();
+        let pc = Arc::new(
+            client
+                .partition_client(TOPIC, 0, UnknownTopicHandling::Error)
+                .await
+                .unwrap(),
+        );
+        if nodelay {
+            hubgate_shared::kafka::NoDelay::default().sweep();
+        }
+        let batch: Vec<Record> = (0..records)
+            .map(|i| Record {
+                key: None,
+                value: Some(value(i).to_string().into_bytes()),
+                headers: BTreeMap::new(),
+                timestamp: chrono::Utc::now(),
+            })
+            .collect();
+        let run = |secs: u64| {
+            let (pc, batch) = (Arc::clone(&pc), batch.clone());
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(secs);
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let (pc, batch) = (Arc::clone(&pc), batch.clone());
+                        tokio::spawn(async move { drive(&pc, &batch, deadline).await })
+                    })
+                    .collect();
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                for t in tasks {
+                    let (l, e) = t.await.unwrap();
+                    lat.extend(l);
+                    errors += e;
+                }
+                (lat, errors)
+            }
+        };
+        run(1).await; // warm-up
+        let me = std::process::id();
+        let broker_pid = self.broker.pid().unwrap();
+        let (c0, b0) = (cpu_time(me), cpu_time(broker_pid));
+        let (mut lat, errors) = run(self.seconds).await;
+        let (c1, b1) = (cpu_time(me), cpu_time(broker_pid));
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        let total = (lat.len() * records) as f64;
+        Row {
+            name: name.into(),
+            records_per_request: records,
+            concurrency,
+            requests_per_sec: lat.len() as f64 / self.seconds as f64,
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+            client_cpu_us_per_record: (c1 - c0).as_secs_f64() * 1e6 / total,
+            broker_cpu_us_per_record: (b1 - b0).as_secs_f64() * 1e6 / total,
+            errors,
+        }
+    }
+}
+
+async fn drive(pc: &PartitionClient, batch: &[Record], deadline: Instant) -> (Vec<Duration>, u64) {
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        match pc.produce(batch.to_vec(), Compression::NoCompression).await {
+            Ok(_) => lat.push(t.elapsed()),
+            Err(_) => errors += 1,
+        }
+    }
+    (lat, errors)
+}
+
+/// Process start to the first 200 from `GET /v1/status` (which also reaches Kafka), with a
+/// raw-socket poller (no HTTP client start-up in the figure).
+fn cold_start(bin: &Path, config: &Path, token: &str) -> Duration {
+    let port = free_port();
+    let request = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n"
+    );
+    let start = Instant::now();
+    let mut child = spawn_serve(bin, config, port);
+    let took = loop {
+        assert!(start.elapsed() < Duration::from_secs(20), "no 200");
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        };
+        let mut answer = String::new();
+        if s.write_all(request.as_bytes()).is_ok()
+            && s.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+        {
+            break start.elapsed();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    took
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| scenario | records/req | conc. | req/s | records/s | p50 ms | p99 ms | client CPU µs/record | broker CPU µs/record | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            r.name,
+            r.records_per_request,
+            r.concurrency,
+            r.requests_per_sec,
+            r.records_per_sec(),
+            r.p50_ms,
+            r.p99_ms,
+            r.client_cpu_us_per_record,
+            r.broker_cpu_us_per_record,
+            r.errors
+        );
+    }
+    t
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let broker = if args.sqlite {
+        Broker::start()
+    } else {
+        Broker::start_in_memory()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = test_config_toml(&broker.bootstrap(), "");
+    std::fs::write(dir.path().join("base.toml"), &base).unwrap();
+    let config = hubgate_shared::Config::from_toml(&base).unwrap();
+    let token = token_1h(&config, "send", TOPIC);
+    let kafka = hubgate_shared::Kafka::new(&config.kafka);
+    kafka.create_topic(TOPIC, 1, 1, &[]).await.unwrap();
+    let setup = Setup {
+        bin: args.hubgate.clone(),
+        broker,
+        dir,
+        token,
+        seconds: args.seconds,
+    };
+
+    let mut rows = Vec::new();
+    let main_config = setup.config("main", "");
+    let hg = Hubgate::start(&setup.bin, &main_config);
+    for records in [1, 100] {
+        for c in [1, 16, 64] {
+            rows.push(setup.http("hubgate", &hg, records, c));
+            rows.push(setup.direct("direct rskafka", true, records, c).await);
+            eprintln!("{}", table(&rows[rows.len() - 2..]));
+        }
+    }
+    let rss = peak_rss_mib(hg.child.id());
+    drop(hg);
+
+    // What coalescing buys, and the Nagle stall (both sides without TCP_NODELAY).
+    let mut extra = Vec::new();
+    let plain = setup.config("no-coalesce", "coalesce = false");
+    let hg = Hubgate::start(&setup.bin, &plain);
+    extra.push(setup.http("hubgate, coalesce = false", &hg, 1, 64));
+    drop(hg);
+    let nagle = setup.config("nagle", "tcp_nodelay = false");
+    let hg = Hubgate::start(&setup.bin, &nagle);
+    extra.push(setup.http("hubgate, tcp_nodelay = false", &hg, 100, 1));
+    drop(hg);
+    extra.push(
+        setup
+            .direct("direct rskafka as is (Nagle on)", false, 100, 1)
+            .await,
+    );
+
+    let mut cold: Vec<Duration> = (0..args.cold_runs)
+        .map(|_| cold_start(&setup.bin, &main_config, &setup.token))
+        .collect();
+    cold.sort_unstable();
+    let release = setup.bin.parent().unwrap().to_path_buf();
+    let sizes: Vec<String> = ["hubgate", "kafka-proxy", "token-issuer", "authorizer"]
+        .iter()
+        .map(|b| {
+            let size = std::fs::metadata(release.join(b)).map_or(0, |m| m.len());
+            format!("{b} {:.1} MiB", size as f64 / 1_048_576.0)
+        })
+        .collect();
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "## Produce load ({} s per scenario, topic with 1 partition, tansu with {} storage)\n\n{}",
+        args.seconds,
+        if args.sqlite { "SQLite" } else { "in-memory" },
+        table(&rows)
+    );
+    let ratios: Vec<String> = rows
+        .chunks(2)
+        .map(|pair| {
+            format!(
+                "| {} | {} | {:.2} | {:+.2} | {:+.2} |",
+                pair[0].records_per_request,
+                pair[0].concurrency,
+                pair[0].records_per_sec() / pair[1].records_per_sec(),
+                pair[0].p50_ms - pair[1].p50_ms,
+                pair[0].p99_ms - pair[1].p99_ms
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        report,
+        "### hubgate / direct rskafka\n\n| records/req | conc. | records/s ratio | p50 added ms | p99 added ms |\n|---:|---:|---:|---:|---:|\n{}\n",
+        ratios.join("\n")
+    );
+    let _ = writeln!(
+        report,
+        "## Coalescing off, and the Nagle stall\n\n{}",
+        table(&extra)
+    );
+    let _ = writeln!(
+        report,
+        "## Process\n\n- peak RSS of hubgate after all the load above: {rss:.1} MiB\n- cold start, process start to first 200 on /v1/status: median {:.1} ms, min {:.1} ms, max {:.1} ms ({} runs)\n- release binaries (stripped): {}\n",
+        cold[cold.len() / 2].as_secs_f64() * 1000.0,
+        cold[0].as_secs_f64() * 1000.0,
+        cold[cold.len() - 1].as_secs_f64() * 1000.0,
+        cold.len(),
+        sizes.join(", ")
+    );
+    println!("{report}");
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&args.out, report).unwrap();
+}

@@ -1,0 +1,258 @@
+//! Coalesced produce ("group commit"): records of concurrent HTTP requests for the same
+//! partition share Kafka produce requests.
+//!
+//! A broker spends about as much on a produce request with one record as on one with a
+//! thousand (tansu: ~0.1-0.25 ms each), so one Kafka request per HTTP request caps a
+//! gateway at a few thousand requests per second. Here each partition has a queue with
+//! at most one produce request in flight. A request whose queue is idle is sent at once
+//! (no added latency when traffic is light); requests arriving meanwhile wait and leave
+//! together, in arrival order, as the next produce request, up to `max_batch_bytes`.
+//! Batches grow with the load on their own; `linger_ms` can add a fixed wait on top.
+//!
+//! Guarantees, the same as without coalescing:
+//! - an HTTP request is answered only after Kafka acknowledged all of its records, with
+//!   its own offsets;
+//! - the records of one request stay together in one produce request (all or nothing)
+//!   and keep their order; requests to a partition are written in arrival order;
+//! - a failed produce request fails every request in it (503, retryable), and nothing
+//!   else. If Kafka refuses a shared request as too large (its limit is below
+//!   `max_batch_bytes`), that partition's batches are halved from then on.
+//!
+//! Why not rskafka's `BatchProducer`: it works per record (a request's records could land
+//! in different produce requests, losing all-or-nothing) and lingers before every flush.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rskafka::client::error::ProtocolError;
+use rskafka::client::partition::{Compression, PartitionClient};
+use rskafka::record::Record;
+use tokio::sync::oneshot;
+
+use super::KafkaError;
+use crate::config::KafkaConfig;
+
+/// The outcome a waiting request receives: its offsets, or the shared error.
+pub(super) type Outcome = Result<Vec<i64>, Arc<KafkaError>>;
+
+/// Per-partition produce queues.
+#[derive(Debug)]
+pub(super) struct Coalescer {
+    queues: Mutex<HashMap<(String, i32), Arc<Queue>>>,
+    linger: Duration,
+    max_batch_bytes: usize,
+    max_pending_bytes: usize,
+    timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<State>,
+    /// Batch size limit learned from the broker (0: `max_batch_bytes`).
+    limit: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    waiting: VecDeque<Waiter>,
+    waiting_bytes: usize,
+    /// A task is sending this queue's requests.
+    running: bool,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    records: Vec<Record>,
+    bytes: usize,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// Approximate size of a record in a produce request.
+pub(super) fn record_bytes(r: &Record) -> usize {
+    r.key.as_ref().map_or(0, Vec::len)
+        + r.value.as_ref().map_or(0, Vec::len)
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + 24
+}
+
+impl Coalescer {
+    pub(super) fn new(config: &KafkaConfig) -> Self {
+        Self {
+            queues: Mutex::new(HashMap::new()),
+            linger: Duration::from_millis(config.linger_ms),
+            max_batch_bytes: config.max_batch_bytes.max(1),
+            max_pending_bytes: config.max_pending_bytes,
+            timeout: Duration::from_millis(config.request_timeout_ms),
+        }
+    }
+
+    /// Queues `records` for the partition behind `pc`; the receiver gets their offsets once
+    /// Kafka acknowledged them. `Err(Busy)` when too much is waiting already.
+    pub(super) fn submit(
+        &self,
+        topic: &str,
+        partition: i32,
+        pc: Arc<PartitionClient>,
+        records: Vec<Record>,
+        sent: &Arc<AtomicU64>,
+    ) -> Result<oneshot::Receiver<Outcome>, KafkaError> {
+        let queue = Arc::clone(
+            self.queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((topic.to_owned(), partition))
+                .or_default(),
+        );
+        let bytes = records.iter().map(record_bytes).sum();
+        let (done, rx) = oneshot::channel();
+        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.waiting.is_empty() && state.waiting_bytes + bytes > self.max_pending_bytes {
+            return Err(KafkaError::Busy);
+        }
+        state.waiting_bytes += bytes;
+        state.waiting.push_back(Waiter {
+            records,
+            bytes,
+            done,
+        });
+        if !state.running {
+            state.running = true;
+            let sender = Sender {
+                queue: Arc::clone(&queue),
+                pc,
+                sent: Arc::clone(sent),
+                linger: self.linger,
+                max_batch_bytes: self.max_batch_bytes,
+                timeout: self.timeout,
+            };
+            tokio::spawn(sender.run());
+        }
+        Ok(rx)
+    }
+}
+
+/// The task that empties one queue, one produce request at a time, and then ends.
+struct Sender {
+    queue: Arc<Queue>,
+    pc: Arc<PartitionClient>,
+    /// Counts produce requests (`Kafka::produce_requests`).
+    sent: Arc<AtomicU64>,
+    linger: Duration,
+    max_batch_bytes: usize,
+    timeout: Duration,
+}
+
+impl Sender {
+    async fn run(self) {
+        loop {
+            if !self.linger.is_zero() {
+                tokio::time::sleep(self.linger).await;
+            }
+            let batch = self.take();
+            if batch.is_empty() {
+                return; // `take` cleared `running` under the lock
+            }
+            self.send(batch).await;
+        }
+    }
+
+    /// The next batch: waiting requests in order, up to `max_batch_bytes` (at least one).
+    /// Requests whose HTTP client went away are dropped unsent.
+    fn take(&self) -> Vec<Waiter> {
+        let mut state = self
+            .queue
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let max = match self.queue.limit.load(Ordering::Relaxed) {
+            0 => self.max_batch_bytes,
+            learned => learned.min(self.max_batch_bytes),
+        };
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        while let Some(w) = state.waiting.front() {
+            if !batch.is_empty() && bytes + w.bytes > max {
+                break;
+            }
+            let Some(w) = state.waiting.pop_front() else {
+                break;
+            };
+            state.waiting_bytes -= w.bytes;
+            if w.done.is_closed() {
+                continue;
+            }
+            bytes += w.bytes;
+            batch.push(w);
+        }
+        if batch.is_empty() {
+            state.running = false;
+        }
+        batch
+    }
+
+    async fn send(&self, batch: Vec<Waiter>) {
+        let (outcomes, senders) = self.produce(batch).await;
+        for (done, outcome) in senders.into_iter().zip(outcomes) {
+            let _ = done.send(outcome); // the HTTP client may have gone
+        }
+    }
+
+    /// Produces the batch as one request. If Kafka refuses a request combined from several
+    /// as too large, the broker's limit is below `max_batch_bytes`: every request in it
+    /// fails with a retryable error and this partition's batches are halved from now on.
+    async fn produce(&self, batch: Vec<Waiter>) -> (Vec<Outcome>, Vec<oneshot::Sender<Outcome>>) {
+        let counts: Vec<usize> = batch.iter().map(|w| w.records.len()).collect();
+        let bytes: usize = batch.iter().map(|w| w.bytes).sum();
+        let mut records = Vec::with_capacity(counts.iter().sum());
+        let mut senders = Vec::with_capacity(batch.len());
+        for w in batch {
+            records.extend(w.records);
+            senders.push(w.done);
+        }
+        let outcome = match self.write(records).await {
+            Err(e) if senders.len() > 1 && too_large(&e) => {
+                let halved = (bytes / 2).max(1);
+                self.queue.limit.store(halved, Ordering::Relaxed);
+                tracing::error!(
+                    bytes,
+                    halved,
+                    "Kafka refused a combined produce request as too large; lower kafka.max_batch_bytes below the broker's message.max.bytes"
+                );
+                Err(Arc::new(KafkaError::CombinedTooLarge))
+            }
+            other => other.map_err(Arc::new),
+        };
+        let outcomes = match outcome {
+            Ok(offsets) => {
+                let mut offsets = offsets.into_iter();
+                counts
+                    .iter()
+                    .map(|&n| Ok(offsets.by_ref().take(n).collect()))
+                    .collect()
+            }
+            Err(e) => senders.iter().map(|_| Err(Arc::clone(&e))).collect(),
+        };
+        (outcomes, senders)
+    }
+
+    async fn write(&self, records: Vec<Record>) -> Result<Vec<i64>, KafkaError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let fut = Box::pin(self.pc.produce(records, Compression::NoCompression));
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(KafkaError::from),
+            Err(_) => Err(KafkaError::Timeout),
+        }
+    }
+}
+
+fn too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.protocol(),
+        Some(ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge)
+    )
+}

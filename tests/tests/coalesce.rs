@@ -1,0 +1,165 @@
+//! Coalesced produce and TCP_NODELAY on the Kafka connections, against a real broker.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::future::join_all;
+use hubgate_shared::config::KafkaConfig;
+use hubgate_shared::{Kafka, KafkaError};
+use hubgate_tests::Broker;
+use rskafka::record::Record;
+
+fn kafka(broker: &Broker, tweak: impl FnOnce(&mut KafkaConfig)) -> Kafka {
+    let mut config = KafkaConfig {
+        bootstrap_servers: vec![broker.bootstrap()],
+        ..KafkaConfig::default()
+    };
+    tweak(&mut config);
+    Kafka::new(&config)
+}
+
+fn record(text: &str) -> Record {
+    Record {
+        key: None,
+        value: Some(text.as_bytes().to_vec()),
+        headers: BTreeMap::new(),
+        timestamp: chrono::Utc::now(),
+    }
+}
+
+/// `requests` concurrent produce calls of 3 records each; returns each call's result.
+async fn produce_concurrently(
+    k: &Kafka,
+    topic: &str,
+    requests: usize,
+) -> Vec<Result<Vec<i64>, KafkaError>> {
+    join_all((0..requests).map(|i| {
+        let records = (0..3).map(|j| record(&format!("r{i}-{j}"))).collect();
+        k.produce(topic, 0, records)
+    }))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesce_concurrent_requests_share_produce_requests_ok() {
+    let broker = Broker::start();
+    let k = kafka(&broker, |_| {});
+    k.create_topic("co", 1, 1, &[]).await.unwrap();
+    let results = produce_concurrently(&k, "co", 200).await;
+
+    let mut seen = HashSet::new();
+    for (i, r) in results.iter().enumerate() {
+        let offsets = r.as_ref().unwrap();
+        assert_eq!(offsets.len(), 3, "request {i}: its own three offsets");
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "request {i}: its records stay together and in order: {offsets:?}"
+        );
+        for o in offsets {
+            assert!(seen.insert(*o), "offset {o} given to two requests");
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    let sent = k.produce_requests();
+    println!("200 concurrent requests -> {sent} Kafka produce requests");
+    assert!(
+        sent < 200,
+        "no coalescing happened: {sent} produce requests"
+    );
+
+    // Each request's offsets hold exactly its records.
+    let (records, _) = k.fetch("co", 0, 0, 1 << 20, 1000).await.unwrap();
+    let by_offset: BTreeMap<i64, Vec<u8>> = records
+        .into_iter()
+        .map(|r| (r.offset, r.record.value.unwrap()))
+        .collect();
+    assert_eq!(by_offset.len(), 600);
+    for (i, r) in results.iter().enumerate() {
+        for (j, o) in r.as_ref().unwrap().iter().enumerate() {
+            assert_eq!(by_offset[o], format!("r{i}-{j}").into_bytes());
+        }
+    }
+}
+
+#[tokio::test]
+async fn coalesce_off_one_produce_request_each_ok() {
+    let broker = Broker::start();
+    let k = kafka(&broker, |c| c.coalesce = false);
+    k.create_topic("plain", 1, 1, &[]).await.unwrap();
+    let results = produce_concurrently(&k, "plain", 20).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(k.produce_requests(), 20);
+}
+
+/// On a current-thread runtime the queue cannot drain while the requests are submitted, so
+/// everything after the first exceeds a one-byte pending limit.
+#[tokio::test]
+async fn coalesce_pending_limit_answers_busy_fails() {
+    let broker = Broker::start();
+    let k = kafka(&broker, |c| c.max_pending_bytes = 1);
+    k.create_topic("busy", 1, 1, &[]).await.unwrap();
+    k.produce("busy", 0, vec![record("warm")]).await.unwrap(); // partition client cached
+    let results = produce_concurrently(&k, "busy", 5).await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    for r in &results[2..] {
+        let e = r.as_ref().unwrap_err();
+        assert!(matches!(e, KafkaError::Busy), "{e:?}");
+        assert_eq!(e.status_and_code().0, 503);
+    }
+}
+
+/// Every TCP connection from this process to the broker, and whether it has TCP_NODELAY.
+/// Checked independently of hubgate's sweep (same kernel interface, separate code).
+#[cfg(target_os = "linux")]
+fn broker_connections_nodelay(broker: &Broker) -> Vec<bool> {
+    use rustix::net::{SocketAddrAny, getpeername, sockopt};
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    let port: u16 = broker
+        .bootstrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).unwrap();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse() else {
+            continue;
+        };
+        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let peer = getpeername(&dup).ok().flatten();
+        let to_broker = peer
+            .and_then(|p: SocketAddrAny| std::net::SocketAddr::try_from(p).ok())
+            .is_some_and(|a| a.port() == port && a.ip().is_loopback());
+        if to_broker {
+            out.push(sockopt::tcp_nodelay(&dup).unwrap());
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn kafka_connections_get_tcp_nodelay_ok() {
+    let broker = Broker::start();
+    let k = kafka(&broker, |_| {});
+    k.create_topic("nd", 1, 1, &[]).await.unwrap();
+    k.produce("nd", 0, vec![record("x")]).await.unwrap();
+    let conns = broker_connections_nodelay(&broker);
+    assert!(!conns.is_empty(), "no connection to the broker found");
+    assert!(conns.iter().all(|nd| *nd), "{conns:?}");
+
+    // Without the setting, rskafka's connections keep Nagle on: the sweep is what sets it.
+    // (Dropping `k` ends its background sweeper, which would touch every socket.)
+    drop(k);
+    let broker2 = Broker::start();
+    let plain = kafka(&broker2, |c| c.tcp_nodelay = false);
+    plain.create_topic("nd", 1, 1, &[]).await.unwrap();
+    plain.produce("nd", 0, vec![record("x")]).await.unwrap();
+    let conns = broker_connections_nodelay(&broker2);
+    assert!(!conns.is_empty());
+    assert!(conns.iter().all(|nd| !*nd), "{conns:?}");
+}

@@ -24,6 +24,8 @@ def main():
         group_id=None,
         consumer_timeout_ms=5000,
         request_timeout_ms=20000,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
     )
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:

@@ -492,6 +492,18 @@ impl HubgateProcess {
         std::fs::read_to_string(self.dir.path().join("hubgate.log")).unwrap_or_default()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is still running (it has not crashed).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// Stops (SIGKILL) and starts the process again with the same config and port.
     pub fn restart(&mut self) {
         self.stop();

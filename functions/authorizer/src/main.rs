@@ -8,10 +8,6 @@ use authorizer::{AuthorizerState, app, handle_event};
 use clap::Parser;
 use hubgate_shared::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
 
-/// mimalloc: faster than glibc malloc for the many small allocations of request handling.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// hubgate authorizer: decides whether a request may reach hubgate's functions.
 #[derive(Debug, Parser)]
 #[command(version)]

@@ -13,10 +13,6 @@ use hubgate_shared::runtime::{ServeArgs, exit_code, init_tracing, serve_with_eve
 use hubgate_shared::sas::{SasKey, mint};
 use hubgate_shared::{Config, Right};
 
-/// mimalloc: faster than glibc malloc for the many small allocations of request handling.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
 #[command(version)]

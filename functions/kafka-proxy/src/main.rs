@@ -7,10 +7,6 @@ use clap::Parser;
 use hubgate_shared::runtime::{ServeArgs, exit_code, serve, start};
 use kafka_proxy::{ProxyState, app};
 
-/// mimalloc: faster than glibc malloc for the many small allocations of request handling.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.
 #[derive(Debug, Parser)]
 #[command(version)]

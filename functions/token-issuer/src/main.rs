@@ -8,10 +8,6 @@ use clap::Parser;
 use hubgate_shared::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
 use token_issuer::{IssuerState, app, handle_event};
 
-/// mimalloc: faster than glibc malloc for the many small allocations of request handling.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// hubgate token-issuer: mints SAS tokens, revokes publishers, rotates keys.
 #[derive(Debug, Parser)]
 #[command(version)]

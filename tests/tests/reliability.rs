@@ -1,0 +1,245 @@
+//! Reliability under load: nothing acknowledged is lost, also across a broker restart.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hubgate_shared::Config;
+use hubgate_tests::{Broker, HubgateProcess, http, kafka_python_read, test_config_toml, token_1h};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+const PUBLISHERS: usize = 50;
+// 50 × 400 = 20,000 events. 100,000 also pass through hubgate in ~25 s, but kafka-python
+// needs over a minute to read that many back from tansu (SQLite), too long for every run.
+const EVENTS: usize = 400;
+const BATCH: usize = 20;
+const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
+
+/// What one publisher saw.
+#[derive(Debug, Default)]
+struct Seen {
+    acked: Vec<String>,
+    /// Ids of batches sent more than once (they may legitimately appear twice).
+    retried: HashSet<String>,
+    unavailable: usize,
+    unavailable_without_retry_after: usize,
+    slowest: Duration,
+    /// When each 503 and each success happened.
+    failures_at: Vec<Instant>,
+    successes_at: Vec<Instant>,
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_loss_under_load_and_broker_restart_ok() {
+    let broker = Arc::new(Mutex::new(Broker::start()));
+    let bootstrap = broker.lock().await.bootstrap();
+    let toml = test_config_toml(&bootstrap, "");
+    let config = Config::from_toml(&toml).unwrap();
+    let timeout = Duration::from_millis(config.kafka.request_timeout_ms);
+    let mut hg = HubgateProcess::start(&toml);
+    let client = http();
+    let r = client
+        .put(hg.url("/v1/topics/loss"))
+        .header("authorization", token_1h(&config, "manage", ""))
+        .json(&json!({"partition_count": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let total = PUBLISHERS * EVENTS;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let (client, acked) = (client.clone(), Arc::clone(&acked));
+            let url = hg.url(&format!("/loss/publishers/dev-{p}/messages"));
+            let token = token_1h(&config, "send", &format!("loss/publishers/dev-{p}"));
+            tokio::spawn(async move {
+                let mut seen = Seen::default();
+                for b in 0..EVENTS / BATCH {
+                    let ids: Vec<String> = (0..BATCH)
+                        .map(|i| format!("p{p}-e{}", b * BATCH + i))
+                        .collect();
+                    let body = json!(ids.iter().map(|id| json!({"Body": id})).collect::<Vec<_>>());
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let sent = Instant::now();
+                        let r = client
+                            .post(&url)
+                            .header("authorization", &token)
+                            .header("content-type", BATCH_CONTENT_TYPE)
+                            .body(body.to_string())
+                            .send()
+                            .await
+                            .unwrap_or_else(|e| panic!("hubgate dropped a request: {e}"));
+                        seen.slowest = seen.slowest.max(sent.elapsed());
+                        match r.status().as_u16() {
+                            201 => {
+                                seen.successes_at.push(Instant::now());
+                                acked.fetch_add(BATCH, Ordering::Relaxed);
+                                seen.acked.extend(ids.iter().cloned());
+                                if attempts > 1 {
+                                    seen.retried.extend(ids.iter().cloned());
+                                }
+                                break;
+                            }
+                            503 => {
+                                seen.failures_at.push(Instant::now());
+                                seen.unavailable += 1;
+                                if !r.headers().contains_key("retry-after") {
+                                    seen.unavailable_without_retry_after += 1;
+                                }
+                                let e: serde_json::Value = r.json().await.unwrap();
+                                assert!(e["error_code"].is_u64() && e["message"].is_string());
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            s => panic!("unexpected {s}: {}", r.text().await.unwrap()),
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // Kill the broker (SIGKILL) once 30% is acknowledged; start it again after longer than
+    // the request timeout, so that requests do fail (rskafka retries within the timeout).
+    while acked.load(Ordering::Relaxed) < total * 3 / 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    broker.lock().await.stop();
+    let stopped_at = Instant::now();
+    let acked_at_stop = acked.load(Ordering::Relaxed);
+    tokio::time::sleep(timeout + Duration::from_secs(2)).await;
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.blocking_lock().restart())
+        .await
+        .unwrap();
+    let back_at = Instant::now();
+
+    let mut all = Seen::default();
+    for t in publishers {
+        let s = t.await.unwrap();
+        all.acked.extend(s.acked);
+        all.retried.extend(s.retried);
+        all.unavailable += s.unavailable;
+        all.unavailable_without_retry_after += s.unavailable_without_retry_after;
+        all.slowest = all.slowest.max(s.slowest);
+        all.failures_at.extend(s.failures_at);
+        all.successes_at.extend(s.successes_at);
+    }
+    let elapsed = started.elapsed();
+    assert!(hg.running(), "hubgate crashed: {}", hg.log());
+    let rss = peak_rss_mib(hg.pid().unwrap());
+
+    // Read everything back with an independent client (kafka-python).
+    let records = kafka_python_read(&bootstrap, "loss").await;
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        *count
+            .entry(String::from_utf8(r.value().unwrap()).unwrap())
+            .or_default() += 1;
+    }
+    let lost: Vec<&String> = all
+        .acked
+        .iter()
+        .filter(|id| !count.contains_key(*id))
+        .collect();
+    let duplicates: Vec<(&String, &usize)> = count.iter().filter(|(_, n)| **n > 1).collect();
+    // A produce request in flight when the broker died may have been written without its
+    // answer arriving; rskafka then sends it again by itself (it has no idempotent
+    // producer), so such duplicates need no client retry. At most one batch per publisher
+    // can be in flight.
+    let unexplained: Vec<_> = duplicates
+        .iter()
+        .filter(|(id, _)| !all.retried.contains(*id))
+        .collect();
+    let batches_duplicated: HashSet<String> = duplicates
+        .iter()
+        .map(|(id, _)| {
+            let (p, e) = id.split_once("-e").unwrap();
+            format!("{p}-b{}", e.parse::<usize>().unwrap() / BATCH)
+        })
+        .collect();
+    let recovered_after = all
+        .successes_at
+        .iter()
+        .filter(|t| **t > back_at)
+        .min()
+        .map(|t| t.duration_since(back_at));
+    let last_failure = all.failures_at.iter().max().copied();
+    println!(
+        "zero-loss: {} events from {PUBLISHERS} publishers in {:.1} s; acknowledged {}; \
+         lost {}; in Kafka {} ({} ids duplicated in {} batches, {} of them without a client \
+         retry); \
+         broker killed at {acked_at_stop} acknowledged, down {:.1} s; 503 answers {} \
+         (without Retry-After: {}); slowest answer {:.2} s (request timeout {:.1} s); \
+         first success {:.2} s after the broker was back; last 503 {:.2} s after it; \
+         hubgate peak RSS {rss:.1} MiB",
+        total,
+        elapsed.as_secs_f64(),
+        all.acked.len(),
+        lost.len(),
+        records.len(),
+        duplicates.len(),
+        batches_duplicated.len(),
+        unexplained.len(),
+        back_at.duration_since(stopped_at).as_secs_f64(),
+        all.unavailable,
+        all.unavailable_without_retry_after,
+        all.slowest.as_secs_f64(),
+        timeout.as_secs_f64(),
+        recovered_after.map_or(f64::NAN, |d| d.as_secs_f64()),
+        last_failure.map_or(f64::NAN, |t| t
+            .saturating_duration_since(back_at)
+            .as_secs_f64()),
+    );
+    assert_eq!(
+        all.acked.len(),
+        total,
+        "every event acknowledged in the end"
+    );
+    assert!(
+        lost.is_empty(),
+        "acknowledged but lost: {:?}",
+        &lost[..lost.len().min(10)]
+    );
+    assert!(
+        batches_duplicated.len() <= PUBLISHERS,
+        "more duplicated batches than were in flight: {batches_duplicated:?}"
+    );
+    assert!(duplicates.iter().all(|(_, n)| **n == 2));
+    assert!(all.unavailable > 0, "the outage was not observed");
+    assert_eq!(all.unavailable_without_retry_after, 0);
+    assert!(
+        all.slowest <= timeout + Duration::from_secs(2),
+        "an answer took {:?}, beyond the request timeout",
+        all.slowest
+    );
+    let recovered_after = recovered_after.unwrap();
+    assert!(
+        recovered_after <= Duration::from_secs(5),
+        "first success {recovered_after:?} after the broker returned"
+    );
+    let status = client
+        .get(hg.url("/v1/status"))
+        .header("authorization", token_1h(&config, "listen", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200, "healthy afterwards");
+}

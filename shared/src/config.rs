@@ -21,7 +21,7 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "namespace",
     "hubs",
     "rules",
@@ -36,6 +36,7 @@ const ENV_KEYS: [&str; 14] = [
     "secret_max_age_ms",
     "issuer",
     "oauth",
+    "throttle",
 ];
 
 /// The whole configuration.
@@ -85,6 +86,9 @@ pub struct Config {
     /// OAuth bearer tokens (absent: only SAS).
     #[serde(default)]
     pub oauth: Option<crate::jwt::OAuthConfig>,
+    /// Per-principal rate limits on sending (`[[throttle]]`; absent: none).
+    #[serde(default)]
+    pub throttle: Vec<crate::throttle::ThrottleConfig>,
 }
 
 /// Token issuer settings.
@@ -337,6 +341,7 @@ impl Config {
                 "revocation_replication_factor must be at least 1".into(),
             ));
         }
+        crate::throttle::Throttle::new(&self.throttle).map_err(ConfigError::Invalid)?;
         if self.limits.max_publication_bytes == 0
             || self.limits.max_consume_bytes == 0
             || self.limits.max_consume_count == 0

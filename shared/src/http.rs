@@ -52,6 +52,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Throttled(#[from] crate::throttle::ThrottleError),
 }
 
 /// The JSON error body.
@@ -81,6 +83,10 @@ impl ApiError {
             }
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 41501),
             Self::Kafka(e) | Self::PartialProduce { source: e, .. } => e.status_and_code(),
+            Self::Throttled(crate::throttle::ThrottleError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, 41303)
+            }
+            Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, 42901),
         }
     }
 }
@@ -130,6 +136,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Self::Throttled(e) = &self
+            && status == StatusCode::TOO_MANY_REQUESTS
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_secs()));
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod routes;
 pub mod runtime;
 pub mod sas;
 pub mod secrets;
+pub mod throttle;
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
 pub use clients::Clients;

@@ -367,6 +367,7 @@ async fn send(
         vec![single_event(headers, &bytes)?]
     };
     s.revocations.refuse_revoked(&principal, &resource).await?;
+    s.throttle.check(&principal, &resource, events.len())?;
 
     let count = s.kafka.partition_count(hub).await?;
     if let Target::Partition(p) = target

@@ -269,8 +269,8 @@ pub(crate) async fn produce(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     validate_hub(&topic)?;
-    s.check(&headers, Right::Send, &Resource::hub(&topic))
-        .await?;
+    let resource = Resource::hub(&topic);
+    let principal = s.check(&headers, Right::Send, &resource).await?;
     s.require_hub(&topic)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let request: ProduceRequest = serde_json::from_slice(&bytes)
@@ -278,6 +278,8 @@ pub(crate) async fn produce(
     if request.records.is_empty() {
         return Err(ApiError::BadRequest("records must not be empty".into()));
     }
+    s.throttle
+        .check(&principal, &resource, request.records.len())?;
     if let Some(i) = request
         .records
         .iter()

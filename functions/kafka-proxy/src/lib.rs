@@ -15,6 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
+use hubgate_shared::throttle::Throttle;
 use hubgate_shared::{
     ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
 };
@@ -30,16 +31,24 @@ pub struct ProxyState {
     pub gate: Arc<Gate>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
+    /// Per-principal send rates (`[[throttle]]`).
+    pub throttle: Arc<Throttle>,
 }
 
 impl ProxyState {
     /// Builds the state from the process's shared clients.
     pub fn new(config: Arc<Config>, clients: &Clients) -> Self {
+        // `Config::validate` has checked the entries; an invalid list throttles nothing.
+        let throttle = Arc::new(Throttle::new(&config.throttle).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid throttle configuration; not throttling");
+            Throttle::default()
+        }));
         Self {
             config,
             gate: Arc::clone(&clients.gate),
             kafka: Arc::clone(&clients.kafka),
             revocations: Arc::clone(&clients.revocations),
+            throttle,
         }
     }
 

@@ -1,0 +1,288 @@
+//! Per-principal throttling: a token bucket per publisher (or per SAS rule / OAuth principal
+//! when the request names no publisher), per hub, so that one noisy sender cannot take the
+//! gateway or the hub from the others. Event Hubs throttles by throughput units and answers
+//! `ServerBusy`; hubgate answers 429 with `Retry-After`.
+//!
+//! The buckets are `governor`'s keyed GCRA limiters (lock-free per key, no timer task). A
+//! request costs one token per event (record). Buckets of principals idle long enough to be
+//! full again are dropped now and then, so memory follows the active senders.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+
+use crate::authz::{Principal, Resource};
+
+/// `[[throttle]]`: the bucket every principal gets on `hub` (or on every hub without one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// The hub this applies to; absent: the default for hubs without their own entry.
+    #[serde(default)]
+    pub hub: Option<String>,
+    /// Sustained events per second per principal.
+    pub events_per_sec: u32,
+    /// Events a principal may send at once (the bucket size); a request with more events is
+    /// refused outright (413).
+    pub burst: u32,
+}
+
+/// Why a request was throttled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThrottleError {
+    #[error(
+        "ServerBusy: this sender exceeded its rate on hub '{hub}'; retry after {} ms",
+        retry_after.as_millis()
+    )]
+    Limited { hub: String, retry_after: Duration },
+    #[error(
+        "a request of {events} events exceeds the burst of {burst} events allowed on hub '{hub}'"
+    )]
+    TooLarge {
+        hub: String,
+        events: usize,
+        burst: u32,
+    },
+}
+
+impl ThrottleError {
+    /// Whole seconds to wait, for `Retry-After` (at least 1).
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            Self::Limited { retry_after, .. } => retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            Self::TooLarge { .. } => 0,
+        }
+    }
+}
+
+struct Bucket {
+    limiter: DefaultKeyedRateLimiter<String>,
+    burst: NonZeroU32,
+}
+
+/// The configured buckets.
+pub struct Throttle {
+    default: Option<Bucket>,
+    hubs: HashMap<String, Bucket>,
+    checks: AtomicU64,
+}
+
+impl std::fmt::Debug for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("default", &self.default.as_ref().map(|b| b.burst))
+            .field("hubs", &self.hubs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Throttle {
+    /// No limits.
+    fn default() -> Self {
+        Self {
+            default: None,
+            hubs: HashMap::new(),
+            checks: AtomicU64::new(0),
+        }
+    }
+}
+
+/// How often (in checks) idle buckets are dropped.
+const SHRINK_EVERY: u64 = 4096;
+
+impl Throttle {
+    /// Buckets for `config`; an empty list throttles nothing.
+    pub fn new(config: &[ThrottleConfig]) -> Result<Self, String> {
+        let mut default = None;
+        let mut hubs = HashMap::new();
+        for c in config {
+            let (Some(rate), Some(burst)) =
+                (NonZeroU32::new(c.events_per_sec), NonZeroU32::new(c.burst))
+            else {
+                return Err("throttle: events_per_sec and burst must be greater than 0".into());
+            };
+            let bucket = Bucket {
+                limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+                burst,
+            };
+            let duplicate = match &c.hub {
+                None => default.replace(bucket).is_some(),
+                Some(hub) => {
+                    crate::names::validate_hub(hub).map_err(|e| format!("throttle: {e}"))?;
+                    hubs.insert(hub.to_ascii_lowercase(), bucket).is_some()
+                }
+            };
+            if duplicate {
+                return Err(format!(
+                    "throttle: two entries for {}",
+                    c.hub.as_deref().unwrap_or("the default")
+                ));
+            }
+        }
+        Ok(Self {
+            default,
+            hubs,
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes `events` tokens from the bucket of the sender of a request to `resource`.
+    pub fn check(
+        &self,
+        principal: &Principal,
+        resource: &Resource,
+        events: usize,
+    ) -> Result<(), ThrottleError> {
+        // Resource segments are lower-cased: `hub[/publishers/name]`.
+        let Some(hub) = resource.segments().first() else {
+            return Ok(());
+        };
+        let Some(bucket) = self.hubs.get(hub).or(self.default.as_ref()) else {
+            return Ok(());
+        };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SHRINK_EVERY == SHRINK_EVERY - 1 {
+            bucket.limiter.retain_recent();
+            bucket.limiter.shrink_to_fit();
+        }
+        let too_large = || ThrottleError::TooLarge {
+            hub: hub.clone(),
+            events,
+            burst: bucket.burst.get(),
+        };
+        let n = u32::try_from(events.max(1))
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(too_large)?;
+        match bucket
+            .limiter
+            .check_key_n(&sender_key(principal, resource), n)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(ThrottleError::Limited {
+                hub: hub.clone(),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }),
+            Err(_insufficient) => Err(too_large()),
+        }
+    }
+}
+
+/// Whose bucket: the publisher the request sends as, else the credential's identity.
+fn sender_key(principal: &Principal, resource: &Resource) -> String {
+    if let [_, kind, publisher] = resource.segments()
+        && kind == crate::authz::PUBLISHERS
+    {
+        return format!("publisher:{publisher}");
+    }
+    match principal {
+        Principal::Sas { rule, .. } => format!("rule:{rule}"),
+        Principal::Jwt {
+            subject, tenant, ..
+        } => format!("oauth:{}/{subject}", tenant.as_deref().unwrap_or("-")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::Rights;
+
+    fn sas(rule: &str) -> Principal {
+        Principal::Sas {
+            rule: rule.into(),
+            rights: Rights::SEND,
+            scope: Resource::namespace(),
+            expires_at: u64::MAX,
+        }
+    }
+
+    fn throttle(entries: &[(Option<&str>, u32, u32)]) -> Throttle {
+        Throttle::new(
+            &entries
+                .iter()
+                .map(|(hub, rate, burst)| ThrottleConfig {
+                    hub: hub.map(str::to_owned),
+                    events_per_sec: *rate,
+                    burst: *burst,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn throttle_burst_then_limited_per_publisher_ok() {
+        let t = throttle(&[(None, 1, 10)]);
+        let p = sas("send");
+        let a = Resource::publisher("hub", "dev-a");
+        let b = Resource::publisher("hub", "dev-b");
+        assert!(t.check(&p, &a, 10).is_ok());
+        let e = t.check(&p, &a, 1).unwrap_err();
+        assert!(matches!(e, ThrottleError::Limited { .. }), "{e:?}");
+        assert!(e.retry_after_secs() >= 1);
+        assert!(
+            t.check(&p, &b, 10).is_ok(),
+            "another publisher has its own bucket"
+        );
+        assert!(matches!(
+            t.check(&p, &b, 11).unwrap_err(),
+            ThrottleError::TooLarge { burst: 10, .. }
+        ));
+    }
+
+    #[test]
+    fn throttle_per_hub_default_and_unthrottled_ok() {
+        let t = throttle(&[(Some("slow"), 1, 1)]);
+        let p = sas("send");
+        assert!(t.check(&p, &Resource::hub("slow"), 1).is_ok());
+        assert!(
+            t.check(&p, &Resource::hub("SLOW"), 1).is_err(),
+            "hub names are case-insensitive"
+        );
+        for _ in 0..100 {
+            assert!(
+                t.check(&p, &Resource::hub("fast"), 1000).is_ok(),
+                "no default: unthrottled"
+            );
+        }
+        // Rule-scoped tokens share the rule's bucket; another rule has its own.
+        assert!(t.check(&sas("other"), &Resource::hub("slow"), 1).is_ok());
+    }
+
+    #[test]
+    fn throttle_bad_config_fails() {
+        let bad = |c: ThrottleConfig| Throttle::new(&[c]).unwrap_err();
+        assert!(
+            bad(ThrottleConfig {
+                hub: None,
+                events_per_sec: 0,
+                burst: 1
+            })
+            .contains("greater than 0")
+        );
+        assert!(
+            bad(ThrottleConfig {
+                hub: Some("bad/hub".into()),
+                events_per_sec: 1,
+                burst: 1
+            })
+            .contains("throttle")
+        );
+        let twice = ThrottleConfig {
+            hub: Some("h".into()),
+            events_per_sec: 1,
+            burst: 1,
+        };
+        assert!(
+            Throttle::new(&[twice.clone(), twice])
+                .unwrap_err()
+                .contains("two entries")
+        );
+    }
+}

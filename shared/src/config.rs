@@ -21,7 +21,7 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 15] = [
+const ENV_KEYS: [&str; 16] = [
     "namespace",
     "hubs",
     "rules",
@@ -37,6 +37,7 @@ const ENV_KEYS: [&str; 15] = [
     "issuer",
     "oauth",
     "throttle",
+    "idempotency_window_secs",
 ];
 
 /// The whole configuration.
@@ -89,6 +90,13 @@ pub struct Config {
     /// Per-principal rate limits on sending (`[[throttle]]`; absent: none).
     #[serde(default)]
     pub throttle: Vec<crate::throttle::ThrottleConfig>,
+    /// How long an `Idempotency-Key`'s answer is kept for replays (seconds).
+    #[serde(default = "default_idempotency_window_secs")]
+    pub idempotency_window_secs: u64,
+}
+
+fn default_idempotency_window_secs() -> u64 {
+    300
 }
 
 /// Token issuer settings.

@@ -34,6 +34,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but contradicts an earlier request (e.g. a reused Idempotency-Key).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The caller is authenticated and authorized, but policy refuses the request.
     #[error("{0}")]
     Forbidden(String),
@@ -77,6 +80,7 @@ impl ApiError {
             Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
+            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, 40301),
             Self::TooLarge(_) | Self::TooLargeUnknownLimit => {
                 (StatusCode::PAYLOAD_TOO_LARGE, 41301)

@@ -7,6 +7,7 @@ pub mod config;
 pub mod gate;
 pub mod groups;
 pub mod http;
+pub mod idempotency;
 pub mod jwt;
 pub mod kafka;
 pub mod keys;

@@ -173,8 +173,9 @@ impl Throttle {
     }
 }
 
-/// Whose bucket: the publisher the request sends as, else the credential's identity.
-fn sender_key(principal: &Principal, resource: &Resource) -> String {
+/// Who sends: the publisher the request sends as, else the credential's identity. Names
+/// throttle buckets and scopes idempotency keys.
+pub fn sender_key(principal: &Principal, resource: &Resource) -> String {
     if let [_, kind, publisher] = resource.segments()
         && kind == crate::authz::PUBLISHERS
     {

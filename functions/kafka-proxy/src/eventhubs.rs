@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
+use hubgate_shared::Principal;
 use hubgate_shared::http::{ApiJson, ApiPath, parse_partition, read_body};
 use hubgate_shared::names::{validate_hub, validate_publisher};
 use hubgate_shared::{ApiError, KafkaError, Resource, Right};
@@ -54,13 +55,24 @@ enum Target {
     Publisher(String),
 }
 
+impl Target {
+    /// The path between the hub and `/messages`, as an idempotency key's request identity.
+    fn path(&self) -> String {
+        match self {
+            Self::Hub => String::new(),
+            Self::Partition(p) => format!("partitions/{p}"),
+            Self::Publisher(name) => format!("publishers/{}", name.to_ascii_lowercase()),
+        }
+    }
+}
+
 /// `POST /{hub}/messages`.
 pub(crate) async fn post_hub(
     State(s): AppState,
     ApiPath((hub, tail)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     if !is(&tail, "messages") {
         return Err(no_route());
     }
@@ -74,7 +86,7 @@ pub(crate) async fn post_entity(
     ApiPath((hub, kind, name, tail)): ApiPath<(String, String, String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     if !is(&tail, "messages") {
         return Err(no_route());
     }
@@ -349,7 +361,7 @@ async fn send(
     target: Target,
     headers: &HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     validate_hub(hub)?;
     let resource = match &target {
         Target::Publisher(p) => {
@@ -367,10 +379,34 @@ async fn send(
         vec![single_event(headers, &bytes)?]
     };
     s.revocations.refuse_revoked(&principal, &resource).await?;
-    s.throttle.check(&principal, &resource, events.len())?;
+    let path = format!("/{hub}/{}/messages", target.path());
+    let guard = match s.idempotent(headers, &principal, &resource, &path, &bytes)? {
+        Ok(guard) => guard,
+        Err(replay) => return Ok(replay),
+    };
+    let response = write_events(s, hub, &target, &principal, &resource, events)
+        .await
+        .map(|()| StatusCode::CREATED)
+        .into_response();
+    Ok(match guard {
+        Some(g) => g.finish(response).await,
+        None => response,
+    })
+}
+
+/// Throttles and writes the events of one authorized request.
+async fn write_events(
+    s: &ProxyState,
+    hub: &str,
+    target: &Target,
+    principal: &Principal,
+    resource: &Resource,
+    events: Vec<Event>,
+) -> Result<(), ApiError> {
+    s.throttle.check(principal, resource, events.len())?;
 
     let count = s.kafka.partition_count(hub).await?;
-    if let Target::Partition(p) = target
+    if let Target::Partition(p) = *target
         && p >= count
     {
         return Err(KafkaError::UnknownPartition {
@@ -386,14 +422,14 @@ async fn send(
         .into_iter()
         .map(|e| {
             let mut headers = e.properties;
-            let key = match &target {
+            let key = match target {
                 Target::Publisher(p) => {
                     headers.insert(PUBLISHER_HEADER.to_owned(), p.as_bytes().to_vec());
                     Some(p.as_bytes().to_vec())
                 }
                 _ => e.partition_key.map(String::into_bytes),
             };
-            let partition = match (&target, &key) {
+            let partition = match (target, &key) {
                 (Target::Partition(p), _) => *p,
                 (_, Some(k)) => s.kafka.choose_partition(Some(k), count),
                 (_, None) => keyless_partition,
@@ -408,7 +444,7 @@ async fn send(
         })
         .collect();
     crate::produce::produce(&s.kafka, hub, records).await?;
-    Ok(StatusCode::CREATED)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use hubgate_shared::Principal;
 use hubgate_shared::http::{ApiJson, ApiPath, ApiQuery, parse_partition, read_body};
 use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
 use hubgate_shared::names::validate_hub;
@@ -267,19 +268,42 @@ pub(crate) async fn produce(
     ApiPath(topic): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     validate_hub(&topic)?;
     let resource = Resource::hub(&topic);
     let principal = s.check(&headers, Right::Send, &resource).await?;
     s.require_hub(&topic)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
-    let request: ProduceRequest = serde_json::from_slice(&bytes)
+    let path = format!("/v1/producer/topics/{topic}");
+    let guard = match s.idempotent(&headers, &principal, &resource, &path, &bytes)? {
+        Ok(guard) => guard,
+        Err(replay) => return Ok(replay),
+    };
+    let response = produce_body(&s, &topic, &principal, &resource, &bytes)
+        .await
+        .into_response();
+    Ok(match guard {
+        Some(g) => g.finish(response).await,
+        None => response,
+    })
+}
+
+/// The produce request after authentication: parse, throttle, write.
+async fn produce_body(
+    s: &ProxyState,
+    topic: &str,
+    principal: &Principal,
+    resource: &Resource,
+    bytes: &[u8],
+) -> Result<ApiJson<ProduceResponse>, ApiError> {
+    let topic = topic.to_owned();
+    let request: ProduceRequest = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid produce body: {e}")))?;
     if request.records.is_empty() {
         return Err(ApiError::BadRequest("records must not be empty".into()));
     }
     s.throttle
-        .check(&principal, &resource, request.records.len())?;
+        .check(principal, resource, request.records.len())?;
     if let Some(i) = request
         .records
         .iter()

@@ -15,7 +15,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
-use hubgate_shared::throttle::Throttle;
+use hubgate_shared::idempotency::{Begin, Idempotency};
+use hubgate_shared::throttle::{Throttle, sender_key};
 use hubgate_shared::{
     ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
 };
@@ -33,6 +34,8 @@ pub struct ProxyState {
     pub revocations: Arc<Revocations>,
     /// Per-principal send rates (`[[throttle]]`).
     pub throttle: Arc<Throttle>,
+    /// Answers kept for `Idempotency-Key` retries.
+    pub idempotency: Arc<Idempotency>,
 }
 
 impl ProxyState {
@@ -43,12 +46,16 @@ impl ProxyState {
             tracing::error!(error = %e, "invalid throttle configuration; not throttling");
             Throttle::default()
         }));
+        let idempotency = Idempotency::new(std::time::Duration::from_secs(
+            config.idempotency_window_secs,
+        ));
         Self {
             config,
             gate: Arc::clone(&clients.gate),
             kafka: Arc::clone(&clients.kafka),
             revocations: Arc::clone(&clients.revocations),
             throttle,
+            idempotency,
         }
     }
 
@@ -61,6 +68,32 @@ impl ProxyState {
         resource: &Resource,
     ) -> Result<Principal, ApiError> {
         Ok(self.gate.check(headers, right, resource).await?)
+    }
+
+    /// Looks up an `Idempotency-Key` for a produce request of `principal` to `resource`;
+    /// `Err(response)` is a replayed answer to send as is.
+    pub(crate) fn idempotent(
+        &self,
+        headers: &HeaderMap,
+        principal: &Principal,
+        resource: &Resource,
+        path: &str,
+        body: &[u8],
+    ) -> Result<
+        Result<Option<hubgate_shared::idempotency::Guard>, axum::response::Response>,
+        ApiError,
+    > {
+        let scope = format!("{}|{resource}", sender_key(principal, resource));
+        Ok(
+            match self
+                .idempotency
+                .begin(headers, &scope, "POST", path, body)?
+            {
+                Begin::Untracked => Ok(None),
+                Begin::Fresh(g) => Ok(Some(g)),
+                Begin::Replay(r) => Err(r),
+            },
+        )
     }
 
     /// A hub the gateway does not expose is, to the client, a topic that does not exist.

@@ -1,0 +1,105 @@
+//! `Idempotency-Key` on produce, end to end: retries are answered from memory and written once.
+#![allow(clippy::unwrap_used)]
+
+use futures::future::join_all;
+use hubgate_tests::{Env, latest_offsets};
+use serde_json::json;
+
+async fn written(env: &Env) -> i64 {
+    latest_offsets(&env.broker.bootstrap(), "hub")
+        .await
+        .iter()
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_retries_write_once_ok() {
+    let env = Env::start("").await;
+    env.create_topic("hub", 2).await;
+    let dev1 = env.token("send", "hub/publishers/dev-1");
+    let dev2 = env.token("send", "hub/publishers/dev-2");
+    let post = |path: &str, token: &str, key: &str, body: &str| {
+        env.http
+            .post(env.gateway.url(path))
+            .header("authorization", token)
+            .header("idempotency-key", key)
+            .body(body.to_owned())
+            .send()
+    };
+
+    // Event Hubs send: the retry is replayed, not written.
+    let first = post("/hub/publishers/dev-1/messages", &dev1, "k1", "a")
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let again = post("/hub/publishers/dev-1/messages", &dev1, "k1", "a")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(written(&env).await, 1);
+
+    // Same key, different body: 422, nothing written. Another publisher: its own keys.
+    let other = post("/hub/publishers/dev-1/messages", &dev1, "k1", "b")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422);
+    let e: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(e["error_code"], 42201);
+    let dev2_first = post("/hub/publishers/dev-2/messages", &dev2, "k1", "a")
+        .await
+        .unwrap();
+    assert_eq!(dev2_first.status(), 201);
+    assert_eq!(written(&env).await, 2);
+
+    // HDInsight produce: the replay carries the original offsets.
+    let send = env.token("send", "hub");
+    let body = json!({"records": [{"value": 1}, {"value": 2}]}).to_string();
+    let produce = || {
+        env.http
+            .post(env.gateway.url("/v1/producer/topics/hub"))
+            .header("authorization", &send)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "order-7")
+            .body(body.clone())
+            .send()
+    };
+    let a = produce().await.unwrap();
+    assert_eq!(a.status(), 200);
+    let a: serde_json::Value = a.json().await.unwrap();
+    let b = produce().await.unwrap();
+    assert_eq!(b.headers()["idempotent-replayed"], "true");
+    let b: serde_json::Value = b.json().await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(written(&env).await, 4);
+
+    // Ten concurrent retries of one new request: written once; the others replay or 409.
+    let results =
+        join_all((0..10).map(|_| post("/hub/publishers/dev-1/messages", &dev1, "k-conc", "c")))
+            .await;
+    let statuses: Vec<u16> = results
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&201));
+    assert_eq!(written(&env).await, 5, "{statuses:?}");
+
+    // Without the header nothing changes: each request writes.
+    for _ in 0..2 {
+        let r = env
+            .http
+            .post(env.gateway.url("/hub/publishers/dev-1/messages"))
+            .header("authorization", &dev1)
+            .body("n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    assert_eq!(written(&env).await, 7);
+}

@@ -123,6 +123,8 @@ impl Gate {
         resource: &Resource,
     ) -> Result<Principal, AuthError> {
         let principal = self.authenticate(headers).await?;
+        // Into the request's log line (a name, never credential material).
+        tracing::Span::current().record("principal", principal.name());
         authorize(&principal, right, resource)?;
         Ok(principal)
     }

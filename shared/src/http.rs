@@ -174,7 +174,9 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
 }
 
 /// Request ids (`x-request-id`, generated when absent, echoed in the response) and one
-/// structured log line per request with method, path, status and latency.
+/// structured log line per request with request id, method, path, route (the matched
+/// template), principal (recorded by [`Gate::check`](crate::Gate::check); never a token or
+/// key), status and latency.
 pub fn with_request_layers(router: axum::Router) -> axum::Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -185,9 +187,24 @@ pub fn with_request_layers(router: axum::Router) -> axum::Router {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map_or("-", axum::extract::MatchedPath::as_str);
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %req.method(),
+                path = %req.uri().path(),
+                route,
+                principal = tracing::field::Empty,
+            )
         })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros));
+        .on_response(
+            DefaultOnResponse::new()
+                .level(tracing::Level::INFO)
+                .latency_unit(tower_http::LatencyUnit::Micros),
+        );
     router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)

@@ -379,19 +379,15 @@ async fn send(
         vec![single_event(headers, &bytes)?]
     };
     s.revocations.refuse_revoked(&principal, &resource).await?;
-    let path = format!("/{hub}/{}/messages", target.path());
-    let guard = match s.idempotent(headers, &principal, &resource, &path, &bytes)? {
-        Ok(guard) => guard,
-        Err(replay) => return Ok(replay),
+    let run = async {
+        write_events(s, hub, &target, &principal, &resource, events)
+            .await
+            .map(|()| StatusCode::CREATED)
+            .into_response()
     };
-    let response = write_events(s, hub, &target, &principal, &resource, events)
+    let path = || format!("/{hub}/{}/messages", target.path());
+    s.idempotent(headers, &principal, &resource, path, &bytes, run)
         .await
-        .map(|()| StatusCode::CREATED)
-        .into_response();
-    Ok(match guard {
-        Some(g) => g.finish(response).await,
-        None => response,
-    })
 }
 
 /// Throttles and writes the events of one authorized request.

@@ -274,18 +274,14 @@ pub(crate) async fn produce(
     let principal = s.check(&headers, Right::Send, &resource).await?;
     s.require_hub(&topic)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
-    let path = format!("/v1/producer/topics/{topic}");
-    let guard = match s.idempotent(&headers, &principal, &resource, &path, &bytes)? {
-        Ok(guard) => guard,
-        Err(replay) => return Ok(replay),
+    let run = async {
+        produce_body(&s, &topic, &principal, &resource, &bytes)
+            .await
+            .into_response()
     };
-    let response = produce_body(&s, &topic, &principal, &resource, &bytes)
+    let path = || format!("/v1/producer/topics/{topic}");
+    s.idempotent(&headers, &principal, &resource, path, &bytes, run)
         .await
-        .into_response();
-    Ok(match guard {
-        Some(g) => g.finish(response).await,
-        None => response,
-    })
 }
 
 /// The produce request after authentication: parse, throttle, write.
@@ -296,7 +292,6 @@ async fn produce_body(
     resource: &Resource,
     bytes: &[u8],
 ) -> Result<ApiJson<ProduceResponse>, ApiError> {
-    let topic = topic.to_owned();
     let request: ProduceRequest = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid produce body: {e}")))?;
     if request.records.is_empty() {
@@ -313,7 +308,7 @@ async fn produce_body(
             "record {i}: partition must not be negative"
         )));
     }
-    let count = s.kafka.partition_count(&topic).await?;
+    let count = s.kafka.partition_count(topic).await?;
     let now = Utc::now();
 
     let mut records = Vec::with_capacity(request.records.len());
@@ -323,7 +318,7 @@ async fn produce_body(
         let partition = match requested {
             Some(p) if p >= count => {
                 return Err(KafkaError::UnknownPartition {
-                    topic: topic.clone(),
+                    topic: topic.to_owned(),
                     partition: p,
                 }
                 .into());
@@ -333,7 +328,7 @@ async fn produce_body(
         };
         records.push((partition, record));
     }
-    let offsets = crate::produce::produce(&s.kafka, &topic, records).await?;
+    let offsets = crate::produce::produce(&s.kafka, topic, records).await?;
     Ok(ApiJson(ProduceResponse { offsets }))
 }
 

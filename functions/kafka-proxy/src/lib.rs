@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
-use hubgate_shared::idempotency::{Begin, Idempotency};
+use hubgate_shared::idempotency::{self, Begin, Idempotency};
 use hubgate_shared::throttle::{Throttle, sender_key};
 use hubgate_shared::{
     ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
@@ -70,28 +71,30 @@ impl ProxyState {
         Ok(self.gate.check(headers, right, resource).await?)
     }
 
-    /// Looks up an `Idempotency-Key` for a produce request of `principal` to `resource`;
-    /// `Err(response)` is a replayed answer to send as is.
-    pub(crate) fn idempotent(
+    /// Runs a produce request of `principal` to `resource` under its `Idempotency-Key`, if
+    /// it has one: a retry gets the kept answer instead of running again. `path` names the
+    /// request together with `body`; nothing is computed for requests without the header.
+    pub(crate) async fn idempotent(
         &self,
         headers: &HeaderMap,
         principal: &Principal,
         resource: &Resource,
-        path: &str,
+        path: impl FnOnce() -> String,
         body: &[u8],
-    ) -> Result<
-        Result<Option<hubgate_shared::idempotency::Guard>, axum::response::Response>,
-        ApiError,
-    > {
+        run: impl Future<Output = Response>,
+    ) -> Result<Response, ApiError> {
+        if !headers.contains_key(idempotency::HEADER) {
+            return Ok(run.await);
+        }
         let scope = format!("{}|{resource}", sender_key(principal, resource));
         Ok(
             match self
                 .idempotency
-                .begin(headers, &scope, "POST", path, body)?
+                .begin(headers, &scope, "POST", &path(), body)?
             {
-                Begin::Untracked => Ok(None),
-                Begin::Fresh(g) => Ok(Some(g)),
-                Begin::Replay(r) => Err(r),
+                Begin::Untracked => run.await,
+                Begin::Fresh(guard) => guard.finish(run.await).await,
+                Begin::Replay(kept) => kept,
             },
         )
     }

@@ -4,10 +4,15 @@
 pub mod authz;
 pub mod clients;
 pub mod config;
+/// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod groups;
 pub mod http;
 pub mod idempotency;
+pub mod json;
 pub mod jwt;
 pub mod kafka;
 pub mod keys;

@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use hubgate_shared::Principal;
 use hubgate_shared::http::{ApiJson, ApiPath, parse_partition, read_body};
+use hubgate_shared::json::{self, Object};
 use hubgate_shared::names::{validate_hub, validate_publisher};
 use hubgate_shared::{ApiError, KafkaError, Resource, Right};
 use rskafka::record::Record;
@@ -187,10 +188,10 @@ async fn manage_publisher(
 
 /// One event before it becomes a record.
 #[derive(Debug)]
-struct Event {
-    body: Vec<u8>,
-    partition_key: Option<String>,
-    properties: BTreeMap<String, Vec<u8>>,
+pub(crate) struct Event {
+    pub(crate) body: Vec<u8>,
+    pub(crate) partition_key: Option<String>,
+    pub(crate) properties: BTreeMap<String, Vec<u8>>,
 }
 
 /// The `BrokerProperties` of Event Hubs / Service Bus; only `PartitionKey` is used, other
@@ -210,7 +211,7 @@ struct BatchEvent {
     #[serde(default)]
     user_properties: BTreeMap<String, Value>,
     #[serde(default)]
-    broker_properties: Option<BrokerProperties>,
+    broker_properties: Option<Object<BrokerProperties>>,
     #[serde(default)]
     is_body_base64: bool,
 }
@@ -276,11 +277,7 @@ fn is_batch(headers: &HeaderMap) -> bool {
 fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
     let broker: BrokerProperties = match headers.get("brokerproperties") {
         None => BrokerProperties::default(),
-        Some(v) => serde_json::from_slice(v.as_bytes()).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the BrokerProperties header is not a JSON object: {e}"
-            ))
-        })?,
+        Some(v) => json::parse_object(v.as_bytes(), "BrokerProperties header (a JSON object)")?,
     };
     let properties = headers
         .iter()
@@ -303,28 +300,33 @@ fn property_value(v: Value) -> Option<Vec<u8>> {
     }
 }
 
-fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
-    let batch: Vec<BatchEvent> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "invalid batch: expected [{{\"Body\": …, \"UserProperties\": {{…}}, \"BrokerProperties\": {{…}}, \"IsBodyBase64\": false}}]: {e}"
-        ))
-    })?;
+pub(crate) fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
+    let batch: Vec<Object<BatchEvent>> = json::parse(
+        body,
+        r#"batch: expected [{"Body": …, "UserProperties": {…}, "BrokerProperties": {…}, "IsBodyBase64": false}]"#,
+    )?;
     if batch.is_empty() {
         return Err(ApiError::BadRequest("the batch is empty".into()));
     }
     batch
         .into_iter()
         .enumerate()
-        .map(|(i, e)| {
+        .map(|(i, Object(e))| {
             let raw = e.body.get();
-            let text = || serde_json::from_str::<String>(raw).ok();
+            // The raw parser checks JSON syntax only: a string with an unpaired surrogate
+            // escape (`"\ud800"`) has no UTF-8 form and is refused, never sent as empty.
+            let text = || {
+                serde_json::from_str::<String>(raw).map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "event {i}: Body is a JSON string with an unpaired surrogate escape"
+                    ))
+                })
+            };
             let body = match (raw.starts_with('"'), e.is_body_base64) {
-                (true, true) => text()
-                    .and_then(|s| BASE64.decode(s.as_bytes()).ok())
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
-                    })?,
-                (true, false) => text().map(String::into_bytes).unwrap_or_default(),
+                (true, true) => BASE64.decode(text()?.as_bytes()).map_err(|_| {
+                    ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
+                })?,
+                (true, false) => text()?.into_bytes(),
                 (false, true) => {
                     return Err(ApiError::BadRequest(format!(
                         "event {i}: IsBodyBase64 needs Body to be a string"
@@ -346,7 +348,7 @@ fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
                 .collect::<Result<_, ApiError>>()?;
             Ok(Event {
                 body,
-                partition_key: e.broker_properties.and_then(|b| b.partition_key),
+                partition_key: e.broker_properties.and_then(|b| b.0.partition_key),
                 properties,
             })
         })
@@ -487,6 +489,8 @@ mod tests {
             b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":[1]}}]",
             b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":null}}]",
             b"not json",
+            br#"[{"Body":"\ud800"}]"#,
+            br#"[{"Body":"\udc00","IsBodyBase64":true}]"#,
         ] {
             assert!(
                 batch_events(body).is_err(),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_shared::Principal;
 use hubgate_shared::http::{ApiJson, ApiPath, ApiQuery, parse_partition, read_body};
+use hubgate_shared::json::parse_object;
 use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
 use hubgate_shared::names::validate_hub;
 use hubgate_shared::{ApiError, KafkaError, Resource, Right, authorize};
@@ -200,9 +201,10 @@ pub(crate) async fn create_topic(
     s.check(&headers, Right::Manage, &Resource::hub(&topic))
         .await?;
     // Parsed after the credential check: an unauthenticated caller learns nothing.
-    let body: CreateTopic =
-        serde_json::from_slice(&read_body(body, crate::SMALL_BODY_LIMIT).await?)
-            .map_err(|e| ApiError::BadRequest(format!("invalid topic body: {e}")))?;
+    let body: CreateTopic = parse_object(
+        &read_body(body, crate::SMALL_BODY_LIMIT).await?,
+        "topic body",
+    )?;
     if !s.config.hub_allowed(&topic) {
         return Err(ApiError::BadRequest(format!(
             "'{topic}' is not one of the configured hubs; add it to `hubs` first"
@@ -292,29 +294,11 @@ async fn produce_body(
     resource: &Resource,
     bytes: &[u8],
 ) -> Result<ApiJson<ProduceResponse>, ApiError> {
-    let request: ProduceRequest = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid produce body: {e}")))?;
-    if request.records.is_empty() {
-        return Err(ApiError::BadRequest("records must not be empty".into()));
-    }
-    s.throttle
-        .check(principal, resource, request.records.len())?;
-    if let Some(i) = request
-        .records
-        .iter()
-        .position(|r| r.partition.is_some_and(|p| p < 0))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "record {i}: partition must not be negative"
-        )));
-    }
+    let parsed = ProduceRequest::parse(bytes, Utc::now())?;
+    s.throttle.check(principal, resource, parsed.len())?;
     let count = s.kafka.partition_count(topic).await?;
-    let now = Utc::now();
-
-    let mut records = Vec::with_capacity(request.records.len());
-    for r in request.records {
-        let requested = r.partition;
-        let record = r.into_record(now);
+    let mut records = Vec::with_capacity(parsed.len());
+    for (requested, record) in parsed {
         let partition = match requested {
             Some(p) if p >= count => {
                 return Err(KafkaError::UnknownPartition {

@@ -3,6 +3,10 @@
 //! [`authorize`](hubgate_shared::authorize) decision for the right it needs.
 
 mod eventhubs;
+/// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hdinsight;
 mod produce;
 mod records;

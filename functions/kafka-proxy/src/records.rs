@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
+use hubgate_shared::ApiError;
+use hubgate_shared::json::{Object, parse_object};
 use rskafka::record::{Record, RecordAndOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -13,7 +15,7 @@ use serde_json::value::RawValue;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProduceRequest {
-    pub(crate) records: Vec<ProduceRecord>,
+    records: Vec<Object<ProduceRecord>>,
 }
 
 /// One record to produce. `key` and `value` may be any JSON: a string is sent as its UTF-8
@@ -22,45 +24,81 @@ pub(crate) struct ProduceRequest {
 /// most of the gateway's CPU per record).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ProduceRecord {
+struct ProduceRecord {
     #[serde(default)]
-    pub(crate) key: Option<Box<RawValue>>,
+    key: Option<Box<RawValue>>,
     #[serde(default)]
-    pub(crate) value: Option<Box<RawValue>>,
+    value: Option<Box<RawValue>>,
     #[serde(default)]
-    pub(crate) partition: Option<i32>,
+    partition: Option<i32>,
     #[serde(default)]
-    pub(crate) headers: BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
 }
 
-fn json_bytes(v: Option<Box<RawValue>>) -> Option<Vec<u8>> {
-    let text = v?;
+/// The bytes a JSON key or value stands for; `Err` names what is wrong with it.
+///
+/// A JSON string whose escapes have no UTF-8 form (an unpaired surrogate such as `"\ud800"`)
+/// passes the raw parser, which checks the syntax only; it is refused rather than written
+/// as something the client did not send.
+fn json_bytes(v: Option<Box<RawValue>>) -> Result<Option<Vec<u8>>, &'static str> {
+    let Some(text) = v else { return Ok(None) };
     let text = text.get();
     if text.starts_with('"') {
-        // A JSON string: its (unescaped) text. The raw value is known to be valid JSON.
         serde_json::from_str::<String>(text)
-            .ok()
-            .map(String::into_bytes)
+            .map(|s| Some(s.into_bytes()))
+            .map_err(|_| "is a JSON string with an unpaired surrogate escape")
     } else if text == "null" {
-        None
+        Ok(None)
     } else {
-        Some(text.as_bytes().to_vec())
+        Ok(Some(text.as_bytes().to_vec()))
     }
 }
 
 impl ProduceRecord {
     /// The Kafka record (without partition).
-    pub(crate) fn into_record(self, timestamp: DateTime<Utc>) -> Record {
-        Record {
-            key: json_bytes(self.key),
-            value: json_bytes(self.value),
+    fn into_record(self, i: usize, timestamp: DateTime<Utc>) -> Result<Record, ApiError> {
+        let bytes = |field: &str, v| {
+            json_bytes(v).map_err(|why| ApiError::BadRequest(format!("record {i}: {field} {why}")))
+        };
+        Ok(Record {
+            key: bytes("key", self.key)?,
+            value: bytes("value", self.value)?,
             headers: self
                 .headers
                 .into_iter()
                 .map(|(k, v)| (k, v.into_bytes()))
                 .collect(),
             timestamp,
+        })
+    }
+}
+
+impl ProduceRequest {
+    /// Parses a produce body and checks everything that needs no Kafka: the documented
+    /// shape, at least one record, no negative partition, keys and values with a UTF-8
+    /// form. Answers each record's requested partition and its Kafka record.
+    pub(crate) fn parse(
+        bytes: &[u8],
+        timestamp: DateTime<Utc>,
+    ) -> Result<Vec<(Option<i32>, Record)>, ApiError> {
+        let request: Self = parse_object(bytes, "produce body")?;
+        if request.records.is_empty() {
+            return Err(ApiError::BadRequest("records must not be empty".into()));
         }
+        request
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(i, Object(r))| {
+                let partition = r.partition;
+                if partition.is_some_and(|p| p < 0) {
+                    return Err(ApiError::BadRequest(format!(
+                        "record {i}: partition must not be negative"
+                    )));
+                }
+                Ok((partition, r.into_record(i, timestamp)?))
+            })
+            .collect()
     }
 }
 
@@ -170,7 +208,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.partition, Some(2));
-        let rec = r.into_record(Utc::now());
+        let rec = r.into_record(0, Utc::now()).unwrap();
         assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(
             rec.value.as_deref(),
@@ -179,15 +217,15 @@ mod tests {
         );
         assert_eq!(rec.headers["h"], b"v");
         let r: ProduceRecord = serde_json::from_str(r#"{"value": null}"#).unwrap();
-        let rec = r.into_record(Utc::now());
+        let rec = r.into_record(0, Utc::now()).unwrap();
         assert!(rec.key.is_none() && rec.value.is_none());
         let r: ProduceRecord =
             serde_json::from_str(r#"{"key": "a\"b\u00e9", "value": 1.50}"#).unwrap();
-        let rec = r.into_record(Utc::now());
+        let rec = r.into_record(0, Utc::now()).unwrap();
         assert_eq!(rec.key.as_deref(), Some("a\"bé".as_bytes()));
         assert_eq!(rec.value.as_deref(), Some(&b"1.50"[..]));
         let r: ProduceRecord = serde_json::from_str("{}").unwrap();
-        let rec = r.into_record(Utc::now());
+        let rec = r.into_record(0, Utc::now()).unwrap();
         assert!(rec.key.is_none() && rec.value.is_none());
     }
 
@@ -201,6 +239,43 @@ mod tests {
             r#"{"value": [1,}"#,
         ] {
             assert!(serde_json::from_str::<ProduceRecord>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn produce_request_parse_ok() {
+        let parsed = ProduceRequest::parse(
+            br#"{"records":[{"value":"a"},{"key":"k","value":{"x":1},"partition":1}]}"#,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].0, None);
+        assert_eq!(parsed[0].1.value.as_deref(), Some(&b"a"[..]));
+        assert_eq!(parsed[1].0, Some(1));
+        assert_eq!(parsed[1].1.key.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn produce_request_parse_bad_input_fails() {
+        for (bad, why) in [
+            (r#"{"records":[]}"#, "records must not be empty"),
+            (
+                r#"{"records":[{"value":1},{"partition":-1}]}"#,
+                "record 1: partition",
+            ),
+            // Found while writing the fuzz invariant: valid JSON syntax, no UTF-8 form.
+            // It used to be written as a null value and answered 200.
+            (r#"{"records":[{"value":"\ud800"}]}"#, "record 0: value"),
+            (
+                r#"{"records":[{"value":"ok"},{"key":"\udc00x"}]}"#,
+                "record 1: key",
+            ),
+        ] {
+            match ProduceRequest::parse(bad.as_bytes(), Utc::now()) {
+                Err(ApiError::BadRequest(m)) => assert!(m.contains(why), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 

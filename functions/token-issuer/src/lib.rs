@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::HeaderMap;
 use hubgate_shared::http::{ApiJson, read_body};
+use hubgate_shared::json::parse_object;
 use hubgate_shared::routes::Requirement;
 use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right, authorize};
 
@@ -60,8 +61,7 @@ async fn tokens(
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     let principal = s.gate.authenticate(&headers).await?;
     Requirement::AnyScope(Right::Manage).check(&principal)?;
-    let request: MintRequest = serde_json::from_slice(&read_body(body, BODY_LIMIT).await?)
-        .map_err(|e| ApiError::BadRequest(format!("invalid token request: {e}")))?;
+    let request: MintRequest = parse_object(&read_body(body, BODY_LIMIT).await?, "token request")?;
     hubgate_shared::names::validate_hub(&request.hub)?;
     authorize(&principal, Right::Manage, &Resource::hub(&request.hub))?;
     Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))

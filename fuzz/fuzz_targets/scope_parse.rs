@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `hubgate_shared::fuzzing::scope_parse` (the invariants are documented there).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hubgate_shared::fuzzing::scope_parse(data));

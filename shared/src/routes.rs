@@ -45,6 +45,80 @@ impl Requirement {
     }
 }
 
+/// The function (binary, and Lambda function) that serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    KafkaProxy,
+    TokenIssuer,
+    Authorizer,
+}
+
+impl Function {
+    /// Every function.
+    pub const ALL: [Self; 3] = [Self::KafkaProxy, Self::TokenIssuer, Self::Authorizer];
+
+    /// The binary's name (`functions/<name>/`), also its Lambda and Azure function's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::KafkaProxy => "kafka-proxy",
+            Self::TokenIssuer => "token-issuer",
+            Self::Authorizer => "authorizer",
+        }
+    }
+}
+
+/// One route: method, path template (`{name}` stands for one path segment) and function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: Function,
+}
+
+const fn route(method: &'static str, path: &'static str, function: Function) -> Route {
+    Route {
+        method,
+        path,
+        function,
+    }
+}
+
+/// Every route of the three routers. The routers match Event Hubs keywords (`messages`,
+/// `publishers`, …) in any letter case; these templates write them in lower case.
+/// `functions/hubgate/tests/routes.rs` checks the routers and [`requirement`] against this
+/// list, `functions/hubgate/tests/deploy.rs` the deploy descriptions (`infra/aws`,
+/// `functions/azure`).
+pub const ROUTES: [Route; 17] = {
+    use Function::{Authorizer, KafkaProxy, TokenIssuer};
+    [
+        route("GET", "/v1/status", KafkaProxy),
+        route("GET", "/v1/metadata/brokers", KafkaProxy),
+        route("GET", "/v1/metadata/topics", KafkaProxy),
+        route("GET", "/v1/metadata/topics/{topic}/partitions", KafkaProxy),
+        route(
+            "GET",
+            "/v1/metadata/topics/{topic}/partitions/{partition}",
+            KafkaProxy,
+        ),
+        route("PUT", "/v1/topics/{topic}", KafkaProxy),
+        route("POST", "/v1/producer/topics/{topic}", KafkaProxy),
+        route(
+            "GET",
+            "/v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}",
+            KafkaProxy,
+        ),
+        route("POST", "/v1/tokens", TokenIssuer),
+        route("POST", "/v1/authorize", Authorizer),
+        route("POST", "/{hub}/messages", KafkaProxy),
+        route("POST", "/{hub}/partitions/{partition}/messages", KafkaProxy),
+        route("POST", "/{hub}/publishers/{publisher}/messages", KafkaProxy),
+        route("POST", "/{hub}/publisher/{publisher}/messages", KafkaProxy),
+        route("PUT", "/{hub}/revokedpublishers/{publisher}", KafkaProxy),
+        route("DELETE", "/{hub}/revokedpublishers/{publisher}", KafkaProxy),
+        route("GET", "/{hub}/revokedpublishers", KafkaProxy),
+    ]
+};
+
 fn is(segment: &str, keyword: &str) -> bool {
     segment.eq_ignore_ascii_case(keyword)
 }

@@ -1,0 +1,147 @@
+# The three functions, each with its own role holding only the actions it uses, and its log group.
+
+locals {
+  # Seconds each function may run: kafka-proxy stays under API Gateway's 30 s integration
+  # limit; the token issuer also runs the four rotation steps.
+  timeouts = {
+    "kafka-proxy"  = 29
+    "token-issuer" = 60
+    "authorizer"   = 10
+  }
+}
+
+resource "aws_cloudwatch_log_group" "fn" {
+  for_each          = local.functions
+  name              = "/aws/lambda/${var.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.hubgate.arn
+}
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "fn" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+}
+
+data "aws_iam_policy_document" "fn" {
+  for_each = local.functions
+
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.fn[each.key].arn}:*"]
+  }
+  statement {
+    sid       = "ReadSasRules"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.sas_rules.arn]
+  }
+  statement {
+    sid       = "DecryptSecretAndEnvironment"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.hubgate.arn]
+  }
+
+  # Only the token issuer writes the secret: the four rotation steps and scheduled rotation.
+  dynamic "statement" {
+    for_each = each.key == "token-issuer" ? [1] : []
+    content {
+      sid = "RotateSasRules"
+      actions = [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+      ]
+      resources = [aws_secretsmanager_secret.sas_rules.arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = each.key == "token-issuer" ? [1] : []
+    content {
+      sid       = "EncryptNewSecretVersions"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [aws_kms_key.hubgate.arn]
+    }
+  }
+
+  # X-Ray and VPC network interfaces have no resource-level permissions: "*" is the only form.
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+  dynamic "statement" {
+    for_each = local.in_vpc ? [1] : []
+    content {
+      sid = "VpcNetworkInterfaces"
+      actions = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+      ]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "fn" {
+  for_each = local.functions
+  name     = "${var.name}-${each.key}"
+  role     = aws_iam_role.fn[each.key].id
+  policy   = data.aws_iam_policy_document.fn[each.key].json
+}
+
+resource "aws_lambda_function" "fn" {
+  # checkov:skip=CKV_AWS_116:Invoked synchronously only (API Gateway, Secrets Manager rotation, EventBridge retries itself); there are no asynchronous events for a dead-letter queue to keep.
+  # checkov:skip=CKV_AWS_272:The zips are built from this repository by scripts/package-lambda; add an aws_lambda_code_signing_config when your pipeline signs them with AWS Signer.
+  # checkov:skip=CKV_AWS_117:A VPC is needed only to reach a private Kafka; set subnet_ids to run the functions in one (vpc_config below).
+  for_each = local.functions
+
+  function_name                  = "${var.name}-${each.key}"
+  description                    = "hubgate ${each.key}"
+  role                           = aws_iam_role.fn[each.key].arn
+  runtime                        = "provided.al2023"
+  handler                        = "bootstrap"
+  architectures                  = [var.architecture]
+  filename                       = "${local.lambda_dir}/${each.key}/bootstrap.zip"
+  source_code_hash               = filebase64sha256("${local.lambda_dir}/${each.key}/bootstrap.zip")
+  memory_size                    = var.memory_mb
+  timeout                        = local.timeouts[each.key]
+  reserved_concurrent_executions = var.reserved_concurrency
+  kms_key_arn                    = aws_kms_key.hubgate.arn
+
+  environment {
+    variables = local.environment
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text" # hubgate writes JSON lines itself
+    log_group  = aws_cloudwatch_log_group.fn[each.key].name
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.in_vpc ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.fn]
+}

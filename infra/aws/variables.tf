@@ -1,0 +1,129 @@
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name (functions, roles, API, secret)."
+  type        = string
+  default     = "hubgate"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}$", var.name))
+    error_message = "name: lower-case letters, digits and '-', at most 31 characters, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "architecture" {
+  description = "Lambda architecture: arm64 (default, cheaper) or x86_64. Must match the build (scripts/package-lambda)."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_dir" {
+  description = "Directory holding <function>/bootstrap.zip as built by scripts/package-lambda (default: target/lambda-<architecture> of this repository)."
+  type        = string
+  default     = null
+}
+
+variable "namespace" {
+  description = "Host name SAS tokens are scoped to (sr=https://<namespace>/...). Usually the API's custom domain; any port is ignored."
+  type        = string
+}
+
+variable "hubs" {
+  description = "Hubs (Kafka topics) reachable through the gateway. Empty: every topic except internal ones."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "host:port of one or more Kafka brokers, e.g. MSK's plaintext bootstrap brokers (port 9092). TLS and SASL are not supported yet (README, Deploy)."
+  type        = list(string)
+  validation {
+    condition     = length(var.kafka_bootstrap_servers) > 0
+    error_message = "Give at least one bootstrap server."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Private subnets the functions run in, to reach a private Kafka (MSK). Empty: no VPC."
+  type        = list(string)
+  default     = []
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the functions when subnet_ids is set; they must reach the brokers' ports."
+  type        = list(string)
+  default     = []
+}
+
+variable "rotation_days" {
+  description = "Secrets Manager rotates the SAS keys (primary -> secondary, new primary) every this many days."
+  type        = number
+  default     = 30
+}
+
+variable "rotation_schedule" {
+  description = "Optional extra EventBridge schedule that rotates the keys, e.g. \"rate(7 days)\". Null: only Secrets Manager's rotation."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups."
+  type        = number
+  default     = 365
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the functions (error, warn, info, debug)."
+  type        = string
+  default     = "info"
+}
+
+variable "authorizer_cache_ttl_seconds" {
+  description = "How long API Gateway caches an authorizer decision. 0 (default) keeps revocation immediate; with caching a revoked publisher is locked out only after this many seconds (the functions still check it themselves)."
+  type        = number
+  default     = 0
+}
+
+variable "throttling_rate_limit" {
+  description = "API Gateway steady-state requests per second for the whole API."
+  type        = number
+  default     = 1000
+}
+
+variable "throttling_burst_limit" {
+  description = "API Gateway burst for the whole API."
+  type        = number
+  default     = 2000
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function (caps what a flood can cost; -1: no reservation)."
+  type        = number
+  default     = 100
+}
+
+variable "extra_environment" {
+  description = "More HUBGATE_* settings for every function, e.g. OAuth: {HUBGATE_OAUTH = \"{issuers = [...], audiences = [...], groups = [...]}\"} (README, Configuration)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "memory_mb" {
+  description = "Memory of each function in MB (Lambda gives CPU in proportion)."
+  type        = number
+  default     = 256
+}

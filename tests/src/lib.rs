@@ -402,7 +402,7 @@ pub async fn kafka_python_read(bootstrap: &str, topic: &str) -> Vec<PyRecord> {
 
 /// The `hubgate` binary: `$HUBGATE_BIN`, or `hubgate` next to the test's `deps/` directory
 /// (`cargo build -p hubgate`, which scripts/test runs, puts it there).
-fn hubgate_bin() -> PathBuf {
+pub fn hubgate_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HUBGATE_BIN") {
         return PathBuf::from(p);
     }

@@ -217,7 +217,7 @@ struct BatchEvent {
 }
 
 /// Request headers that are HTTP machinery, not event properties.
-const NOT_PROPERTIES: [&str; 26] = [
+const NOT_PROPERTIES: [&str; 30] = [
     "authorization",
     "servicebusauthorization",
     "brokerproperties",
@@ -244,10 +244,15 @@ const NOT_PROPERTIES: [&str; 26] = [
     "forwarded",
     "x-request-id",
     "traceparent",
+    "max-forwards",
+    // Added by Azure App Service / Functions front ends.
+    "client-ip",
+    "disguised-host",
+    "was-default-hostname",
 ];
 
 /// Header-name prefixes added by clients, proxies and cloud front ends.
-const NOT_PROPERTY_PREFIXES: [&str; 11] = [
+const NOT_PROPERTY_PREFIXES: [&str; 15] = [
     "accept-",
     "if-",
     "proxy-",
@@ -259,6 +264,10 @@ const NOT_PROPERTY_PREFIXES: [&str; 11] = [
     "x-ms-",
     "x-real-ip",
     "tracestate",
+    "x-original-",
+    "x-waws-",
+    "x-site-",
+    "x-appservice-",
 ];
 
 /// A custom header (Event Hubs "user property") that should travel with the event.
@@ -459,6 +468,11 @@ mod tests {
             "accept-encoding",
             "brokerproperties",
             "host",
+            "x-original-url",
+            "x-waws-unencoded-url",
+            "client-ip",
+            "disguised-host",
+            "x-site-deployment-id",
         ] {
             assert!(!is_property(h), "{h}");
         }

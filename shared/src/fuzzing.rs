@@ -174,20 +174,26 @@ pub fn scope_parse(data: &[u8]) {
     assert_eq!(Scope::parse(&again).as_ref(), Ok(&scope), "{again}");
 }
 
-/// Runs every committed input of one fuzz target's corpus (`fuzz/corpus/<target>/`) through
-/// its body: the unit tests replay what the fuzzer found, without the fuzzer.
+/// Runs every committed input of one fuzz target through its body: its corpus
+/// (`fuzz/corpus/<target>/`, kept small by `cargo fuzz cmin`) and the inputs of fixed bugs
+/// (`fuzz/regressions/<target>/`, which cmin never touches). The unit tests replay what the
+/// fuzzer found, without the fuzzer.
 pub fn replay_corpus(target: &str, body: fn(&[u8])) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut n = 0;
-    for entry in entries {
-        let path = entry.expect("corpus entry").path();
-        body(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-        n += 1;
+    for kind in ["corpus", "regressions"] {
+        let dir = fuzz.join(kind).join(target);
+        if kind == "regressions" && !dir.exists() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("corpus entry").path();
+            body(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+            n += 1;
+        }
     }
-    assert!(n > 0, "{} is empty", dir.display());
+    assert!(n > 0, "no inputs for {target}");
 }
 
 #[cfg(test)]

@@ -363,7 +363,7 @@ async fn main() {
     std::fs::write(dir.path().join("base.toml"), &base).unwrap();
     let config = hubgate_shared::Config::from_toml(&base).unwrap();
     let token = token_1h(&config, "send", TOPIC);
-    let kafka = hubgate_shared::Kafka::new(&config.kafka);
+    let kafka = hubgate_shared::Kafka::new(&config.kafka).unwrap();
     kafka.create_topic(TOPIC, 1, 1, &[]).await.unwrap();
     let setup = Setup {
         bin: args.hubgate.clone(),

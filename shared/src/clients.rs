@@ -18,18 +18,19 @@ impl Clients {
     /// is set; the OAuth provider's keys when `[oauth]` is set). Kafka connects lazily.
     pub async fn load(config: &Config) -> Result<Self, String> {
         let gate = Arc::new(Gate::load(config).await?);
-        Ok(Self::with_gate(config, gate))
+        Self::with_gate(config, gate)
     }
 
-    /// Clients around an existing gate (tests, tools).
-    pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Self {
-        let kafka = Arc::new(Kafka::new(&config.kafka));
+    /// Clients around an existing gate (tests, tools). Fails on Kafka TLS settings that
+    /// cannot be used (an unreadable `kafka.tls_ca_file`).
+    pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, String> {
+        let kafka = Arc::new(Kafka::new(&config.kafka).map_err(|e| e.to_string())?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
-        Self {
+        Ok(Self {
             gate,
             kafka,
             revocations,
-        }
+        })
     }
 
     /// Loads start-up state (the revocation list). A failure is logged, not fatal: requests

@@ -165,6 +165,29 @@ pub struct KafkaConfig {
     /// Record bytes waiting for a partition beyond which new produce requests get 503
     /// (bounded memory when Kafka is slow or away).
     pub max_pending_bytes: usize,
+    /// Connect to the brokers over TLS, verified against the system's root certificates
+    /// (or `tls_ca_file`). MSK (port 9094/9096), Confluent Cloud and the Event Hubs Kafka
+    /// endpoint need it.
+    pub tls: bool,
+    /// PEM file of the CA certificates to trust instead of the system's (a private CA).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Absent: no SASL.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name (with `sasl_mechanism`).
+    pub sasl_username: Option<String>,
+    /// SASL password (with `sasl_mechanism`); never printed.
+    pub sasl_password: Option<secrecy::SecretString>,
+}
+
+/// A SASL mechanism rskafka speaks (RFC 4616 PLAIN, RFC 7677 SCRAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
 }
 
 impl Default for KafkaConfig {
@@ -179,6 +202,36 @@ impl Default for KafkaConfig {
             linger_ms: 0,
             max_batch_bytes: 512 * 1024,
             max_pending_bytes: 64 * 1024 * 1024,
+            tls: false,
+            tls_ca_file: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// TLS and SASL settings that belong together are set together.
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret as _;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.tls_ca_file.is_some() && !self.tls {
+            return invalid("kafka.tls_ca_file is set but kafka.tls is false");
+        }
+        let has_user = self.sasl_username.as_ref().is_some_and(|u| !u.is_empty());
+        let has_password = self
+            .sasl_password
+            .as_ref()
+            .is_some_and(|p| !p.expose_secret().is_empty());
+        match self.sasl_mechanism {
+            Some(_) if !has_user || !has_password => {
+                invalid("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")
+            }
+            None if has_user || has_password => invalid(
+                "kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not",
+            ),
+            _ => Ok(()),
         }
     }
 }
@@ -305,6 +358,7 @@ impl Config {
                 "kafka.bootstrap_servers is empty".into(),
             ));
         }
+        self.kafka.validate_security()?;
         if self.kafka.request_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "kafka.request_timeout_ms must be > 0".into(),

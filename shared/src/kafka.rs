@@ -7,6 +7,7 @@
 mod admin;
 mod coalesce;
 mod nodelay;
+mod security;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -53,6 +54,8 @@ pub enum KafkaError {
     InvalidTopic(String),
     #[error("kafka refused the record as too large")]
     RecordTooLarge,
+    #[error("kafka connection settings: {0}")]
+    Config(String),
     #[error("too many records are waiting for this partition")]
     Busy,
     #[error("kafka refused a combined produce request as too large")]
@@ -93,6 +96,7 @@ impl KafkaError {
             Self::Timeout
             | Self::Client(_)
             | Self::Admin(_)
+            | Self::Config(_)
             | Self::Busy
             | Self::CombinedTooLarge => (StatusCode::SERVICE_UNAVAILABLE, 50301),
             Self::Shared(e) => e.status_and_code(),
@@ -102,7 +106,7 @@ impl KafkaError {
     /// What a client may see: no broker addresses, no protocol internals.
     pub fn client_message(&self) -> String {
         match self {
-            Self::Timeout | Self::Client(_) | Self::Admin(_) => {
+            Self::Timeout | Self::Client(_) | Self::Admin(_) | Self::Config(_) => {
                 "Kafka is unavailable; nothing was acknowledged. Retry later.".into()
             }
             Self::Busy => {
@@ -152,12 +156,14 @@ pub struct Kafka {
     coalescer: Option<coalesce::Coalescer>,
     nodelay: Option<Arc<nodelay::NoDelay>>,
     produce_requests: Arc<AtomicU64>,
+    security: security::Security,
 }
 
 impl Kafka {
-    /// Creates the handle; nothing connects until the first operation.
-    pub fn new(config: &KafkaConfig) -> Self {
-        Self {
+    /// Creates the handle; nothing connects until the first operation. Fails only on TLS
+    /// settings that cannot be used (an unreadable or empty `kafka.tls_ca_file`).
+    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        Ok(Self {
             client_id: Arc::from(config.client_id.as_str()),
             config: config.clone(),
             client: OnceCell::new(),
@@ -167,7 +173,8 @@ impl Kafka {
             coalescer: config.coalesce.then(|| coalesce::Coalescer::new(config)),
             nodelay: config.tcp_nodelay.then(Arc::default),
             produce_requests: Arc::default(),
-        }
+            security: security::Security::from_config(config)?,
+        })
     }
 
     /// Sets `TCP_NODELAY` on connections rskafka opened since the last sweep.
@@ -227,14 +234,16 @@ impl Kafka {
                     base: 2.0,
                     deadline: Some(self.timeout()),
                 };
-                let client = self
-                    .timed(
-                        ClientBuilder::new(self.config.bootstrap_servers.clone())
-                            .client_id(Arc::clone(&self.client_id))
-                            .backoff_config(backoff)
-                            .build(),
-                    )
-                    .await?;
+                let mut builder = ClientBuilder::new(self.config.bootstrap_servers.clone())
+                    .client_id(Arc::clone(&self.client_id))
+                    .backoff_config(backoff);
+                if let Some(tls) = &self.security.tls {
+                    builder = builder.tls_config(Arc::clone(tls));
+                }
+                if let Some((_, sasl)) = &self.security.sasl {
+                    builder = builder.sasl_config(sasl.clone());
+                }
+                let client = self.timed(builder.build()).await?;
                 self.sweep_nodelay();
                 self.spawn_nodelay_sweeper();
                 Ok(client)
@@ -447,13 +456,17 @@ impl Kafka {
         }
     }
 
+    fn connector(&self) -> admin::Connector<'_> {
+        admin::Connector {
+            bootstrap: &self.config.bootstrap_servers,
+            client_id: &self.client_id,
+            security: &self.security,
+        }
+    }
+
     /// Brokers, controller and partition placement.
     pub async fn cluster(&self) -> Result<ClusterInfo, KafkaError> {
-        self.timed(admin::cluster(
-            &self.config.bootstrap_servers,
-            &self.client_id,
-        ))
-        .await
+        self.timed(admin::cluster(self.connector())).await
     }
 
     /// Creates a topic with the given configs (e.g. `cleanup.policy=compact`).
@@ -466,8 +479,7 @@ impl Kafka {
     ) -> Result<(), KafkaError> {
         let result = self
             .timed(admin::create_topic(
-                &self.config.bootstrap_servers,
-                &self.client_id,
+                self.connector(),
                 name,
                 partitions,
                 replication_factor,
@@ -487,7 +499,7 @@ mod tests {
     #[test]
     fn choose_partition_matches_java_murmur2_ok() {
         // Kafka's UtilsTest: murmur2 of these keys, then toPositive(h) % n.
-        let k = Kafka::new(&KafkaConfig::default());
+        let k = Kafka::new(&KafkaConfig::default()).unwrap();
         let cases: [(&[u8], i32); 4] = [
             (b"21", -973_932_308),
             (b"foobar", -790_332_482),
@@ -506,7 +518,7 @@ mod tests {
 
     #[test]
     fn choose_partition_round_robin_without_key_ok() {
-        let k = Kafka::new(&KafkaConfig::default());
+        let k = Kafka::new(&KafkaConfig::default()).unwrap();
         let picks: Vec<i32> = (0..6).map(|_| k.choose_partition(None, 3)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }

@@ -77,6 +77,10 @@ pub struct Broker {
     port: u16,
     dir: tempfile::TempDir,
     storage: &'static str,
+    /// The port advertised in metadata, when clients reach the broker through a proxy.
+    advertised_port: Option<u16>,
+    /// More `tansu broker` flags (e.g. `--authentication`).
+    args: Vec<String>,
 }
 
 impl Broker {
@@ -97,6 +101,8 @@ impl Broker {
             port: free_port(),
             dir,
             storage,
+            advertised_port: None,
+            args: vec![],
         };
         b.spawn();
         b
@@ -104,6 +110,10 @@ impl Broker {
 
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.advertised_port.unwrap_or(self.port)
+        );
         let log = std::fs::File::create(self.dir.path().join("tansu.log")).unwrap();
         let child = Command::new(tansu_bin())
             .current_dir(self.dir.path())
@@ -112,8 +122,9 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
+            .args(&self.args)
             // tansu joins the path onto its working directory: keep it relative.
             .args(["--storage-engine", self.storage])
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -150,6 +161,27 @@ impl Broker {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Starts the broker again on the same port and storage, advertising `advertised_port`
+    /// (a proxy in front of it) and with more `tansu broker` flags.
+    pub fn restart_with(&mut self, advertised_port: Option<u16>, args: &[&str]) {
+        self.advertised_port = advertised_port;
+        self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart();
+    }
+
+    /// Runs `tansu <args>` against this broker (e.g. `user create`); panics on failure.
+    pub fn tansu(&self, args: &[&str]) {
+        let out = Command::new(tansu_bin())
+            .args(args)
+            .output()
+            .expect("run tansu");
+        assert!(
+            out.status.success(),
+            "tansu {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -15,7 +15,7 @@ fn kafka(broker: &Broker, tweak: impl FnOnce(&mut KafkaConfig)) -> Kafka {
         ..KafkaConfig::default()
     };
     tweak(&mut config);
-    Kafka::new(&config)
+    Kafka::new(&config).unwrap()
 }
 
 fn record(text: &str) -> Record {

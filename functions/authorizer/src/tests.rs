@@ -24,7 +24,7 @@ fn state() -> Arc<AuthorizerState> {
          [[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = '{KEY}'"
     ))
     .unwrap();
-    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
     Arc::new(AuthorizerState { clients })
 }
 

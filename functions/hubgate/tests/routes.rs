@@ -121,7 +121,7 @@ async fn status(app: &axum::Router, method: &str, path: &str, auth: &str) -> u16
 #[tokio::test]
 async fn routes_table_matches_routers_ok() {
     let c = Arc::new(config());
-    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
     let app = hubgate::app(Arc::clone(&c), &clients);
     for (method, path) in samples() {
         let path = path.as_str();

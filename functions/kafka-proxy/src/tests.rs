@@ -46,7 +46,7 @@ fn config(hubs: &str) -> Config {
 
 fn router(hubs: &str) -> axum::Router {
     let c = Arc::new(config(hubs));
-    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
     app(Arc::new(ProxyState::new(c, &clients)))
 }
 

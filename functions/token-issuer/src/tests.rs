@@ -48,7 +48,7 @@ const SEND_LISTEN_RULES: &str = r#"
 "#;
 
 fn state(c: Config) -> Arc<IssuerState> {
-    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c)));
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
     Arc::new(IssuerState::new(Arc::new(c), &clients))
 }
 

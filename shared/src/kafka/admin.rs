@@ -15,9 +15,11 @@ use rskafka::protocol::messages::{
     CreateTopicConfig, CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataResponse,
 };
 use rskafka::protocol::primitives::{Int16, Int32, NullableString, String_};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::KafkaError;
+use super::security::Security;
 
 /// A broker as the cluster describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,30 +50,59 @@ pub struct ClusterInfo {
 
 const MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
 
-/// Opens a connection to one broker and negotiates API versions.
-async fn connect(addr: &str, client_id: &Arc<str>) -> Result<Messenger<TcpStream>, KafkaError> {
-    let stream = TcpStream::connect(addr)
+/// A plain or TLS connection to a broker.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+type Connection = Messenger<Box<dyn Stream>>;
+
+/// Opens a connection to one broker (TLS and SASL as configured) and negotiates API versions.
+async fn connect(
+    addr: &str,
+    client_id: &Arc<str>,
+    security: &Security,
+) -> Result<Connection, KafkaError> {
+    let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| KafkaError::Admin(format!("connect {addr}: {e}")))?;
-    stream
-        .set_nodelay(true)
+    tcp.set_nodelay(true)
         .map_err(|e| KafkaError::Admin(format!("set TCP_NODELAY: {e}")))?;
+    let stream: Box<dyn Stream> = match &security.tls {
+        None => Box::new(tcp),
+        Some(tls) => Box::new(
+            tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                .connect(Security::server_name(addr)?, tcp)
+                .await
+                .map_err(|e| KafkaError::Admin(format!("TLS with {addr}: {e}")))?,
+        ),
+    };
     let mut messenger = Messenger::new(stream, MAX_MESSAGE_SIZE, Arc::clone(client_id));
     messenger
         .sync_versions()
         .await
         .map_err(|e| KafkaError::Admin(format!("api versions with {addr}: {e}")))?;
+    if let Some((_, sasl)) = &security.sasl {
+        messenger
+            .do_sasl(sasl.clone())
+            .await
+            .map_err(|e| KafkaError::Admin(format!("SASL with {addr}: {e}")))?;
+    }
     Ok(messenger)
 }
 
+/// Where and how admin connections connect.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Connector<'a> {
+    pub(super) bootstrap: &'a [String],
+    pub(super) client_id: &'a Arc<str>,
+    pub(super) security: &'a Security,
+}
+
 /// Connects to the first bootstrap broker that answers.
-async fn connect_any(
-    bootstrap: &[String],
-    client_id: &Arc<str>,
-) -> Result<Messenger<TcpStream>, KafkaError> {
+async fn connect_any(c: Connector<'_>) -> Result<Connection, KafkaError> {
     let mut last = KafkaError::Admin("no bootstrap servers".into());
-    for addr in bootstrap {
-        match connect(addr, client_id).await {
+    for addr in c.bootstrap {
+        match connect(addr, c.client_id, c.security).await {
             Ok(m) => return Ok(m),
             Err(e) => last = e,
         }
@@ -79,7 +110,7 @@ async fn connect_any(
     Err(last)
 }
 
-async fn request_metadata(m: &Messenger<TcpStream>) -> Result<MetadataResponse, KafkaError> {
+async fn request_metadata(m: &Connection) -> Result<MetadataResponse, KafkaError> {
     m.request(MetadataRequest {
         topics: None,
         allow_auto_topic_creation: None,
@@ -138,32 +169,30 @@ fn cluster_info(r: MetadataResponse) -> ClusterInfo {
 }
 
 /// Reads the cluster's metadata from any bootstrap broker.
-pub(super) async fn cluster(
-    bootstrap: &[String],
-    client_id: &Arc<str>,
-) -> Result<ClusterInfo, KafkaError> {
-    let m = connect_any(bootstrap, client_id).await?;
+pub(super) async fn cluster(c: Connector<'_>) -> Result<ClusterInfo, KafkaError> {
+    let m = connect_any(c).await?;
     Ok(cluster_info(request_metadata(&m).await?))
 }
 
 /// Creates a topic with configs, on the controller.
 pub(super) async fn create_topic(
-    bootstrap: &[String],
-    client_id: &Arc<str>,
+    c: Connector<'_>,
     name: &str,
     partitions: i32,
     replication_factor: i16,
     configs: &[(String, String)],
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let bootstrap_conn = connect_any(bootstrap, client_id).await?;
+    let bootstrap_conn = connect_any(c).await?;
     let info = cluster_info(request_metadata(&bootstrap_conn).await?);
     let controller_addr = info
         .controller
         .and_then(|id| info.brokers.iter().find(|b| b.id == id))
         .map(|b| format!("{}:{}", b.host, b.port));
     let controller = match controller_addr {
-        Some(addr) => connect(&addr, client_id).await.unwrap_or(bootstrap_conn),
+        Some(addr) => connect(&addr, c.client_id, c.security)
+            .await
+            .unwrap_or(bootstrap_conn),
         None => bootstrap_conn,
     };
     let response = controller

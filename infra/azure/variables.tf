@@ -1,0 +1,77 @@
+variable "name" {
+  description = "Prefix of every resource name; the Function App is <name>-func (its host <name>-func.azurewebsites.net)."
+  type        = string
+  default     = "hubgate"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,15}$", var.name))
+    error_message = "name: 3-16 lower-case letters and digits (storage account names allow nothing else)."
+  }
+}
+
+variable "location" {
+  description = "Azure region."
+  type        = string
+  default     = "westeurope"
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "package_zip" {
+  description = "The Function App package built by scripts/package-azure (host.json, one folder per route, the hubgate binary)."
+  type        = string
+  default     = "../../target/azure/hubgate-functions.zip"
+}
+
+variable "namespace" {
+  description = "Host name SAS tokens are scoped to (sr=https://<namespace>/...): the Function App's host or your custom domain."
+  type        = string
+}
+
+variable "hubs" {
+  description = "Hubs (Kafka topics) reachable through the gateway. Empty: every topic except internal ones."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "host:port of one or more Kafka brokers, e.g. an HDInsight Kafka cluster's worker nodes in the VNet (port 9092). TLS and SASL are not supported yet (README, Deploy)."
+  type        = list(string)
+  validation {
+    condition     = length(var.kafka_bootstrap_servers) > 0
+    error_message = "Give at least one bootstrap server."
+  }
+}
+
+variable "sas_rules" {
+  description = "The SAS rules as a TOML inline array (HUBGATE_RULES), e.g. [{name = \"RootManageSharedAccessKey\", rights = [\"Manage\"], primary_key = \"<hubgate key>\"}]. Stored in Key Vault; the Function App reads it through a Key Vault reference."
+  type        = string
+  sensitive   = true
+}
+
+variable "subnet_id" {
+  description = "Subnet (delegated to Microsoft.Web/serverFarms) for VNet integration, to reach a private Kafka such as HDInsight. Null: no VNet."
+  type        = string
+  default     = null
+}
+
+variable "sku_name" {
+  description = "App Service plan SKU. Elastic Premium (EP1-EP3) scales like Consumption and can join a VNet."
+  type        = string
+  default     = "EP1"
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the handler (error, warn, info, debug)."
+  type        = string
+  default     = "info"
+}
+
+variable "extra_app_settings" {
+  description = "More HUBGATE_* settings, e.g. HUBGATE_OAUTH for bearer tokens (README, Configuration)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,153 @@
+//! TLS and SASL for every Kafka connection: rskafka's client and the admin connection of
+//! [`super::admin`]. TLS is rustls with the aws-lc-rs provider named explicitly (ring is in
+//! the build too), verified against the system's roots (rustls-platform-verifier) or the
+//! CA file of `kafka.tls_ca_file`. SASL PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 7677)
+//! are rskafka's own implementations.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rskafka::client::{Credentials, SaslConfig};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use secrecy::ExposeSecret as _;
+
+use super::KafkaError;
+use crate::config::{KafkaConfig, SaslMechanism};
+
+/// How connections to the brokers are secured.
+#[derive(Clone, Default)]
+pub(super) struct Security {
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The mechanism (for `Debug`: rskafka's config prints the password) and rskafka's config.
+    pub(super) sasl: Option<(SaslMechanism, SaslConfig)>,
+}
+
+impl fmt::Debug for Security {
+    // rskafka's `Credentials` prints its password: only the mechanism is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|(m, _)| m))
+            .finish()
+    }
+}
+
+impl Security {
+    /// Reads the configuration; fails on an unreadable or empty CA file.
+    pub(super) fn from_config(c: &KafkaConfig) -> Result<Self, KafkaError> {
+        let tls = if c.tls {
+            Some(Arc::new(tls_config(c.tls_ca_file.as_deref())?))
+        } else {
+            None
+        };
+        let sasl = c.sasl_mechanism.map(|m| {
+            let credentials = Credentials::new(
+                c.sasl_username.clone().unwrap_or_default(),
+                c.sasl_password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned())
+                    .unwrap_or_default(),
+            );
+            let config = match m {
+                SaslMechanism::Plain => SaslConfig::Plain(credentials),
+                SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(credentials),
+                SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(credentials),
+            };
+            (m, config)
+        });
+        Ok(Self { tls, sasl })
+    }
+
+    /// The name a broker's certificate must carry: the host of `host:port`.
+    pub(super) fn server_name(addr: &str) -> Result<ServerName<'static>, KafkaError> {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(host.to_owned())
+            .map_err(|_| KafkaError::Config(format!("'{addr}' has no valid TLS server name")))
+    }
+}
+
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, KafkaError> {
+    let err = |what: String| KafkaError::Config(what);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(format!("TLS: {e}")))?;
+    let Some(path) = ca_file else {
+        use rustls_platform_verifier::BuilderVerifierExt as _;
+        return Ok(builder
+            .with_platform_verifier()
+            .map_err(|e| err(format!("TLS: the system's root certificates: {e}")))?
+            .with_no_client_auth());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(format!("kafka.tls_ca_file {}: {e}", path.display())))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| err(format!("kafka.tls_ca_file {}: {e}", path.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| err(format!("kafka.tls_ca_file {}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(err(format!(
+            "kafka.tls_ca_file {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_server_name_ok_and_fails() {
+        for (addr, name) in [
+            (
+                "broker-1.kafka.eu-west-1.amazonaws.com:9096",
+                "broker-1.kafka.eu-west-1.amazonaws.com",
+            ),
+            ("127.0.0.1:9093", "127.0.0.1"),
+            ("[::1]:9093", "::1"),
+        ] {
+            assert_eq!(Security::server_name(addr).unwrap().to_str(), name);
+        }
+        assert!(Security::server_name("bad name:9093").is_err());
+    }
+
+    #[test]
+    fn security_ca_file_missing_or_empty_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        for path in [dir.path().join("missing.pem"), empty] {
+            let c = KafkaConfig {
+                tls: true,
+                tls_ca_file: Some(path.clone()),
+                ..KafkaConfig::default()
+            };
+            let e = Security::from_config(&c).unwrap_err();
+            assert!(e.to_string().contains("tls_ca_file"), "{e}");
+        }
+    }
+
+    #[test]
+    fn security_debug_hides_the_password_ok() {
+        let c = KafkaConfig {
+            sasl_mechanism: Some(SaslMechanism::ScramSha512),
+            sasl_username: Some("alice".into()),
+            sasl_password: Some("hunter2-secret".to_owned().into()),
+            ..KafkaConfig::default()
+        };
+        let s = Security::from_config(&c).unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("ScramSha512"),
+            "{shown}"
+        );
+    }
+}

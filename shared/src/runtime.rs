@@ -87,8 +87,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Whether a Lambda payload is an API Gateway Lambda authorizer event (`"type"` with a
 /// `routeArn` or `methodArn`); it looks like an HTTP request but is not one.
 pub fn is_authorizer_event(payload: &serde_json::Value) -> bool {
-    payload.get("type").is_some()
-        && (payload.get("routeArn").is_some() || payload.get("methodArn").is_some())
+    // Present means a string: serializers of the HTTP event shapes write absent fields as
+    // `null` (cargo lambda's function-URL events carry `"type": null, "methodArn": null`).
+    let text = |k: &str| payload.get(k).is_some_and(serde_json::Value::is_string);
+    text("type") && (text("routeArn") || text("methodArn"))
 }
 
 /// Whether a Lambda payload is an HTTP request (API Gateway REST/HTTP API, ALB, function URL).
@@ -211,6 +213,18 @@ mod tests {
     use axum::body::Body;
     use http::{Request, StatusCode};
     use tower::ServiceExt;
+
+    #[test]
+    fn is_http_event_function_url_with_null_fields_ok() {
+        // What `cargo lambda watch` sends for /lambda-url/<fn>/…: authorizer fields as null.
+        let url = serde_json::json!({"type": null, "methodArn": null, "version": "2.0",
+            "routeKey": "$default", "rawPath": "/v1/tokens", "requestContext": {"http": {}}});
+        assert!(!is_authorizer_event(&url));
+        assert!(is_http_event(&url));
+        let authorizer = serde_json::json!({"type": "REQUEST", "routeArn": "arn:aws:execute-api:x",
+            "rawPath": "/v1/tokens", "requestContext": {}});
+        assert!(is_authorizer_event(&authorizer) && !is_http_event(&authorizer));
+    }
 
     #[tokio::test]
     async fn azure_router_ready_and_api_prefix_ok() {

@@ -45,12 +45,45 @@ struct Watch {
     dir: tempfile::TempDir,
 }
 
+/// Every process below `pid` (watch runs each function through `cargo run`).
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, ppid))
+        })
+        .collect();
+    let mut found = vec![];
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        for &(child, _) in parents.iter().filter(|(_, parent)| *parent == p) {
+            found.push(child);
+            queue.push(child);
+        }
+    }
+    found
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
-        // Its own process group: the functions it spawned go with it.
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.child.id())])
-            .status();
+        // The functions it started, then watch itself.
+        for pid in descendants(self.child.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -58,7 +91,6 @@ impl Drop for Watch {
 
 impl Watch {
     fn start(config: &Path) -> Self {
-        use std::os::unix::process::CommandExt as _;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
@@ -85,7 +117,6 @@ impl Watch {
             ))
             .current_dir(repo())
             .env("PATH", path)
-            .process_group(0)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -214,8 +245,10 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "{}", watch.log());
-    let device = r.json::<Value>().await.unwrap()["token"]
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{text}\n{}", watch.log());
+    let device = serde_json::from_str::<Value>(&text).unwrap()["token"]
         .as_str()
         .unwrap()
         .to_owned();

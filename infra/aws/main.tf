@@ -40,14 +40,21 @@ locals {
   # whose router matches keywords case-insensitively and answers anything else with a JSON 404.
   default_route_function = "kafka-proxy"
 
+  kafka_sasl = var.kafka_sasl_mechanism == "" ? {} : {
+    HUBGATE_KAFKA__SASL_MECHANISM = var.kafka_sasl_mechanism
+    HUBGATE_KAFKA__SASL_USERNAME  = var.kafka_sasl_username
+    HUBGATE_KAFKA__SASL_PASSWORD  = var.kafka_sasl_password
+  }
+
   environment = merge({
     HUBGATE_NAMESPACE                = var.namespace
     HUBGATE_HUBS                     = join(",", var.hubs)
     HUBGATE_KAFKA__BOOTSTRAP_SERVERS = join(",", var.kafka_bootstrap_servers)
+    HUBGATE_KAFKA__TLS               = tostring(var.kafka_tls)
     HUBGATE_SECRET_ID                = aws_secretsmanager_secret.sas_rules.arn
     HUBGATE_LOG_FORMAT               = "json"
     RUST_LOG                         = var.log_level
-  }, var.extra_environment)
+  }, local.kafka_sasl, var.extra_environment)
 
   in_vpc = length(var.subnet_ids) > 0
 }

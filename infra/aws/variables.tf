@@ -48,12 +48,41 @@ variable "hubs" {
 }
 
 variable "kafka_bootstrap_servers" {
-  description = "host:port of one or more Kafka brokers, e.g. MSK's plaintext bootstrap brokers (port 9092). TLS and SASL are not supported yet (README, Deploy)."
+  description = "host:port of one or more Kafka brokers, e.g. MSK's bootstrap brokers (TLS 9094, SASL/SCRAM 9096, plaintext 9092)."
   type        = list(string)
   validation {
     condition     = length(var.kafka_bootstrap_servers) > 0
     error_message = "Give at least one bootstrap server."
   }
+}
+
+variable "kafka_tls" {
+  description = "Connect to Kafka over TLS (verified against the system's root certificates; MSK, Confluent Cloud and the Event Hubs Kafka endpoint use public CAs)."
+  type        = bool
+  default     = true
+}
+
+variable "kafka_sasl_mechanism" {
+  description = "SASL mechanism: \"\" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (MSK SASL/SCRAM: SCRAM-SHA-512; Confluent Cloud and Event Hubs: PLAIN)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = contains(["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be \"\", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+  }
+}
+
+variable "kafka_sasl_username" {
+  description = "SASL user name (with kafka_sasl_mechanism)."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_sasl_password" {
+  description = "SASL password (with kafka_sasl_mechanism). It reaches the functions as an environment variable encrypted with the module's KMS key."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
 
 variable "subnet_ids" {

@@ -38,12 +38,41 @@ variable "hubs" {
 }
 
 variable "kafka_bootstrap_servers" {
-  description = "host:port of one or more Kafka brokers, e.g. an HDInsight Kafka cluster's worker nodes in the VNet (port 9092). TLS and SASL are not supported yet (README, Deploy)."
+  description = "host:port of one or more Kafka brokers, e.g. an HDInsight Kafka cluster's worker nodes in the VNet (port 9092), or the Event Hubs Kafka endpoint <ns>.servicebus.windows.net:9093 (TLS + PLAIN)."
   type        = list(string)
   validation {
     condition     = length(var.kafka_bootstrap_servers) > 0
     error_message = "Give at least one bootstrap server."
   }
+}
+
+variable "kafka_tls" {
+  description = "Connect to Kafka over TLS (the system's root certificates). HDInsight Kafka inside a VNet usually listens in plaintext: set false there."
+  type        = bool
+  default     = true
+}
+
+variable "kafka_sasl_mechanism" {
+  description = "SASL mechanism: \"\" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (the Event Hubs Kafka endpoint: PLAIN, user $ConnectionString, password the connection string)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = contains(["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be \"\", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+  }
+}
+
+variable "kafka_sasl_username" {
+  description = "SASL user name (with kafka_sasl_mechanism)."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_sasl_password" {
+  description = "SASL password (with kafka_sasl_mechanism); stored in Key Vault, read through a Key Vault reference."
+  type        = string
+  default     = ""
+  sensitive   = true
 }
 
 variable "sas_rules" {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer};
 
 use crate::authz::Right;
@@ -39,6 +39,11 @@ const ENV_KEYS: [&str; 16] = [
     "throttle",
     "idempotency_window_secs",
 ];
+
+/// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
+/// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
+/// look like either.
+const ENV_TEXT_KEYS: [&str; 2] = ["kafka.sasl_username", "kafka.sasl_password"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -332,8 +337,12 @@ impl Config {
         let env = Env::prefixed("HUBGATE_").split("__").filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
             ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                && !ENV_TEXT_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key.as_str()))
         });
         figment = figment.merge(env);
+        for (key, value) in Env::prefixed("HUBGATE_").split("__").only(&ENV_TEXT_KEYS).iter() {
+            figment = figment.merge(Serialized::default(key.as_str(), value));
+        }
         let config: Self = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -527,6 +536,56 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(!err.contains("tiny-secret"), "{err}");
+    }
+
+    #[test]
+    fn config_kafka_security_from_env_ok() {
+        use secrecy::ExposeSecret as _;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hubgate.toml",
+                &format!("[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"),
+            )?;
+            jail.set_env("HUBGATE_KAFKA__TLS", "true");
+            jail.set_env("HUBGATE_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512");
+            // Values that look like numbers, booleans or arrays stay text.
+            jail.set_env("HUBGATE_KAFKA__SASL_USERNAME", "007");
+            jail.set_env("HUBGATE_KAFKA__SASL_PASSWORD", "12345");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert!(c.kafka.tls);
+            assert_eq!(c.kafka.sasl_mechanism, Some(SaslMechanism::ScramSha512));
+            assert_eq!(c.kafka.sasl_username.as_deref(), Some("007"));
+            assert_eq!(
+                c.kafka.sasl_password.as_ref().unwrap().expose_secret(),
+                "12345"
+            );
+            jail.set_env("HUBGATE_KAFKA__SASL_PASSWORD", "[not, an, array]");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert_eq!(
+                c.kafka.sasl_password.as_ref().unwrap().expose_secret(),
+                "[not, an, array]"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_kafka_security_incomplete_fails() {
+        for (extra, why) in [
+            ("tls_ca_file = 'ca.pem'", "tls_ca_file"),
+            ("sasl_mechanism = 'PLAIN'", "needs kafka.sasl_username"),
+            (
+                "sasl_username = 'u'\nsasl_password = 'p'",
+                "sasl_mechanism is not",
+            ),
+            ("sasl_mechanism = 'GSSAPI'", "unknown variant"),
+        ] {
+            let toml = format!(
+                "[kafka]\n{extra}\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"
+            );
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.contains(why), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -539,6 +539,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
     fn config_kafka_security_from_env_ok() {
         use secrecy::ExposeSecret as _;
         figment::Jail::expect_with(|jail| {

@@ -337,10 +337,16 @@ impl Config {
         let env = Env::prefixed("HUBGATE_").split("__").filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
             ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
-                && !ENV_TEXT_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key.as_str()))
+                && !ENV_TEXT_KEYS
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key.as_str()))
         });
         figment = figment.merge(env);
-        for (key, value) in Env::prefixed("HUBGATE_").split("__").only(&ENV_TEXT_KEYS).iter() {
+        for (key, value) in Env::prefixed("HUBGATE_")
+            .split("__")
+            .only(&ENV_TEXT_KEYS)
+            .iter()
+        {
             figment = figment.merge(Serialized::default(key.as_str(), value));
         }
         let config: Self = figment.extract().map_err(Box::new)?;

@@ -338,6 +338,29 @@ impl Env {
     }
 }
 
+/// hubgate's Kafka handle for `broker`, its configuration adjusted by `tweak`.
+pub fn kafka_with(
+    broker: &Broker,
+    tweak: impl FnOnce(&mut hubgate_shared::config::KafkaConfig),
+) -> hubgate_shared::Kafka {
+    let mut config = hubgate_shared::config::KafkaConfig {
+        bootstrap_servers: vec![broker.bootstrap()],
+        ..Default::default()
+    };
+    tweak(&mut config);
+    hubgate_shared::Kafka::new(&config).unwrap()
+}
+
+/// A record with `text` as its value, no key, no headers.
+pub fn text_record(text: &str) -> rskafka::record::Record {
+    rskafka::record::Record {
+        key: None,
+        value: Some(text.as_bytes().to_vec()),
+        headers: std::collections::BTreeMap::new(),
+        timestamp: chrono::Utc::now(),
+    }
+}
+
 /// An rskafka client of the test's own (not the gateway's).
 pub async fn kafka_client(bootstrap: &str) -> Client {
     ClientBuilder::new(vec![bootstrap.to_owned()])

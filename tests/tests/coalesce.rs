@@ -1,31 +1,11 @@
-//! Coalesced produce and TCP_NODELAY on the Kafka connections, against a real broker.
+//! Coalesced produce against a real broker (TCP_NODELAY: `nodelay.rs`, its own process).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
 
 use futures::future::join_all;
-use hubgate_shared::config::KafkaConfig;
 use hubgate_shared::{Kafka, KafkaError};
-use hubgate_tests::Broker;
-use rskafka::record::Record;
-
-fn kafka(broker: &Broker, tweak: impl FnOnce(&mut KafkaConfig)) -> Kafka {
-    let mut config = KafkaConfig {
-        bootstrap_servers: vec![broker.bootstrap()],
-        ..KafkaConfig::default()
-    };
-    tweak(&mut config);
-    Kafka::new(&config).unwrap()
-}
-
-fn record(text: &str) -> Record {
-    Record {
-        key: None,
-        value: Some(text.as_bytes().to_vec()),
-        headers: BTreeMap::new(),
-        timestamp: chrono::Utc::now(),
-    }
-}
+use hubgate_tests::{Broker, kafka_with as kafka, text_record as record};
 
 /// `requests` concurrent produce calls of 3 records each; returns each call's result.
 async fn produce_concurrently(
@@ -106,60 +86,4 @@ async fn coalesce_pending_limit_answers_busy_fails() {
         assert!(matches!(e, KafkaError::Busy), "{e:?}");
         assert_eq!(e.status_and_code().0, 503);
     }
-}
-
-/// Every TCP connection from this process to the broker, and whether it has TCP_NODELAY.
-/// Checked independently of hubgate's sweep (same kernel interface, separate code).
-#[cfg(target_os = "linux")]
-fn broker_connections_nodelay(broker: &Broker) -> Vec<bool> {
-    use rustix::net::{SocketAddrAny, getpeername, sockopt};
-    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
-    let port: u16 = broker
-        .bootstrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).unwrap();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse() else {
-            continue;
-        };
-        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
-            continue;
-        };
-        let peer = getpeername(&dup).ok().flatten();
-        let to_broker = peer
-            .and_then(|p: SocketAddrAny| std::net::SocketAddr::try_from(p).ok())
-            .is_some_and(|a| a.port() == port && a.ip().is_loopback());
-        if to_broker {
-            out.push(sockopt::tcp_nodelay(&dup).unwrap());
-        }
-    }
-    out
-}
-
-#[cfg(target_os = "linux")]
-#[tokio::test]
-async fn kafka_connections_get_tcp_nodelay_ok() {
-    let broker = Broker::start();
-    let k = kafka(&broker, |_| {});
-    k.create_topic("nd", 1, 1, &[]).await.unwrap();
-    k.produce("nd", 0, vec![record("x")]).await.unwrap();
-    let conns = broker_connections_nodelay(&broker);
-    assert!(!conns.is_empty(), "no connection to the broker found");
-    assert!(conns.iter().all(|nd| *nd), "{conns:?}");
-
-    // Without the setting, rskafka's connections keep Nagle on: the sweep is what sets it.
-    // (Dropping `k` ends its background sweeper, which would touch every socket.)
-    drop(k);
-    let broker2 = Broker::start();
-    let plain = kafka(&broker2, |c| c.tcp_nodelay = false);
-    plain.create_topic("nd", 1, 1, &[]).await.unwrap();
-    plain.produce("nd", 0, vec![record("x")]).await.unwrap();
-    let conns = broker_connections_nodelay(&broker2);
-    assert!(!conns.is_empty());
-    assert!(conns.iter().all(|nd| !*nd), "{conns:?}");
 }

@@ -33,8 +33,9 @@ impl Clients {
         })
     }
 
-    /// Loads start-up state (the revocation list). A failure is logged, not fatal: requests
-    /// that need the state retry, and fail closed while Kafka is unreachable.
+    /// Loads start-up state (the revocation list); `runtime::start` runs it in the
+    /// background. A failure is logged, not fatal: requests that need the state load it
+    /// themselves, and fail closed while Kafka is unreachable.
     pub async fn warm_up(&self) {
         if let Err(e) = self.revocations.refresh().await {
             tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");

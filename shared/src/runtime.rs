@@ -259,7 +259,11 @@ pub async fn start(
     }
     let config = std::sync::Arc::new(config);
     let clients = crate::Clients::load(&config).await?;
-    clients.warm_up().await;
+    // In the background: the server listens (and answers Azure's readiness probe, and a
+    // Lambda instance finishes its init) even while Kafka is unreachable. Requests that need
+    // the revocation list load it themselves and fail closed until they can.
+    let warming = clients.clone();
+    tokio::spawn(async move { warming.warm_up().await });
     Ok((config, clients, mode))
 }
 

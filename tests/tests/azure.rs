@@ -70,43 +70,10 @@ async fn azure_custom_handler_replayed_host_ok() {
     let handler = &host["customHandler"];
     assert_eq!(handler["description"]["defaultExecutablePath"], "hubgate");
     assert_eq!(handler["enableForwardingHttpRequest"], true);
-    let args: Vec<String> = handler["description"]["arguments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect();
-    let port = free_port();
-    let log = std::fs::File::create(app.path().join("handler.log")).unwrap();
-    let child = Command::new(hubgate_bin())
-        .args(&args)
-        .current_dir(app.path())
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        // App settings become environment variables; the config file stands in for them.
-        .env("HUBGATE_CONFIG", app.path().join("hubgate.toml"))
-        .env("HUBGATE_LOG_FORMAT", "text")
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let _handler = Handler(child);
-
-    // Readiness: any answer to GET / within 60 s.
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
+    let args = host_args();
+    let (_handler, base, ready) = start_handler(app.path(), &args).await;
     let client = http();
-    loop {
-        if client.get(format!("{base}/")).send().await.is_ok() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no answer to GET / within 60 s: {}",
-            std::fs::read_to_string(app.path().join("handler.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!("azure: ready after {:?}", started.elapsed());
+    println!("azure: ready after {ready:?}");
 
     // The hub, created through the handler.
     let r = client
@@ -185,4 +152,61 @@ async fn azure_custom_handler_replayed_host_ok() {
             );
         }
     }
+}
+
+/// Starts `hubgate <args>` in `app` as the Functions host does and waits for any answer to
+/// `GET /` (the host allows 60 s). Returns the process, its base URL and the time to ready.
+async fn start_handler(app: &std::path::Path, args: &[String]) -> (Handler, String, Duration) {
+    let port = free_port();
+    let log = std::fs::File::create(app.join("handler.log")).unwrap();
+    let child = Command::new(hubgate_bin())
+        .args(args)
+        .current_dir(app)
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        // App settings become environment variables; the config file stands in for them.
+        .env("HUBGATE_CONFIG", app.join("hubgate.toml"))
+        .env("HUBGATE_LOG_FORMAT", "text")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let handler = Handler(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let client = http();
+    while client.get(format!("{base}/")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no answer to GET / within 60 s: {}",
+            std::fs::read_to_string(app.join("handler.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (handler, base, started.elapsed())
+}
+
+fn host_args() -> Vec<String> {
+    host_json()["customHandler"]["description"]["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// With Kafka unreachable the handler still answers the readiness probe at once, not after
+/// the Kafka timeout: the revocation list loads in the background (requests that need it
+/// load it themselves and fail closed; see the reliability and bad-input tests).
+#[tokio::test]
+async fn azure_ready_while_kafka_is_down_ok() {
+    let app = tempfile::tempdir().unwrap();
+    let toml = test_config_toml(&format!("127.0.0.1:{}", free_port()), "")
+        .replace("request_timeout_ms = 5000", "request_timeout_ms = 15000");
+    std::fs::write(app.path().join("hubgate.toml"), &toml).unwrap();
+    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let (_handler, _base, ready) = start_handler(app.path(), &host_args()).await;
+    let timeout = Duration::from_millis(config.kafka.request_timeout_ms);
+    println!("azure: ready after {ready:?} with Kafka down (request timeout {timeout:?})");
+    // Waiting for the warm-up took most of the timeout (3.7 s of 5 s, measured before the fix).
+    assert!(ready < timeout / 3, "readiness waited for Kafka: {ready:?}");
 }

@@ -38,6 +38,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+/// The text of a raw JSON string value (`"…"`, as `RawValue::get` returns it).
+///
+/// The raw-value parser checks syntax only, so a string with an unpaired surrogate escape
+/// (`"\ud800"`) gets through it; it has no UTF-8 form and is refused here rather than written
+/// as something the client did not send. `Err` completes "<field> …" in a 400's message.
+pub fn raw_string(raw: &str) -> Result<String, &'static str> {
+    serde_json::from_str(raw).map_err(|_| "is a JSON string with an unpaired surrogate escape")
+}
+
 /// Longest part of a parser's message kept in a 400: serde's messages quote the input
 /// (`unknown field `…``), and a client's kilobyte-long field name need not come back.
 const MAX_DETAIL_CHARS: usize = 160;

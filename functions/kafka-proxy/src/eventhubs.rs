@@ -322,14 +322,9 @@ pub(crate) fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
         .enumerate()
         .map(|(i, Object(e))| {
             let raw = e.body.get();
-            // The raw parser checks JSON syntax only: a string with an unpaired surrogate
-            // escape (`"\ud800"`) has no UTF-8 form and is refused, never sent as empty.
             let text = || {
-                serde_json::from_str::<String>(raw).map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "event {i}: Body is a JSON string with an unpaired surrogate escape"
-                    ))
-                })
+                json::raw_string(raw)
+                    .map_err(|why| ApiError::BadRequest(format!("event {i}: Body {why}")))
             };
             let body = match (raw.starts_with('"'), e.is_body_base64) {
                 (true, true) => BASE64.decode(text()?.as_bytes()).map_err(|_| {

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use hubgate_shared::ApiError;
-use hubgate_shared::json::{Object, parse_object};
+use hubgate_shared::json::{Object, parse_object, raw_string};
 use rskafka::record::{Record, RecordAndOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -35,18 +35,13 @@ struct ProduceRecord {
     headers: BTreeMap<String, String>,
 }
 
-/// The bytes a JSON key or value stands for; `Err` names what is wrong with it.
-///
-/// A JSON string whose escapes have no UTF-8 form (an unpaired surrogate such as `"\ud800"`)
-/// passes the raw parser, which checks the syntax only; it is refused rather than written
-/// as something the client did not send.
+/// The bytes a JSON key or value stands for; `Err` names what is wrong with it
+/// ([`raw_string`]: a string without a UTF-8 form).
 fn json_bytes(v: Option<Box<RawValue>>) -> Result<Option<Vec<u8>>, &'static str> {
     let Some(text) = v else { return Ok(None) };
     let text = text.get();
     if text.starts_with('"') {
-        serde_json::from_str::<String>(text)
-            .map(|s| Some(s.into_bytes()))
-            .map_err(|_| "is a JSON string with an unpaired surrogate escape")
+        raw_string(text).map(|s| Some(s.into_bytes()))
     } else if text == "null" {
         Ok(None)
     } else {

@@ -1,16 +1,18 @@
-//! The process-wide clients every function shares: credentials (SAS keys, OAuth), Kafka, and
-//! the revocation list. Created once per process (per Lambda cold start) and reused.
+//! The process-wide clients every function shares: credentials (SAS keys, OAuth), Kafka, the
+//! revocation list and the consumer groups. Created once per process (per Lambda cold start) and reused.
 
 use std::sync::Arc;
 
+use crate::consumer_groups::ConsumerGroups;
 use crate::{Config, Gate, Kafka, Revocations};
 
-/// Credentials, Kafka and revocations, built from one configuration.
+/// Credentials, Kafka, revocations and consumer groups, built from one configuration.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub gate: Arc<Gate>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
+    pub consumer_groups: Arc<ConsumerGroups>,
 }
 
 impl Clients {
@@ -26,19 +28,24 @@ impl Clients {
     pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, String> {
         let kafka = Arc::new(Kafka::new(&config.kafka).map_err(|e| e.to_string())?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
+        let consumer_groups = Arc::new(ConsumerGroups::new(Arc::clone(&kafka), config));
         Ok(Self {
             gate,
             kafka,
             revocations,
+            consumer_groups,
         })
     }
 
-    /// Loads start-up state (the revocation list); `runtime::start` runs it in the
+    /// Loads start-up state (the revocation list, the consumer groups); `runtime::start` runs it in the
     /// background. A failure is logged, not fatal: requests that need the state load it
     /// themselves, and fail closed while Kafka is unreachable.
     pub async fn warm_up(&self) {
         if let Err(e) = self.revocations.refresh().await {
             tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
+        }
+        if let Err(e) = self.consumer_groups.refresh().await {
+            tracing::warn!(error = %e, "could not load the consumer groups at start-up; will retry on demand");
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::sas::SasKey;
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 16] = [
+const ENV_KEYS: [&str; 19] = [
     "namespace",
     "hubs",
     "rules",
@@ -31,6 +31,9 @@ const ENV_KEYS: [&str; 16] = [
     "revocation_topic",
     "revocation_refresh_ms",
     "revocation_replication_factor",
+    "consumer_group_topic",
+    "consumer_group_refresh_ms",
+    "consumer_group_replication_factor",
     "secret_id",
     "secret_reload_min_ms",
     "secret_max_age_ms",
@@ -77,6 +80,16 @@ pub struct Config {
     /// Replication factor used when creating the revocation topic.
     #[serde(default = "default_replication_factor")]
     pub revocation_replication_factor: i16,
+    /// Compacted topic holding consumer groups and their checkpoints (created when missing).
+    #[serde(default = "default_consumer_group_topic")]
+    pub consumer_group_topic: String,
+    /// Consumer groups made or deleted elsewhere are seen within this many milliseconds
+    /// (checkpoints are read fresh whenever a read starts from one).
+    #[serde(default = "default_revocation_refresh_ms")]
+    pub consumer_group_refresh_ms: u64,
+    /// Replication factor used when creating the consumer-group topic.
+    #[serde(default = "default_replication_factor")]
+    pub consumer_group_replication_factor: i16,
     /// AWS Secrets Manager secret holding the SAS rules (replaces `rules`).
     #[serde(default)]
     pub secret_id: Option<String>,
@@ -251,6 +264,12 @@ pub struct Limits {
     pub max_consume_bytes: usize,
     /// Most records one consume request returns.
     pub max_consume_count: usize,
+    /// Most consumer groups per hub, `$Default` included (Event Hubs Standard: 20).
+    pub max_consumer_groups_per_hub: usize,
+    /// Longest long poll a read may ask for with `wait_ms` (milliseconds).
+    pub max_wait_ms: u64,
+    /// Most reads of this process waiting for events at once; more get 429.
+    pub max_waiting_reads: usize,
 }
 
 impl Default for Limits {
@@ -259,6 +278,9 @@ impl Default for Limits {
             max_publication_bytes: 1024 * 1024,
             max_consume_bytes: 6 * 1024 * 1024,
             max_consume_count: 10_000,
+            max_consumer_groups_per_hub: 20,
+            max_wait_ms: 30_000,
+            max_waiting_reads: 1_000,
         }
     }
 }
@@ -269,6 +291,10 @@ fn default_namespace() -> String {
 
 fn default_revocation_topic() -> String {
     "__hubgate_revocations".into()
+}
+
+fn default_consumer_group_topic() -> String {
+    "__hubgate_consumer_groups".into()
 }
 
 fn default_revocation_refresh_ms() -> u64 {
@@ -401,27 +427,45 @@ impl Config {
                 validate_hub(hub)?;
             }
         }
-        if self.revocation_topic.is_empty()
-            || self.revocation_topic.len() > crate::names::MAX_HUB_LEN
-            || !self
-                .revocation_topic
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(ConfigError::Invalid(
-                "revocation_topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
-                    .into(),
-            ));
+        for (key, topic, replication_factor) in [
+            (
+                "revocation",
+                &self.revocation_topic,
+                self.revocation_replication_factor,
+            ),
+            (
+                "consumer_group",
+                &self.consumer_group_topic,
+                self.consumer_group_replication_factor,
+            ),
+        ] {
+            if topic.is_empty()
+                || topic.len() > crate::names::MAX_HUB_LEN
+                || !topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}_topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
+                )));
+            }
+            if replication_factor < 1 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}_replication_factor must be at least 1"
+                )));
+            }
         }
-        if self.revocation_replication_factor < 1 {
+        if self.revocation_topic == self.consumer_group_topic {
             return Err(ConfigError::Invalid(
-                "revocation_replication_factor must be at least 1".into(),
+                "revocation_topic and consumer_group_topic must differ".into(),
             ));
         }
         crate::throttle::Throttle::new(&self.throttle).map_err(ConfigError::Invalid)?;
         if self.limits.max_publication_bytes == 0
             || self.limits.max_consume_bytes == 0
             || self.limits.max_consume_count == 0
+            || self.limits.max_consumer_groups_per_hub == 0
+            || self.limits.max_waiting_reads == 0
         {
             return Err(ConfigError::Invalid("limits must be greater than 0".into()));
         }

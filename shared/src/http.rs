@@ -57,6 +57,21 @@ pub enum ApiError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Throttled(#[from] crate::throttle::ThrottleError),
+    /// A consumer-group refusal (Kafka failures become [`ApiError::Kafka`]).
+    #[error(transparent)]
+    Group(crate::consumer_groups::GroupError),
+    /// Too many reads of this process are waiting for events.
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl From<crate::consumer_groups::GroupError> for ApiError {
+    fn from(e: crate::consumer_groups::GroupError) -> Self {
+        match e {
+            crate::consumer_groups::GroupError::Kafka(k) => Self::Kafka(k),
+            other => Self::Group(other),
+        }
+    }
 }
 
 /// The JSON error body.
@@ -91,6 +106,17 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, 41303)
             }
             Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, 42901),
+            Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, 42902),
+            Self::Group(e) => {
+                use crate::consumer_groups::GroupError as G;
+                match e {
+                    G::NotFound { .. } => (StatusCode::NOT_FOUND, 40405),
+                    G::Exists(_) => (StatusCode::CONFLICT, 40903),
+                    G::TooMany { .. } => (StatusCode::FORBIDDEN, 40303),
+                    G::DefaultIsPermanent => (StatusCode::BAD_REQUEST, 40003),
+                    G::Kafka(k) => k.status_and_code(),
+                }
+            }
         }
     }
 }
@@ -141,12 +167,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if let Self::Throttled(e) = &self
-            && status == StatusCode::TOO_MANY_REQUESTS
-        {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let secs = match &self {
+                Self::Throttled(e) => e.retry_after_secs(),
+                _ => 1,
+            };
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_after_secs()));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -157,6 +157,8 @@ pub struct Kafka {
     nodelay: Option<Arc<nodelay::NoDelay>>,
     produce_requests: Arc<AtomicU64>,
     security: security::Security,
+    /// Wakes reads of this process waiting on a partition when this process appended to it.
+    appended: Mutex<HashMap<String, HashMap<i32, Arc<tokio::sync::Notify>>>>,
 }
 
 impl Kafka {
@@ -174,6 +176,7 @@ impl Kafka {
             nodelay: config.tcp_nodelay.then(Arc::default),
             produce_requests: Arc::default(),
             security: security::Security::from_config(config)?,
+            appended: Mutex::default(),
         })
     }
 
@@ -215,8 +218,21 @@ impl Kafka {
         T: 'a,
         E: Into<KafkaError> + 'a,
     {
+        self.timed_longer(Duration::ZERO, fut)
+    }
+
+    /// [`timed`](Self::timed) with `extra` time (a fetch the broker may hold that long).
+    fn timed_longer<'a, T, E>(
+        &self,
+        extra: Duration,
+        fut: impl Future<Output = Result<T, E>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, KafkaError>> + Send + 'a
+    where
+        T: 'a,
+        E: Into<KafkaError> + 'a,
+    {
         let fut: Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>> = Box::pin(fut);
-        let timeout = self.timeout();
+        let timeout = self.timeout() + extra;
         async move {
             match tokio::time::timeout(timeout, fut).await {
                 Ok(r) => r.map_err(Into::into),
@@ -392,7 +408,31 @@ impl Kafka {
                 }
             }
         };
+        if result.is_ok() {
+            self.wake(topic, partition);
+        }
         result.map_err(|e| self.partition_error(e, topic, partition))
+    }
+
+    fn wake(&self, topic: &str, partition: i32) {
+        let waiting = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = waiting.get(topic).and_then(|t| t.get(&partition)) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Notified whenever this process has appended records to the partition (register with
+    /// `Notify::notified` before looking, so no append is missed). Other processes' appends
+    /// are seen by fetching.
+    pub fn appended(&self, topic: &str, partition: i32) -> Arc<tokio::sync::Notify> {
+        let mut waiting = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            waiting
+                .entry(topic.to_owned())
+                .or_default()
+                .entry(partition)
+                .or_default(),
+        )
     }
 
     /// How many Kafka produce requests this handle has sent (tests, benchmarks).
@@ -415,7 +455,8 @@ impl Kafka {
     }
 
     /// Reads records from `offset` on, at most about `max_bytes` of them; returns them and
-    /// the high watermark. An offset past the end is `OffsetOutOfRange`.
+    /// the high watermark. An offset past the end is `OffsetOutOfRange`. With `max_wait_ms`
+    /// the broker may hold the answer that long while there is nothing to read.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -428,7 +469,10 @@ impl Kafka {
         let out_of_range =
             |e: &KafkaError| matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange));
         match self
-            .timed(pc.fetch_records(offset, 1..max_bytes.max(2), max_wait_ms))
+            .timed_longer(
+                Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or_default()),
+                pc.fetch_records(offset, 1..max_bytes.max(2), max_wait_ms),
+            )
             .await
         {
             // Kafka answers OFFSET_OUT_OF_RANGE past the high watermark; some brokers

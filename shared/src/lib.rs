@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod clients;
 pub mod config;
+pub mod consumer_groups;
 /// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -22,6 +23,7 @@ pub mod routes;
 pub mod runtime;
 pub mod sas;
 pub mod secrets;
+pub mod table;
 pub mod throttle;
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};

@@ -10,6 +10,8 @@ use crate::authz::{AuthError, Principal, Resource, Right, authorize};
 /// What a route needs from the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
+    /// No credential (`GET /openapi.json`, the API description).
+    Public,
     /// Any valid credential (`GET /v1/status`).
     Authenticated,
     /// `Right` on that resource.
@@ -32,7 +34,7 @@ impl Requirement {
     /// Whether `principal` meets the requirement.
     pub fn check(&self, principal: &Principal) -> Result<(), AuthError> {
         match self {
-            Self::Authenticated => Ok(()),
+            Self::Public | Self::Authenticated => Ok(()),
             Self::Right(right, resource) => authorize(principal, *right, resource),
             Self::AnyScope(right) if principal.rights().grants(*right) => Ok(()),
             // As in `authorize`: a SAS token lacking the right is a credential problem (401),
@@ -88,7 +90,7 @@ const fn route(method: &'static str, path: &'static str, function: Function) -> 
 /// `functions/hubgate/tests/routes.rs` checks the routers and [`requirement`] against this
 /// list, `functions/hubgate/tests/deploy.rs` the deploy descriptions (`infra/aws`,
 /// `functions/azure`).
-pub const ROUTES: [Route; 17] = {
+pub const ROUTES: [Route; 27] = {
     use Function::{Authorizer, KafkaProxy, TokenIssuer};
     [
         route("GET", "/v1/status", KafkaProxy),
@@ -116,6 +118,40 @@ pub const ROUTES: [Route; 17] = {
         route("PUT", "/{hub}/revokedpublishers/{publisher}", KafkaProxy),
         route("DELETE", "/{hub}/revokedpublishers/{publisher}", KafkaProxy),
         route("GET", "/{hub}/revokedpublishers", KafkaProxy),
+        route("GET", "/{hub}/consumergroups", KafkaProxy),
+        route("PUT", "/{hub}/consumergroups/{consumergroup}", KafkaProxy),
+        route("GET", "/{hub}/consumergroups/{consumergroup}", KafkaProxy),
+        route(
+            "DELETE",
+            "/{hub}/consumergroups/{consumergroup}",
+            KafkaProxy,
+        ),
+        route(
+            "GET",
+            "/{hub}/consumergroups/{consumergroup}/partitions",
+            KafkaProxy,
+        ),
+        route(
+            "GET",
+            "/{hub}/consumergroups/{consumergroup}/partitions/{partition}",
+            KafkaProxy,
+        ),
+        route(
+            "GET",
+            "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/messages",
+            KafkaProxy,
+        ),
+        route(
+            "GET",
+            "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint",
+            KafkaProxy,
+        ),
+        route(
+            "PUT",
+            "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint",
+            KafkaProxy,
+        ),
+        route("GET", "/openapi.json", KafkaProxy),
     ]
 };
 
@@ -126,7 +162,7 @@ fn is(segment: &str, keyword: &str) -> bool {
 /// The requirement of `method path` (path without query string), or `None` for a request
 /// no route serves.
 pub fn requirement(method: &str, path: &str) -> Option<Requirement> {
-    use Requirement::{AnyScope, Authenticated, Right as R};
+    use Requirement::{AnyScope, Authenticated, Public, Right as R};
     let path = path.split('?').next().unwrap_or_default();
     let segments: Vec<String> = path
         .strip_prefix('/')?
@@ -144,7 +180,10 @@ pub fn requirement(method: &str, path: &str) -> Option<Requirement> {
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
     let m = method.to_ascii_uppercase();
     let hub = Resource::hub;
+    let cg = Resource::consumer_group;
+    let groups = |kw: &str| is(kw, crate::authz::CONSUMER_GROUPS);
     Some(match (m.as_str(), s.as_slice()) {
+        ("GET", ["openapi.json"]) => Public,
         ("GET", ["v1", "status"]) => Authenticated,
         ("GET", ["v1", "metadata", "brokers"]) => R(Right::Listen, Resource::namespace()),
         ("GET", ["v1", "metadata", "topics"]) => AnyScope(Right::Listen),
@@ -170,6 +209,23 @@ pub fn requirement(method: &str, path: &str) -> Option<Requirement> {
         }
         ("POST", [h, kw, _, tail]) if is(tail, "messages") && is(kw, "partitions") => {
             R(Right::Send, hub(h))
+        }
+        ("GET", [h, kw]) if groups(kw) => R(Right::Manage, hub(h)),
+        ("PUT" | "GET" | "DELETE", [h, kw, _]) if groups(kw) => R(Right::Manage, hub(h)),
+        ("GET", [h, kw, g, p] | [h, kw, g, p, _]) if groups(kw) && is(p, "partitions") => {
+            R(Right::Listen, cg(h, g))
+        }
+        ("GET", [h, kw, g, p, _, leaf])
+            if groups(kw)
+                && is(p, "partitions")
+                && (is(leaf, "messages") || is(leaf, "checkpoint")) =>
+        {
+            R(Right::Listen, cg(h, g))
+        }
+        ("PUT", [h, kw, g, p, _, leaf])
+            if groups(kw) && is(p, "partitions") && is(leaf, "checkpoint") =>
+        {
+            R(Right::Listen, cg(h, g))
         }
         _ => return None,
     })
@@ -216,6 +272,29 @@ mod tests {
                 "/v1/tokens",
                 Some(Requirement::AnyScope(Right::Manage)),
             ),
+            (
+                "GET",
+                "/hub/ConsumerGroups/readers/Partitions/1/Messages",
+                Some(Requirement::Right(
+                    Right::Listen,
+                    Resource::consumer_group("hub", "readers"),
+                )),
+            ),
+            (
+                "PUT",
+                "/hub/consumergroups/readers",
+                Some(Requirement::Right(Right::Manage, Resource::hub("hub"))),
+            ),
+            (
+                "PUT",
+                "/hub/consumergroups/readers/partitions/0/checkpoint",
+                Some(Requirement::Right(
+                    Right::Listen,
+                    Resource::consumer_group("hub", "readers"),
+                )),
+            ),
+            ("GET", "/openapi.json", Some(Requirement::Public)),
+            ("PUT", "/hub/consumergroups/g/partitions/0/messages", None),
             ("POST", "/v1/messages", None),
             ("GET", "/v1/status/", None),
             ("DELETE", "/v1/topics/t", None),

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue};
 use hubgate_shared::http::ApiJson;
-use hubgate_shared::routes::requirement;
+use hubgate_shared::routes::{Requirement, requirement};
 use hubgate_shared::{Clients, Principal};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,8 @@ pub struct AuthorizerState {
 }
 
 /// A decision, shaped as API Gateway's simple response: `{"isAuthorized", "context"}`.
-/// On allow, `context` holds `principalKind` (`sas` or `jwt`), `principal`, `rights`
+/// On allow, `context` holds `principalKind` (`sas`, `jwt`, or `anonymous` for the public
+/// API description), `principal`, `rights`
 /// (comma-separated) and `publisher` (empty unless the credential is bound to one); on deny,
 /// `reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,19 @@ impl Decision {
         Self {
             is_authorized: false,
             context: BTreeMap::from([("reason".to_owned(), reason.into())]),
+        }
+    }
+
+    /// A route that needs no credential (`GET /openapi.json`).
+    fn anonymous() -> Self {
+        Self {
+            is_authorized: true,
+            context: BTreeMap::from([
+                ("principalKind".to_owned(), "anonymous".to_owned()),
+                ("principal".to_owned(), String::new()),
+                ("rights".to_owned(), String::new()),
+                ("publisher".to_owned(), String::new()),
+            ]),
         }
     }
 
@@ -74,6 +88,9 @@ pub async fn decide(
     let Some(req) = requirement(method, path) else {
         return Decision::deny("no such route");
     };
+    if req == Requirement::Public {
+        return Decision::anonymous();
+    }
     let principal = match s.clients.gate.authenticate(headers).await {
         Ok(p) => p,
         Err(e) => return Decision::deny(e.to_string()),

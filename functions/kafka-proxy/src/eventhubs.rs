@@ -1,5 +1,6 @@
 //! The Event Hubs REST data plane (learn.microsoft.com/rest/api/eventhub/): send an event or
-//! a batch to a hub, a partition or a publisher, and revoke / resume publishers.
+//! a batch to a hub, a partition or a publisher, and revoke / resume publishers; the
+//! consumer-group paths are dispatched here to [`crate::consumer`].
 //!
 //! Path keywords (`messages`, `publishers`/`publisher`, `partitions`, `revokedpublishers`)
 //! match case-insensitively, as the service does (Microsoft's own examples write
@@ -16,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use hubgate_shared::Principal;
+use hubgate_shared::authz::CONSUMER_GROUPS;
 use hubgate_shared::http::{ApiJson, ApiPath, parse_partition, read_body};
 use hubgate_shared::json::{self, Object};
 use hubgate_shared::names::{validate_hub, validate_publisher};
@@ -24,7 +26,7 @@ use rskafka::record::Record;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ProxyState;
+use crate::{ProxyState, consumer};
 
 /// Record header carrying the publisher name (the Event Hubs AMQP annotation's name).
 pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
@@ -109,7 +111,10 @@ pub(crate) async fn put_entity(
     ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
+    if is(&kind, CONSUMER_GROUPS) {
+        return consumer::create_group(&s, &hub, &name, &headers, body).await;
+    }
     if !is(&kind, "revokedpublishers") {
         return Err(no_route());
     }
@@ -122,7 +127,7 @@ pub(crate) async fn put_entity(
             by = principal.name(),
             "publisher revoked"
         );
-        Ok(StatusCode::CREATED)
+        Ok(StatusCode::CREATED.into_response())
     } else {
         Err(ApiError::Conflict(format!(
             "publisher '{name}' is already revoked"
@@ -137,6 +142,9 @@ pub(crate) async fn delete_entity(
     ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    if is(&kind, CONSUMER_GROUPS) {
+        return consumer::delete_group(&s, &hub, &name, &headers).await;
+    }
     if !is(&kind, "revokedpublishers") {
         return Err(no_route());
     }
@@ -162,6 +170,9 @@ pub(crate) async fn get_collection(
     ApiPath((hub, kind)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if is(&kind, CONSUMER_GROUPS) {
+        return consumer::list_groups(&s, &hub, &headers).await;
+    }
     if !is(&kind, "revokedpublishers") {
         return Err(no_route());
     }
@@ -171,6 +182,77 @@ pub(crate) async fn get_collection(
     s.require_hub(&hub)?;
     let list = s.revocations.list(&hub).await?;
     Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
+}
+
+/// `GET /{hub}/consumergroups/{group}`.
+pub(crate) async fn get_entity(
+    State(s): AppState,
+    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is(&kind, CONSUMER_GROUPS) {
+        return Err(no_route());
+    }
+    consumer::get_group(&s, &hub, &name, &headers).await
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions`.
+pub(crate) async fn get_group_partitions(
+    State(s): AppState,
+    ApiPath((hub, kind, group, tail)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
+        return Err(no_route());
+    }
+    consumer::partitions_info(&s, &hub, &group, &headers).await
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions/{p}`.
+pub(crate) async fn get_group_partition(
+    State(s): AppState,
+    ApiPath((hub, kind, group, tail, partition)): ApiPath<(String, String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
+        return Err(no_route());
+    }
+    consumer::partition_info(&s, &hub, &group, &partition, &headers).await
+}
+
+/// The path of a consumer group's partition resource (`messages`, `checkpoint`).
+type PartitionLeaf = (String, String, String, String, String, String);
+
+/// `GET /{hub}/consumergroups/{group}/partitions/{p}/messages` and `…/checkpoint`.
+pub(crate) async fn get_partition_leaf(
+    State(s): AppState,
+    ApiPath((hub, kind, group, tail, partition, leaf)): ApiPath<PartitionLeaf>,
+    uri: http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
+        return Err(no_route());
+    }
+    if is(&leaf, "messages") {
+        consumer::read_messages(&s, &hub, &group, &partition, &uri, &headers).await
+    } else if is(&leaf, "checkpoint") {
+        consumer::get_checkpoint(&s, &hub, &group, &partition, &headers).await
+    } else {
+        Err(no_route())
+    }
+}
+
+/// `PUT /{hub}/consumergroups/{group}/partitions/{p}/checkpoint`.
+pub(crate) async fn put_partition_leaf(
+    State(s): AppState,
+    ApiPath((hub, kind, group, tail, partition, leaf)): ApiPath<PartitionLeaf>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") || !is(&leaf, "checkpoint") {
+        return Err(no_route());
+    }
+    consumer::put_checkpoint(&s, &hub, &group, &partition, &headers, body).await
 }
 
 async fn manage_publisher(

@@ -323,9 +323,6 @@ pub(crate) struct ConsumeQuery {
     count: Option<usize>,
 }
 
-/// Most fetch round trips one consume request makes.
-const MAX_FETCHES: usize = 64;
-
 /// `GET /v1/consumer/topics/{topic}/partitions/{p}/offsets/{offset}?count=N`: Listen on the
 /// hub. Returns up to `count` records (default 1) and at most `max_consume_bytes` of record
 /// data; the `NextOffset` header says where to continue.
@@ -354,31 +351,22 @@ pub(crate) async fn consume(
         .await?;
     s.require_hub(&topic)?;
 
-    let mut records = Vec::new();
-    let mut next = offset;
-    let mut bytes_left = limits.max_consume_bytes;
-    for _ in 0..MAX_FETCHES {
-        let max_bytes = i32::try_from(bytes_left).unwrap_or(i32::MAX);
-        let (batch, high_watermark) = s.kafka.fetch(&topic, partition, next, max_bytes, 0).await?;
-        let mut progressed = false;
-        for r in batch {
-            if r.offset < next {
-                continue;
-            }
-            let size = r.record.approximate_size();
-            if records.len() == count || (size > bytes_left && !records.is_empty()) {
-                bytes_left = 0;
-                break;
-            }
-            bytes_left = bytes_left.saturating_sub(size);
-            next = r.offset + 1;
-            progressed = true;
-            records.push(ConsumedRecord::new(partition, r));
-        }
-        if !progressed || records.len() == count || bytes_left == 0 || next >= high_watermark {
-            break;
-        }
-    }
+    let read = crate::read::read(
+        &s.kafka,
+        &topic,
+        partition,
+        offset,
+        count,
+        limits.max_consume_bytes,
+        std::time::Duration::ZERO,
+    )
+    .await?;
+    let next = read.next;
+    let records = read
+        .records
+        .into_iter()
+        .map(|r| ConsumedRecord::new(partition, r))
+        .collect();
     let mut response = ApiJson(ConsumeResponse { records }).into_response();
     response
         .headers_mut()

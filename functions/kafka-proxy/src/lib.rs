@@ -1,7 +1,8 @@
-//! kafka-proxy: the HDInsight-compatible `/v1` REST API and the Event Hubs-compatible send
-//! paths, forwarded to Kafka. Every route authenticates, then asks the one
+//! kafka-proxy: the HDInsight-compatible `/v1` REST API, the Event Hubs-compatible send
+//! paths and consumer groups over HTTP, forwarded to Kafka. Every route authenticates, then asks the one
 //! [`authorize`](hubgate_shared::authorize) decision for the right it needs.
 
+mod consumer;
 mod eventhubs;
 /// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
 #[cfg(any(test, feature = "fuzzing"))]
@@ -9,6 +10,7 @@ mod eventhubs;
 pub mod fuzzing;
 mod hdinsight;
 mod produce;
+mod read;
 mod records;
 
 pub use eventhubs::{BATCH_CONTENT_TYPE, PUBLISHER_HEADER};
@@ -20,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use http::HeaderMap;
+use hubgate_shared::consumer_groups::ConsumerGroups;
 use hubgate_shared::idempotency::{self, Begin, Idempotency};
 use hubgate_shared::throttle::{Throttle, sender_key};
 use hubgate_shared::{
@@ -41,6 +44,10 @@ pub struct ProxyState {
     pub throttle: Arc<Throttle>,
     /// Answers kept for `Idempotency-Key` retries.
     pub idempotency: Arc<Idempotency>,
+    /// Consumer groups and checkpoints.
+    pub consumer_groups: Arc<ConsumerGroups>,
+    /// Permits for reads waiting for events (`limits.max_waiting_reads`).
+    pub waiting_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl ProxyState {
@@ -55,12 +62,14 @@ impl ProxyState {
             config.idempotency_window_secs,
         ));
         Self {
-            config,
             gate: Arc::clone(&clients.gate),
             kafka: Arc::clone(&clients.kafka),
             revocations: Arc::clone(&clients.revocations),
             throttle,
             idempotency,
+            consumer_groups: Arc::clone(&clients.consumer_groups),
+            waiting_reads: Arc::new(tokio::sync::Semaphore::new(config.limits.max_waiting_reads)),
+            config,
         }
     }
 
@@ -142,9 +151,22 @@ pub fn app(state: Arc<ProxyState>) -> Router {
         )
         .route(
             "/{hub}/{kind}/{name}",
-            put(eventhubs::put_entity).delete(eventhubs::delete_entity),
+            put(eventhubs::put_entity)
+                .delete(eventhubs::delete_entity)
+                .get(eventhubs::get_entity),
         )
-        .route("/{hub}/{kind}/{name}/{tail}", post(eventhubs::post_entity))
+        .route(
+            "/{hub}/{kind}/{name}/{tail}",
+            post(eventhubs::post_entity).get(eventhubs::get_group_partitions),
+        )
+        .route(
+            "/{hub}/{kind}/{name}/{tail}/{partition}",
+            get(eventhubs::get_group_partition),
+        )
+        .route(
+            "/{hub}/{kind}/{name}/{tail}/{partition}/{leaf}",
+            get(eventhubs::get_partition_leaf).put(eventhubs::put_partition_leaf),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .with_state(state);

@@ -147,28 +147,31 @@ pub(crate) struct ConsumedRecord {
     headers_encoding: Option<&'static str>,
 }
 
+/// Record headers as JSON strings: all as text when every value is UTF-8, otherwise all
+/// base64 (and the encoding named).
+fn headers_text_or_base64(
+    headers: BTreeMap<String, Vec<u8>>,
+) -> (BTreeMap<String, String>, Option<&'static str>) {
+    let all_text = headers.values().all(|v| std::str::from_utf8(v).is_ok());
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if all_text {
+                String::from_utf8(v).unwrap_or_default()
+            } else {
+                BASE64.encode(v)
+            };
+            (k, v)
+        })
+        .collect();
+    (headers, (!all_text).then_some(BASE64_ENCODING))
+}
+
 impl ConsumedRecord {
     pub(crate) fn new(partition: i32, r: RecordAndOffset) -> Self {
         let (key, key_encoding) = text_or_base64(r.record.key);
         let (value, value_encoding) = text_or_base64(r.record.value);
-        let all_text = r
-            .record
-            .headers
-            .values()
-            .all(|v| std::str::from_utf8(v).is_ok());
-        let headers = r
-            .record
-            .headers
-            .into_iter()
-            .map(|(k, v)| {
-                let v = if all_text {
-                    String::from_utf8(v).unwrap_or_default()
-                } else {
-                    BASE64.encode(v)
-                };
-                (k, v)
-            })
-            .collect();
+        let (headers, headers_encoding) = headers_text_or_base64(r.record.headers);
         Self {
             key,
             key_encoding,
@@ -180,7 +183,56 @@ impl ConsumedRecord {
             // rskafka does not expose the batch's timestamp type; hubgate writes CreateTime.
             timestamp_type: "CreateTime",
             headers,
-            headers_encoding: (!all_text).then_some(BASE64_ENCODING),
+            headers_encoding,
+        }
+    }
+}
+
+/// One event read through a consumer group, in Event Hubs terms: the record key is the
+/// partition key (for a publisher's events, the publisher), headers are the properties.
+/// Text is given as is; other bytes as base64 with `body_encoding` / `partition_key_encoding`
+/// / `properties_encoding` set to `"base64"`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ListenedEvent {
+    offset: i64,
+    /// When the gateway (or producer) wrote the event: the record's timestamp.
+    enqueued_time_utc: String,
+    partition_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition_key_encoding: Option<&'static str>,
+    /// The publisher that sent the event, when it was sent to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publisher: Option<String>,
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_encoding: Option<&'static str>,
+    properties: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties_encoding: Option<&'static str>,
+}
+
+impl ListenedEvent {
+    pub(crate) fn new(r: RecordAndOffset) -> Self {
+        let mut headers = r.record.headers;
+        let publisher = headers
+            .remove(crate::PUBLISHER_HEADER)
+            .and_then(|p| String::from_utf8(p).ok());
+        let (partition_key, partition_key_encoding) = text_or_base64(r.record.key);
+        let (body, body_encoding) = text_or_base64(r.record.value);
+        let (properties, properties_encoding) = headers_text_or_base64(headers);
+        Self {
+            offset: r.offset,
+            enqueued_time_utc: r
+                .record
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            partition_key,
+            partition_key_encoding,
+            publisher,
+            body,
+            body_encoding,
+            properties,
+            properties_encoding,
         }
     }
 }

@@ -1,0 +1,425 @@
+//! Consumer groups over stateless HTTP: group management (Manage on the hub), reads from a
+//! partition through a group, checkpoints, and partition runtime information (Listen on the
+//! hub or on that consumer group).
+//!
+//! No consumer instance lives in the gateway: a read names its partition and starts from
+//! the group's checkpoint (or an explicit offset), so any instance behind a load balancer,
+//! or any Lambda invocation, serves any read. Groups and checkpoints live in Kafka
+//! ([`hubgate_shared::consumer_groups`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
+use hubgate_shared::http::{ApiJson, parse_partition, read_body};
+use hubgate_shared::json::parse_object;
+use hubgate_shared::names::{validate_consumer_group, validate_hub};
+use hubgate_shared::{ApiError, Principal, Resource, Right};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::ProxyState;
+use crate::records::ListenedEvent;
+
+/// Largest consumer-group or checkpoint body.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// Longest `user_metadata` (Event Hubs allows 1024 characters).
+const MAX_USER_METADATA: usize = 1024;
+
+/// Partitions looked up at once for `GET …/partitions`.
+const PARALLEL_PARTITIONS: usize = 16;
+
+/// Records a read returns when `count` is not given.
+const DEFAULT_COUNT: usize = 100;
+
+/// Validates names, checks Manage on the hub and that the hub is exposed.
+async fn manage(
+    s: &ProxyState,
+    hub: &str,
+    group: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    validate_hub(hub)?;
+    if let Some(g) = group {
+        validate_consumer_group(g)?;
+    }
+    let principal = s.check(headers, Right::Manage, &Resource::hub(hub)).await?;
+    s.require_hub(hub)?;
+    Ok(principal)
+}
+
+/// Validates names, checks Listen on the consumer group, and that the hub is exposed.
+async fn listen(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    validate_hub(hub)?;
+    validate_consumer_group(group)?;
+    let principal = s
+        .check(
+            headers,
+            Right::Listen,
+            &Resource::consumer_group(hub, group),
+        )
+        .await?;
+    s.require_hub(hub)?;
+    Ok(principal)
+}
+
+/// `PUT /{hub}/consumergroups/{group}` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGroup {
+    #[serde(default)]
+    user_metadata: Option<String>,
+}
+
+/// `PUT /{hub}/consumergroups/{group}`: 201 with the group, 409 if it exists, 403 past
+/// `limits.max_consumer_groups_per_hub`.
+pub(crate) async fn create_group(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let principal = manage(s, hub, Some(group), headers).await?;
+    let bytes = read_body(body, BODY_LIMIT).await?;
+    let body: CreateGroup = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CreateGroup::default()
+    } else {
+        parse_object(
+            &bytes,
+            r#"consumer group body: expected {"user_metadata": "…"}"#,
+        )?
+    };
+    if body
+        .user_metadata
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_USER_METADATA)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "user_metadata must be at most {MAX_USER_METADATA} characters"
+        )));
+    }
+    s.kafka.partition_count(hub).await?;
+    let created = s
+        .consumer_groups
+        .create(hub, group, body.user_metadata, &principal.name())
+        .await?;
+    tracing::info!(hub, group, by = principal.name(), "consumer group created");
+    Ok((StatusCode::CREATED, ApiJson(created)).into_response())
+}
+
+/// `GET /{hub}/consumergroups/{group}`.
+pub(crate) async fn get_group(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    manage(s, hub, Some(group), headers).await?;
+    Ok(ApiJson(s.consumer_groups.get(hub, group).await?).into_response())
+}
+
+/// `GET /{hub}/consumergroups`: every group, `$Default` first.
+pub(crate) async fn list_groups(
+    s: &ProxyState,
+    hub: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    manage(s, hub, None, headers).await?;
+    let groups = s.consumer_groups.list(hub).await?;
+    Ok(ApiJson(json!({ "hub": hub, "consumer_groups": groups })).into_response())
+}
+
+/// `DELETE /{hub}/consumergroups/{group}`: 200; the group's checkpoints are gone with it.
+pub(crate) async fn delete_group(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    headers: &HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let principal = manage(s, hub, Some(group), headers).await?;
+    s.consumer_groups.delete(hub, group).await?;
+    tracing::info!(hub, group, by = principal.name(), "consumer group deleted");
+    Ok(StatusCode::OK)
+}
+
+/// `?count=N&offset=O&wait_ms=W` of a read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadQuery {
+    count: Option<usize>,
+    offset: Option<i64>,
+    wait_ms: Option<u64>,
+}
+
+/// The answer to a read.
+#[derive(Debug, Serialize)]
+struct ReadResponse<'a> {
+    hub: &'a str,
+    consumer_group: &'a str,
+    partition: i32,
+    events: Vec<ListenedEvent>,
+    /// Where the next read continues; checkpoint it once the events are processed.
+    next_offset: i64,
+}
+
+/// The partition's existence and offsets: `(earliest, latest)`.
+async fn offsets(s: &ProxyState, hub: &str, partition: i32) -> Result<(i64, i64), ApiError> {
+    Ok(s.kafka.offsets(hub, partition).await?)
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions/{p}/messages`: up to `count` events (default
+/// 100) from `offset`, or from the group's checkpoint, or from the earliest event; waits up
+/// to `wait_ms` (at most `limits.max_wait_ms`) for the first one.
+pub(crate) async fn read_messages(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: &str,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let partition = parse_partition(partition)?;
+    let query = axum::extract::Query::<ReadQuery>::try_from_uri(uri)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?
+        .0;
+    let limits = &s.config.limits;
+    let count = query.count.unwrap_or(DEFAULT_COUNT);
+    if !(1..=limits.max_consume_count).contains(&count) {
+        return Err(ApiError::BadRequest(format!(
+            "count must be from 1 to {}",
+            limits.max_consume_count
+        )));
+    }
+    if query.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::BadRequest(
+            "offset must be a non-negative integer".into(),
+        ));
+    }
+    let wait_ms = query.wait_ms.unwrap_or(0);
+    if wait_ms > limits.max_wait_ms {
+        return Err(ApiError::BadRequest(format!(
+            "wait_ms must be from 0 to {}",
+            limits.max_wait_ms
+        )));
+    }
+    listen(s, hub, group, headers).await?;
+    let start = match query.offset {
+        Some(offset) => {
+            s.consumer_groups.require(hub, group).await?;
+            offset
+        }
+        None => {
+            let checkpoint = s.consumer_groups.checkpoint(hub, group, partition).await?;
+            let (earliest, latest) = offsets(s, hub, partition).await?;
+            // Like Kafka's auto.offset.reset=earliest: no checkpoint, or one retention
+            // already passed (or a recreated topic never reached), starts at the beginning.
+            match checkpoint.map(|c| c.offset) {
+                Some(o) if (earliest..=latest).contains(&o) => o,
+                _ => earliest,
+            }
+        }
+    };
+    // Held while waiting, so waiting reads stay bounded.
+    let _permit = if wait_ms > 0 {
+        Some(
+            Arc::clone(&s.waiting_reads)
+                .try_acquire_owned()
+                .map_err(|_| {
+                    ApiError::Busy(
+                        "too many reads are waiting for events on this instance; retry".into(),
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let read = crate::read::read(
+        &s.kafka,
+        hub,
+        partition,
+        start,
+        count,
+        limits.max_consume_bytes,
+        Duration::from_millis(wait_ms),
+    )
+    .await?;
+    let next = read.next;
+    let body = ReadResponse {
+        hub,
+        consumer_group: group,
+        partition,
+        events: read.records.into_iter().map(ListenedEvent::new).collect(),
+        next_offset: next,
+    };
+    let mut response = ApiJson(body).into_response();
+    response
+        .headers_mut()
+        .insert("NextOffset", HeaderValue::from(next));
+    Ok(response)
+}
+
+/// `PUT …/checkpoint` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetCheckpoint {
+    offset: i64,
+}
+
+/// `PUT /{hub}/consumergroups/{group}/partitions/{p}/checkpoint` `{"offset": O}`: O is the
+/// next offset to read (a read's `next_offset`), from 0 to the partition's end offset.
+pub(crate) async fn put_checkpoint(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let partition = parse_partition(partition)?;
+    let principal = listen(s, hub, group, headers).await?;
+    let body: SetCheckpoint = parse_object(
+        &read_body(body, BODY_LIMIT).await?,
+        r#"checkpoint body: expected {"offset": <next offset to read>}"#,
+    )?;
+    let (_, latest) = offsets(s, hub, partition).await?;
+    if !(0..=latest).contains(&body.offset) {
+        return Err(ApiError::BadRequest(format!(
+            "offset must be from 0 to the partition's end offset {latest}"
+        )));
+    }
+    let checkpoint = s
+        .consumer_groups
+        .set_checkpoint(hub, group, partition, body.offset, &principal.name())
+        .await?;
+    Ok(ApiJson(checkpoint).into_response())
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions/{p}/checkpoint`: 404 when there is none.
+pub(crate) async fn get_checkpoint(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let partition = parse_partition(partition)?;
+    listen(s, hub, group, headers).await?;
+    s.kafka.partition(hub, partition).await?;
+    match s.consumer_groups.checkpoint(hub, group, partition).await? {
+        Some(c) => Ok(ApiJson(c).into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "consumer group '{group}' has no checkpoint on partition {partition}; reads start at the earliest event"
+        ))),
+    }
+}
+
+/// One partition's runtime information for a group (Event Hubs' `PartitionProperties`).
+#[derive(Debug, Serialize)]
+struct PartitionRuntime {
+    hub: String,
+    consumer_group: String,
+    partition: i32,
+    /// The earliest offset still held.
+    begin_offset: i64,
+    /// The offset the next event will get (Kafka's high watermark).
+    end_offset: i64,
+    last_enqueued_offset: Option<i64>,
+    last_enqueued_time_utc: Option<String>,
+    is_empty: bool,
+    /// The group's checkpoint, if any.
+    checkpoint_offset: Option<i64>,
+    /// Events from where the group's next read begins to the end.
+    lag: i64,
+}
+
+async fn runtime(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: i32,
+    checkpoint: Option<i64>,
+) -> Result<PartitionRuntime, ApiError> {
+    let (begin, end) = offsets(s, hub, partition).await?;
+    let last: Option<(i64, DateTime<Utc>)> = if end > begin {
+        let (records, _) = s.kafka.fetch(hub, partition, end - 1, 1, 0).await?;
+        records
+            .into_iter()
+            .rfind(|r| r.offset < end)
+            .map(|r| (r.offset, r.record.timestamp))
+    } else {
+        None
+    };
+    let from = checkpoint
+        .filter(|c| (begin..=end).contains(c))
+        .unwrap_or(begin);
+    Ok(PartitionRuntime {
+        hub: hub.to_owned(),
+        consumer_group: group.to_owned(),
+        partition,
+        begin_offset: begin,
+        end_offset: end,
+        last_enqueued_offset: last.map(|(o, _)| o),
+        last_enqueued_time_utc: last.map(|(_, t)| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        is_empty: end <= begin,
+        checkpoint_offset: checkpoint,
+        lag: end - from,
+    })
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions/{p}`.
+pub(crate) async fn partition_info(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let partition = parse_partition(partition)?;
+    listen(s, hub, group, headers).await?;
+    let checkpoint = s
+        .consumer_groups
+        .checkpoint(hub, group, partition)
+        .await?
+        .map(|c| c.offset);
+    Ok(ApiJson(runtime(s, hub, group, partition, checkpoint).await?).into_response())
+}
+
+/// `GET /{hub}/consumergroups/{group}/partitions`: every partition, in order.
+pub(crate) async fn partitions_info(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    listen(s, hub, group, headers).await?;
+    let count = s.kafka.partition_count(hub).await?;
+    let checkpoints = s.consumer_groups.checkpoints(hub, group).await?;
+    let of = |p: i32| {
+        checkpoints
+            .iter()
+            .find(|c| c.partition == p)
+            .map(|c| c.offset)
+    };
+    let partitions: Vec<PartitionRuntime> = futures::stream::iter(0..count)
+        .map(|p| runtime(s, hub, group, p, of(p)))
+        .buffered(PARALLEL_PARTITIONS)
+        .try_collect()
+        .await?;
+    Ok(ApiJson(json!({
+        "hub": hub,
+        "consumer_group": group,
+        "partitions": partitions,
+    }))
+    .into_response())
+}

@@ -1,0 +1,239 @@
+//! A key → JSON value map kept in a compacted Kafka topic (one partition), the store behind
+//! revoked publishers and consumer groups with their checkpoints: Kafka is the only
+//! database. A record with a value sets its key; a tombstone (no value) removes it.
+//!
+//! Each process holds the whole map in memory and reads what is new incrementally, one
+//! fetch round trip per refresh, one refresh at a time (concurrent callers wait for it
+//! instead of starting their own). Writes go to Kafka first and are then read back, so the
+//! map only ever changes in topic order and an acknowledged write is in it when the write
+//! returns. Every entry remembers the offset it was written at: an entry's *generation*.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rskafka::record::Record;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::kafka::{Kafka, KafkaError};
+
+const PARTITION: i32 = 0;
+const FETCH_BYTES: i32 = 1024 * 1024;
+/// Bound on fetch round trips in one refresh (each returns up to `FETCH_BYTES`).
+const MAX_FETCHES: usize = 1000;
+
+/// One entry: the value and the offset it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<V> {
+    pub offset: i64,
+    pub value: V,
+}
+
+#[derive(Debug)]
+struct State<V> {
+    entries: HashMap<String, Entry<V>>,
+    next_offset: i64,
+    /// When the last complete refresh started: it saw every write acknowledged before then.
+    refreshed_at: Option<Instant>,
+    topic_ready: bool,
+}
+
+impl<V> Default for State<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            next_offset: 0,
+            refreshed_at: None,
+            topic_ready: false,
+        }
+    }
+}
+
+/// The map of one compacted topic, as this process last read it.
+#[derive(Debug)]
+pub struct Table<V> {
+    kafka: Arc<Kafka>,
+    topic: String,
+    replication_factor: i16,
+    state: RwLock<State<V>>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
+    /// The table in `topic` (created with `replication_factor` when missing); nothing is read
+    /// until first use.
+    pub fn new(kafka: Arc<Kafka>, topic: &str, replication_factor: i16) -> Self {
+        Self {
+            kafka,
+            topic: topic.to_owned(),
+            replication_factor,
+            state: RwLock::new(State::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            _value: PhantomData,
+        }
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State<V>> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State<V>> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Looks at the map as last read (no I/O).
+    pub fn view<R>(&self, f: impl FnOnce(&HashMap<String, Entry<V>>) -> R) -> R {
+        f(&self.read_state().entries)
+    }
+
+    /// Creates the compacted topic when it is missing.
+    async fn ensure_topic(&self) -> Result<(), KafkaError> {
+        if self.read_state().topic_ready {
+            return Ok(());
+        }
+        match self.kafka.partition_count(&self.topic).await {
+            Ok(_) => {}
+            Err(KafkaError::UnknownTopic(_)) => {
+                let configs = [("cleanup.policy".to_owned(), "compact".to_owned())];
+                match self
+                    .kafka
+                    .create_topic(&self.topic, 1, self.replication_factor, &configs)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(topic = %self.topic, "created a compacted store topic")
+                    }
+                    Err(KafkaError::TopicExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.write_state().topic_ready = true;
+        Ok(())
+    }
+
+    /// Reads everything new in the topic now.
+    pub async fn refresh(&self) -> Result<(), KafkaError> {
+        let _guard = self.refresh_lock.lock().await;
+        self.refresh_locked().await
+    }
+
+    /// Refreshes unless a refresh started after this call did: afterwards the map holds
+    /// every write any process had acknowledged when this was called. Concurrent callers
+    /// share one refresh.
+    pub async fn sync(&self) -> Result<(), KafkaError> {
+        let asked = Instant::now();
+        let _guard = self.refresh_lock.lock().await;
+        if self.read_state().refreshed_at.is_some_and(|t| t >= asked) {
+            return Ok(());
+        }
+        self.refresh_locked().await
+    }
+
+    /// Refreshes if the last refresh is older than `max_age` (single-flight).
+    pub async fn fresh(&self, max_age: Duration) -> Result<(), KafkaError> {
+        let stale = |s: &State<V>| s.refreshed_at.is_none_or(|t| t.elapsed() >= max_age);
+        if !stale(&self.read_state()) {
+            return Ok(());
+        }
+        let _guard = self.refresh_lock.lock().await;
+        if !stale(&self.read_state()) {
+            return Ok(()); // another request refreshed while we waited
+        }
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<(), KafkaError> {
+        self.ensure_topic().await?;
+        let started = Instant::now();
+        let mut next = self.read_state().next_offset;
+        let mut reload = false;
+        let mut updates: Vec<(i64, String, Option<V>)> = Vec::new();
+        for _ in 0..MAX_FETCHES {
+            let (records, high_watermark) = match self
+                .kafka
+                .fetch(&self.topic, PARTITION, next, FETCH_BYTES, 0)
+                .await
+            {
+                Ok(r) => r,
+                Err(KafkaError::OffsetOutOfRange { earliest, .. }) if next != earliest => {
+                    // Before the start: retention removed what this process had not read.
+                    // Past the end: the topic was recreated. Either way the map no longer
+                    // matches the topic: read it all again.
+                    tracing::warn!(topic = %self.topic, next, earliest, "store topic offsets moved; reloading it");
+                    reload = true;
+                    updates.clear();
+                    next = earliest;
+                    continue;
+                }
+                Err(e @ (KafkaError::UnknownTopic(_) | KafkaError::UnknownPartition { .. })) => {
+                    // The topic was deleted: the next refresh recreates it.
+                    self.write_state().topic_ready = false;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            let from = next;
+            for r in records.into_iter().filter(|r| r.offset >= from) {
+                next = r.offset + 1;
+                let Some(k) = r.record.key.and_then(|k| String::from_utf8(k).ok()) else {
+                    continue;
+                };
+                let value = match r.record.value {
+                    None => None,
+                    Some(v) => match serde_json::from_slice(&v) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            // Written by something else (or a newer hubgate): not ours to use.
+                            tracing::warn!(topic = %self.topic, offset = r.offset, error = %e, "ignoring an unreadable store record");
+                            continue;
+                        }
+                    },
+                };
+                updates.push((r.offset, k, value));
+            }
+            if next >= high_watermark {
+                break;
+            }
+        }
+        let mut state = self.write_state();
+        if reload {
+            state.entries.clear();
+        }
+        for (offset, k, v) in updates {
+            match v {
+                Some(value) => state.entries.insert(k, Entry { offset, value }),
+                None => state.entries.remove(&k),
+            };
+        }
+        state.next_offset = next;
+        state.refreshed_at = Some(started);
+        Ok(())
+    }
+
+    /// Writes `(key, value)` pairs (`None`: remove) as one produce request, then reads them
+    /// back. Returns the offsets they were written at.
+    pub async fn write(&self, writes: Vec<(String, Option<V>)>) -> Result<Vec<i64>, KafkaError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = writes
+            .into_iter()
+            .map(|(key, value)| Record {
+                key: Some(key.into_bytes()),
+                // A value that cannot be serialised is a programming error; write nothing.
+                value: value.map(|v| serde_json::to_vec(&v).unwrap_or_default()),
+                headers: Default::default(),
+                timestamp: Utc::now(),
+            })
+            .collect();
+        let offsets = self.kafka.produce(&self.topic, PARTITION, records).await?;
+        self.sync().await?;
+        Ok(offsets)
+    }
+}

@@ -1,5 +1,6 @@
 # The HTTP API: one route per route of the routers (local.routes), each through the REQUEST
-# authorizer (payload 2.0, simple responses), and the $default route to kafka-proxy.
+# authorizer (payload 2.0, simple responses), the public GET /openapi.json, and the $default
+# route to kafka-proxy.
 
 resource "aws_apigatewayv2_api" "hubgate" {
   name          = var.name
@@ -69,6 +70,17 @@ resource "aws_apigatewayv2_route" "route" {
   target             = "integrations/${aws_apigatewayv2_integration.fn[each.value].id}"
   authorization_type = "CUSTOM"
   authorizer_id      = aws_apigatewayv2_authorizer.hubgate.id
+}
+
+# GET /openapi.json, the API description, is public: clients and tools fetch it without a
+# credential (API Gateway would answer 401 before the authorizer ran, Authorization being an
+# identity source).
+resource "aws_apigatewayv2_route" "openapi" {
+  #checkov:skip=CKV_AWS_309:the API description is public on purpose; it holds no data and every other route is behind the authorizer
+  api_id             = aws_apigatewayv2_api.hubgate.id
+  route_key          = "GET /openapi.json"
+  target             = "integrations/${aws_apigatewayv2_integration.fn[local.openapi_route_function].id}"
+  authorization_type = "NONE"
 }
 
 resource "aws_apigatewayv2_route" "default" {

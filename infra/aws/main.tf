@@ -17,23 +17,35 @@ locals {
   # authorizer, and a public endpoint would only be a token-checking oracle). Kept equal to
   # hubgate_shared::routes::ROUTES by functions/hubgate/tests/deploy.rs.
   routes = {
-    "GET /v1/status"                                                          = "kafka-proxy"
-    "GET /v1/metadata/brokers"                                                = "kafka-proxy"
-    "GET /v1/metadata/topics"                                                 = "kafka-proxy"
-    "GET /v1/metadata/topics/{topic}/partitions"                              = "kafka-proxy"
-    "GET /v1/metadata/topics/{topic}/partitions/{partition}"                  = "kafka-proxy"
-    "PUT /v1/topics/{topic}"                                                  = "kafka-proxy"
-    "POST /v1/producer/topics/{topic}"                                        = "kafka-proxy"
-    "GET /v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}" = "kafka-proxy"
-    "POST /v1/tokens"                                                         = "token-issuer"
-    "POST /{hub}/messages"                                                    = "kafka-proxy"
-    "POST /{hub}/partitions/{partition}/messages"                             = "kafka-proxy"
-    "POST /{hub}/publishers/{publisher}/messages"                             = "kafka-proxy"
-    "POST /{hub}/publisher/{publisher}/messages"                              = "kafka-proxy"
-    "PUT /{hub}/revokedpublishers/{publisher}"                                = "kafka-proxy"
-    "DELETE /{hub}/revokedpublishers/{publisher}"                             = "kafka-proxy"
-    "GET /{hub}/revokedpublishers"                                            = "kafka-proxy"
+    "GET /v1/status"                                                              = "kafka-proxy"
+    "GET /v1/metadata/brokers"                                                    = "kafka-proxy"
+    "GET /v1/metadata/topics"                                                     = "kafka-proxy"
+    "GET /v1/metadata/topics/{topic}/partitions"                                  = "kafka-proxy"
+    "GET /v1/metadata/topics/{topic}/partitions/{partition}"                      = "kafka-proxy"
+    "PUT /v1/topics/{topic}"                                                      = "kafka-proxy"
+    "POST /v1/producer/topics/{topic}"                                            = "kafka-proxy"
+    "GET /v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}"     = "kafka-proxy"
+    "POST /v1/tokens"                                                             = "token-issuer"
+    "POST /{hub}/messages"                                                        = "kafka-proxy"
+    "POST /{hub}/partitions/{partition}/messages"                                 = "kafka-proxy"
+    "POST /{hub}/publishers/{publisher}/messages"                                 = "kafka-proxy"
+    "POST /{hub}/publisher/{publisher}/messages"                                  = "kafka-proxy"
+    "PUT /{hub}/revokedpublishers/{publisher}"                                    = "kafka-proxy"
+    "DELETE /{hub}/revokedpublishers/{publisher}"                                 = "kafka-proxy"
+    "GET /{hub}/revokedpublishers"                                                = "kafka-proxy"
+    "GET /{hub}/consumergroups"                                                   = "kafka-proxy"
+    "PUT /{hub}/consumergroups/{consumergroup}"                                   = "kafka-proxy"
+    "GET /{hub}/consumergroups/{consumergroup}"                                   = "kafka-proxy"
+    "DELETE /{hub}/consumergroups/{consumergroup}"                                = "kafka-proxy"
+    "GET /{hub}/consumergroups/{consumergroup}/partitions"                        = "kafka-proxy"
+    "GET /{hub}/consumergroups/{consumergroup}/partitions/{partition}"            = "kafka-proxy"
+    "GET /{hub}/consumergroups/{consumergroup}/partitions/{partition}/messages"   = "kafka-proxy"
+    "GET /{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint" = "kafka-proxy"
+    "PUT /{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint" = "kafka-proxy"
   }
+
+  # The API description needs no credential: its route (api.tf) has no authorizer.
+  openapi_route_function = "kafka-proxy"
 
   # API Gateway matches paths case-sensitively; Event Hubs keywords are case-insensitive
   # (`/hub/RevokedPublishers/x`). Everything no route above matches goes to kafka-proxy,

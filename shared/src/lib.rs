@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod kafka;
 pub mod keys;
 pub mod names;
+pub mod openapi;
 pub mod revocation;
 pub mod routes;
 pub mod runtime;

@@ -139,7 +139,17 @@ fn aws_every_function_has_a_lambda_ok() {
 #[test]
 fn aws_api_routes_are_the_router_routes_ok() {
     let tf = module("infra/aws");
-    assert_eq!(string_map(local(&tf, "routes")), public_routes());
+    let mut want = public_routes();
+    // The API description is the one route without the authorizer.
+    let openapi_function = want.remove("GET /openapi.json").unwrap();
+    assert_eq!(string_map(local(&tf, "routes")), want);
+    assert_eq!(
+        string(local(&tf, "openapi_route_function")),
+        openapi_function
+    );
+    let openapi = resource(&tf, "aws_apigatewayv2_route", "openapi");
+    assert_eq!(string(attribute(openapi, "route_key")), "GET /openapi.json");
+    assert_eq!(string(attribute(openapi, "authorization_type")), "NONE");
     assert_eq!(string(local(&tf, "default_route_function")), "kafka-proxy");
     // Every route, the $default one too, goes through the REQUEST authorizer.
     for name in ["route", "default"] {

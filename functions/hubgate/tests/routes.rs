@@ -157,3 +157,40 @@ fn routes_authorizer_endpoint_has_no_requirement_ok() {
         assert_eq!(requirement(r.method, &sample(r.path)), None, "{r:?}");
     }
 }
+
+#[tokio::test]
+async fn routes_openapi_document_lists_every_route_ok() {
+    let c = Arc::new(config());
+    let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
+    let app = hubgate::app(Arc::clone(&c), &clients);
+    // No credential: the description is public.
+    let response = app
+        .oneshot(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut described = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let function = op["x-hubgate-function"].as_str().unwrap().to_owned();
+            described.insert((method.to_ascii_uppercase(), path.clone(), function));
+        }
+    }
+    let routed: std::collections::BTreeSet<_> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                r.path.to_owned(),
+                r.function.name().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(described, routed);
+}

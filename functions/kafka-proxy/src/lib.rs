@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use http::HeaderMap;
 use hubgate_shared::consumer_groups::ConsumerGroups;
@@ -127,6 +127,7 @@ impl ProxyState {
 /// The kafka-proxy router.
 pub fn app(state: Arc<ProxyState>) -> Router {
     let router = Router::new()
+        .route("/openapi.json", get(openapi))
         .route("/v1/status", get(hdinsight::status))
         .route("/v1/metadata/brokers", get(hdinsight::brokers))
         .route("/v1/metadata/topics", get(hdinsight::topics))
@@ -171,6 +172,19 @@ pub fn app(state: Arc<ProxyState>) -> Router {
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .with_state(state);
     hubgate_shared::http::with_request_layers(router)
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 description of every function's routes (no
+/// credential needed), built once per process.
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::LazyLock<bytes::Bytes> = std::sync::LazyLock::new(|| {
+        bytes::Bytes::from(hubgate_shared::openapi::document().to_string())
+    });
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.clone(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

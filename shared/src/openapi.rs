@@ -1,0 +1,877 @@
+//! The OpenAPI 3.1 description of every route of every function (spec.openapis.org/oas/v3.1.0),
+//! served at `GET /openapi.json`.
+//!
+//! Built from [`ROUTES`]: every route gets exactly one operation and its path parameters come
+//! from its template, so the document cannot list a route the routers lack or miss one they
+//! serve (`functions/hubgate/tests/routes.rs` checks both ways). Schemas are checked against
+//! live answers by schemathesis (`tests/tests/openapi.rs`).
+
+use serde_json::{Map, Value, json};
+
+use crate::names::{MAX_CONSUMER_GROUP_LEN, MAX_HUB_LEN, MAX_PUBLISHER_LEN};
+use crate::routes::{ROUTES, Route};
+
+/// Who may call an operation, for its `security` and its 401/403 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// No credential.
+    Public,
+    /// A SAS token or a bearer token.
+    Credential,
+    /// The credential is in the body (`POST /v1/authorize`).
+    InBody,
+}
+
+/// One operation's details.
+#[derive(Debug)]
+struct Operation {
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    access: Access,
+    query: Vec<Value>,
+    body: Option<Value>,
+    /// Status → response object.
+    responses: Vec<(&'static str, Value)>,
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn empty_response(description: &str) -> Value {
+    json!({ "description": description })
+}
+
+fn json_body(schema: Value, required: bool) -> Value {
+    json!({ "required": required, "content": { "application/json": { "schema": schema } } })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+/// The `NextOffset` header of reads.
+fn next_offset_header() -> Value {
+    json!({ "NextOffset": {
+        "description": "Where the next read continues.",
+        "schema": { "type": "integer", "minimum": 0 }
+    }})
+}
+
+fn with_headers(mut response: Value, headers: Value) -> Value {
+    response["headers"] = headers;
+    response
+}
+
+/// The schema of a path parameter, by its name in the templates.
+fn path_parameter(name: &str) -> Value {
+    let (description, schema) = match name {
+        "topic" | "hub" => (
+            "Event hub (Kafka topic) name.",
+            json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_HUB_LEN,
+                // Not internal (`__…`), not a path keyword of the gateway, not `.` or `..`.
+                "pattern": r"^(?!__)(?![vV]1$)(?![oO][pP][eE][nN][aA][pP][iI]\.[jJ][sS][oO][nN]$)(?!\.\.?$)[A-Za-z0-9._-]+$"
+            }),
+        ),
+        "partition" => (
+            "Partition number.",
+            json!({ "type": "integer", "minimum": 0, "maximum": i32::MAX }),
+        ),
+        "offset" => (
+            "Offset of the first record to read.",
+            json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+        ),
+        "publisher" => (
+            "Publisher name.",
+            json!({
+                "type": "string", "minLength": 1, "maxLength": MAX_PUBLISHER_LEN,
+                "pattern": "^[A-Za-z0-9._~:@-]+$"
+            }),
+        ),
+        "consumergroup" => (
+            "Consumer group name (`$Default` always exists).",
+            json!({
+                "type": "string", "minLength": 1, "maxLength": MAX_CONSUMER_GROUP_LEN,
+                "pattern": r"^(\$Default|[A-Za-z0-9._-]+)$"
+            }),
+        ),
+        other => ("", json!({ "type": "string", "description": other })),
+    };
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+}
+
+/// `{name}` segments of a template, in order.
+fn template_parameters(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+fn error(description: &str) -> Value {
+    json_response(description, schema_ref("Error"))
+}
+
+fn event_body() -> Value {
+    json!({
+        "description": "The event body, sent as is. With `Content-Type: application/vnd.microsoft.servicebus.json`, a batch of events.",
+        "required": true,
+        "content": {
+            "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } },
+            "text/plain": { "schema": { "type": "string" } },
+            "application/json": { "schema": {} },
+            "application/vnd.microsoft.servicebus.json": { "schema": schema_ref("Batch") }
+        }
+    })
+}
+
+fn count_query(default: u64) -> Value {
+    query(
+        "count",
+        "Most records to return (at most `limits.max_consume_count`).",
+        json!({ "type": "integer", "minimum": 1, "maximum": 10_000, "default": default }),
+    )
+}
+
+#[allow(clippy::too_many_lines)] // one arm per route: the table is the point
+fn operation(route: &Route) -> Operation {
+    use Access::{Credential, InBody, Public};
+    let op = |id, tag, summary, description, access| Operation {
+        id,
+        tag,
+        summary,
+        description,
+        access,
+        query: Vec::new(),
+        body: None,
+        responses: Vec::new(),
+    };
+    let ok = |o: Operation, status: &'static str, response: Value| Operation {
+        responses: vec![(status, response)],
+        ..o
+    };
+    match (route.method, route.path) {
+        ("GET", "/openapi.json") => ok(
+            op(
+                "getOpenApi",
+                "meta",
+                "This document",
+                "The OpenAPI 3.1 description of the gateway.",
+                Public,
+            ),
+            "200",
+            json_response("The document.", json!({ "type": "object" })),
+        ),
+        ("GET", "/v1/status") => ok(
+            op(
+                "getStatus",
+                "hdinsight",
+                "Gateway status",
+                "Any valid credential. Reports whether Kafka answers within 1 s.",
+                Credential,
+            ),
+            "200",
+            json_response("Status.", schema_ref("Status")),
+        ),
+        ("GET", "/v1/metadata/brokers") => ok(
+            op(
+                "listBrokers",
+                "hdinsight",
+                "Kafka brokers",
+                "Listen on the namespace.",
+                Credential,
+            ),
+            "200",
+            json_response("The brokers.", schema_ref("Brokers")),
+        ),
+        ("GET", "/v1/metadata/topics") => ok(
+            op(
+                "listTopics",
+                "hdinsight",
+                "Topics",
+                "The topics the credential may Listen to.",
+                Credential,
+            ),
+            "200",
+            json_response("The topics.", schema_ref("Topics")),
+        ),
+        ("GET", "/v1/metadata/topics/{topic}/partitions") => ok(
+            op(
+                "listPartitions",
+                "hdinsight",
+                "Partitions of a topic",
+                "Listen on the hub.",
+                Credential,
+            ),
+            "200",
+            json_response("Partition placement.", schema_ref("TopicPartitions")),
+        ),
+        ("GET", "/v1/metadata/topics/{topic}/partitions/{partition}") => ok(
+            op(
+                "getPartition",
+                "hdinsight",
+                "One partition",
+                "Listen on the hub. Placement and earliest/latest offsets.",
+                Credential,
+            ),
+            "200",
+            json_response("The partition.", schema_ref("PartitionMetadata")),
+        ),
+        ("PUT", "/v1/topics/{topic}") => Operation {
+            body: Some(json_body(schema_ref("CreateTopic"), true)),
+            responses: vec![
+                ("201", json_response("Created.", schema_ref("CreatedTopic"))),
+                (
+                    "409",
+                    error("The topic exists (names are case-insensitive)."),
+                ),
+            ],
+            ..op(
+                "createTopic",
+                "hdinsight",
+                "Create a topic",
+                "Manage on the hub. Topic properties are Kafka topic configs.",
+                Credential,
+            )
+        },
+        ("POST", "/v1/producer/topics/{topic}") => Operation {
+            body: Some(json_body(schema_ref("ProduceRequest"), true)),
+            responses: vec![
+                (
+                    "200",
+                    json_response(
+                        "Every record acknowledged by Kafka.",
+                        schema_ref("ProduceResponse"),
+                    ),
+                ),
+                (
+                    "413",
+                    error("The body is larger than `limits.max_publication_bytes`."),
+                ),
+            ],
+            ..op(
+                "produce",
+                "hdinsight",
+                "Produce records",
+                "Send on the hub. 200 only when Kafka acknowledged every record. `Idempotency-Key` makes retries safe.",
+                Credential,
+            )
+        },
+        ("GET", "/v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}") => {
+            Operation {
+                query: vec![count_query(1)],
+                responses: vec![(
+                    "200",
+                    with_headers(
+                        json_response("The records.", schema_ref("ConsumeResponse")),
+                        next_offset_header(),
+                    ),
+                )],
+                ..op(
+                    "consume",
+                    "hdinsight",
+                    "Read records from an offset",
+                    "Listen on the hub. At most `count` records and `limits.max_consume_bytes` of them.",
+                    Credential,
+                )
+            }
+        }
+        ("POST", "/v1/tokens") => Operation {
+            body: Some(json_body(schema_ref("MintRequest"), true)),
+            responses: vec![(
+                "200",
+                json_response("The token.", schema_ref("MintResponse")),
+            )],
+            ..op(
+                "mintToken",
+                "tokens",
+                "Mint a SAS token",
+                "Manage on the hub named in the body. A publisher token can Send as that publisher only; a consumer-group token can Listen through that group only.",
+                Credential,
+            )
+        },
+        ("POST", "/v1/authorize") => Operation {
+            body: Some(json_body(schema_ref("AuthorizeRequest"), true)),
+            responses: vec![(
+                "200",
+                json_response("The decision (always 200).", schema_ref("Decision")),
+            )],
+            ..op(
+                "authorize",
+                "authorizer",
+                "Decide a request",
+                "The authorizer's decision for a credential, method and path, for gateways other than API Gateway.",
+                InBody,
+            )
+        },
+        ("POST", "/{hub}/messages") => Operation {
+            body: Some(event_body()),
+            responses: vec![
+                ("201", empty_response("Acknowledged by Kafka.")),
+                ("413", error("Larger than the limit.")),
+            ],
+            ..op(
+                "sendEvent",
+                "eventhubs",
+                "Send an event or a batch",
+                "Send on the hub. `BrokerProperties: {\"PartitionKey\": …}` picks the partition; other custom headers become properties.",
+                Credential,
+            )
+        },
+        ("POST", "/{hub}/partitions/{partition}/messages") => Operation {
+            body: Some(event_body()),
+            responses: vec![
+                ("201", empty_response("Acknowledged by Kafka.")),
+                ("413", error("Larger than the limit.")),
+            ],
+            ..op(
+                "sendToPartition",
+                "eventhubs",
+                "Send to a partition",
+                "Send on the hub.",
+                Credential,
+            )
+        },
+        ("POST", "/{hub}/publishers/{publisher}/messages") => Operation {
+            body: Some(event_body()),
+            responses: vec![
+                ("201", empty_response("Acknowledged by Kafka.")),
+                ("413", error("Larger than the limit.")),
+            ],
+            ..op(
+                "sendAsPublisher",
+                "eventhubs",
+                "Send as a publisher",
+                "Send on that publisher (a publisher token). Refused once the publisher is revoked.",
+                Credential,
+            )
+        },
+        ("POST", "/{hub}/publisher/{publisher}/messages") => Operation {
+            body: Some(event_body()),
+            responses: vec![
+                ("201", empty_response("Acknowledged by Kafka.")),
+                ("413", error("Larger than the limit.")),
+            ],
+            ..op(
+                "sendAsPublisherSingular",
+                "eventhubs",
+                "Send as a publisher (singular path)",
+                "As `/publishers/`.",
+                Credential,
+            )
+        },
+        ("PUT", "/{hub}/revokedpublishers/{publisher}") => Operation {
+            responses: vec![
+                ("201", empty_response("Revoked.")),
+                ("409", error("Already revoked.")),
+            ],
+            ..op(
+                "revokePublisher",
+                "eventhubs",
+                "Revoke a publisher",
+                "Manage on the hub. Every instance refuses the publisher within `revocation_refresh_ms`.",
+                Credential,
+            )
+        },
+        ("DELETE", "/{hub}/revokedpublishers/{publisher}") => Operation {
+            responses: vec![("200", empty_response("Resumed."))],
+            ..op(
+                "resumePublisher",
+                "eventhubs",
+                "Resume a publisher",
+                "Manage on the hub. 404 when it was not revoked.",
+                Credential,
+            )
+        },
+        ("GET", "/{hub}/revokedpublishers") => ok(
+            op(
+                "listRevokedPublishers",
+                "eventhubs",
+                "Revoked publishers",
+                "Manage on the hub.",
+                Credential,
+            ),
+            "200",
+            json_response("The revoked publishers.", schema_ref("RevokedPublishers")),
+        ),
+        ("GET", "/{hub}/consumergroups") => ok(
+            op(
+                "listConsumerGroups",
+                "consumergroups",
+                "Consumer groups",
+                "Manage on the hub. `$Default` first.",
+                Credential,
+            ),
+            "200",
+            json_response("The groups.", schema_ref("ConsumerGroups")),
+        ),
+        ("PUT", "/{hub}/consumergroups/{consumergroup}") => Operation {
+            body: Some(json_body(schema_ref("CreateConsumerGroup"), false)),
+            responses: vec![
+                (
+                    "201",
+                    json_response("Created.", schema_ref("ConsumerGroup")),
+                ),
+                (
+                    "403",
+                    error("The hub has `limits.max_consumer_groups_per_hub` groups already."),
+                ),
+                ("409", error("The group exists.")),
+            ],
+            ..op(
+                "createConsumerGroup",
+                "consumergroups",
+                "Create a consumer group",
+                "Manage on the hub.",
+                Credential,
+            )
+        },
+        ("GET", "/{hub}/consumergroups/{consumergroup}") => ok(
+            op(
+                "getConsumerGroup",
+                "consumergroups",
+                "One consumer group",
+                "Manage on the hub.",
+                Credential,
+            ),
+            "200",
+            json_response("The group.", schema_ref("ConsumerGroup")),
+        ),
+        ("DELETE", "/{hub}/consumergroups/{consumergroup}") => ok(
+            op(
+                "deleteConsumerGroup",
+                "consumergroups",
+                "Delete a consumer group",
+                "Manage on the hub. Its checkpoints go with it. `$Default` cannot be deleted.",
+                Credential,
+            ),
+            "200",
+            empty_response("Deleted."),
+        ),
+        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions") => ok(
+            op(
+                "listGroupPartitions",
+                "consumergroups",
+                "Partition runtime information",
+                "Listen on the hub or the group. Offsets, last enqueued event and the group's lag, for every partition.",
+                Credential,
+            ),
+            "200",
+            json_response("Every partition.", schema_ref("GroupPartitions")),
+        ),
+        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}") => ok(
+            op(
+                "getGroupPartition",
+                "consumergroups",
+                "One partition's runtime information",
+                "Listen on the hub or the group.",
+                Credential,
+            ),
+            "200",
+            json_response("The partition.", schema_ref("PartitionRuntime")),
+        ),
+        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/messages") => {
+            Operation {
+                query: vec![
+                    count_query(100),
+                    query(
+                        "offset",
+                        "Where to start. Without it: the group's checkpoint, else the earliest event.",
+                        json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+                    ),
+                    query(
+                        "wait_ms",
+                        "Long poll: wait this long (at most `limits.max_wait_ms`) for the first event.",
+                        json!({ "type": "integer", "minimum": 0, "maximum": 30_000, "default": 0 }),
+                    ),
+                ],
+                responses: vec![
+                    (
+                        "200",
+                        with_headers(
+                            json_response("The events (maybe none).", schema_ref("ReadResponse")),
+                            next_offset_header(),
+                        ),
+                    ),
+                    (
+                        "429",
+                        error(
+                            "Too many reads are waiting on this instance (`limits.max_waiting_reads`).",
+                        ),
+                    ),
+                ],
+                ..op(
+                    "readEvents",
+                    "consumergroups",
+                    "Read events through a consumer group",
+                    "Listen on the hub or the group. Stateless: checkpoint the answer's `next_offset` to continue from any instance.",
+                    Credential,
+                )
+            }
+        }
+        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint") => ok(
+            op(
+                "getCheckpoint",
+                "consumergroups",
+                "The group's checkpoint",
+                "Listen on the hub or the group. 404 when there is none.",
+                Credential,
+            ),
+            "200",
+            json_response("The checkpoint.", schema_ref("Checkpoint")),
+        ),
+        ("PUT", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint") => {
+            Operation {
+                body: Some(json_body(schema_ref("SetCheckpoint"), true)),
+                responses: vec![(
+                    "200",
+                    json_response("Stored (acknowledged by Kafka).", schema_ref("Checkpoint")),
+                )],
+                ..op(
+                    "setCheckpoint",
+                    "consumergroups",
+                    "Store the group's checkpoint",
+                    "Listen on the hub or the group. `offset` is the next offset to read: a read's `next_offset`.",
+                    Credential,
+                )
+            }
+        }
+        (method, path) => ok(
+            op("unknown", "unknown", "", "", Credential),
+            "200",
+            json!({ "description": format!("{method} {path}: not described") }),
+        ),
+    }
+}
+
+fn operation_object(route: &Route) -> Value {
+    let o = operation(route);
+    let mut parameters: Vec<Value> = template_parameters(route.path)
+        .into_iter()
+        .map(path_parameter)
+        .collect();
+    parameters.extend(o.query);
+    let mut responses = Map::new();
+    for (status, response) in o.responses {
+        responses.insert(status.to_owned(), response);
+    }
+    if o.access == Access::Credential {
+        responses.insert("401".into(), error("No credential, or not valid for this request (Event Hubs answers every SAS problem with 401)."));
+        responses.insert(
+            "403".into(),
+            error("A valid bearer token whose groups do not allow this request."),
+        );
+    }
+    if o.access != Access::Public {
+        responses.insert("default".into(), error("Any other error: 400 bad input, 404 unknown hub, partition or resource, 413, 415, 429, 503 Kafka unavailable (with Retry-After)."));
+    }
+    let mut out = json!({
+        "operationId": o.id,
+        "tags": [o.tag],
+        "summary": o.summary,
+        "description": o.description,
+        "x-hubgate-function": route.function.name(),
+        "responses": responses,
+    });
+    if !parameters.is_empty() {
+        out["parameters"] = Value::Array(parameters);
+    }
+    if let Some(body) = o.body {
+        out["requestBody"] = body;
+    }
+    out["security"] = match o.access {
+        Access::Credential => json!([{ "sas": [] }, { "bearer": [] }]),
+        Access::Public | Access::InBody => json!([]),
+    };
+    out
+}
+
+#[allow(clippy::too_many_lines)] // the schemas, one after another
+fn schemas() -> Value {
+    let nullable_string = json!({ "type": ["string", "null"] });
+    let encoding = json!({ "type": "string", "enum": ["base64"] });
+    let string_map = json!({ "type": "object", "additionalProperties": { "type": "string" } });
+    let offset = json!({ "type": "integer", "minimum": 0 });
+    let partition = json!({ "type": "integer", "minimum": 0 });
+    let time = json!({ "type": "string", "format": "date-time" });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error_code", "message"],
+            "properties": {
+                "error_code": { "type": "integer", "description": "Confluent-style code: 40101 bad credential, 40301 forbidden, 40401 unknown topic, 41301 too large, 42901 throttled, 50301 Kafka unavailable, …" },
+                "message": { "type": "string" },
+                "offsets": { "type": "array", "items": schema_ref("OffsetResult"), "description": "Per-record results when a produce request was partly written." }
+            }
+        },
+        "Status": {
+            "type": "object", "required": ["status", "kafka"],
+            "properties": { "status": { "const": "ok" }, "kafka": { "enum": ["ok", "unavailable"] } }
+        },
+        "Brokers": {
+            "type": "object", "required": ["brokers"],
+            "properties": { "brokers": { "type": "array", "items": {
+                "type": "object", "required": ["hostName", "port", "id", "rack"],
+                "properties": { "hostName": { "type": "string" }, "port": { "type": "integer" }, "id": { "type": "integer" }, "rack": nullable_string }
+            }}}
+        },
+        "Topics": {
+            "type": "object", "required": ["topics"],
+            "properties": { "topics": { "type": "array", "items": { "type": "string" } } }
+        },
+        "PartitionMetadata": {
+            "type": "object", "required": ["partition_id", "leader", "replicas", "isr"],
+            "properties": {
+                "partition_id": partition, "leader": { "type": "integer" },
+                "replicas": { "type": "array", "items": { "type": "integer" } },
+                "isr": { "type": "array", "items": { "type": "integer" } },
+                "earliest_offset": offset, "latest_offset": offset
+            }
+        },
+        "TopicPartitions": {
+            "type": "object", "required": ["topic", "partitions"],
+            "properties": { "topic": { "type": "string" }, "partitions": { "type": "array", "items": schema_ref("PartitionMetadata") } }
+        },
+        "CreateTopic": {
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "partition_count": { "type": "integer", "minimum": 1, "maximum": 10_000, "default": 1 },
+                "replication_factor": { "type": "integer", "minimum": 1, "maximum": i16::MAX, "default": 1 },
+                "topic_properties": { "type": "object", "description": "Kafka topic configs (`retention.ms`, …); the broker validates them.",
+                    "additionalProperties": { "type": ["string", "number", "boolean"] } }
+            }
+        },
+        "CreatedTopic": {
+            "type": "object", "required": ["topic", "partition_count", "replication_factor", "topic_properties"],
+            "properties": {
+                "topic": { "type": "string" }, "partition_count": { "type": "integer" },
+                "replication_factor": { "type": "integer" }, "topic_properties": { "type": "object" }
+            }
+        },
+        "ProduceRequest": {
+            "type": "object", "required": ["records"], "additionalProperties": false,
+            "properties": { "records": { "type": "array", "minItems": 1, "items": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "key": { "description": "Any JSON: a string is sent as its UTF-8 bytes, other JSON as its text." },
+                    "value": { "description": "Any JSON, as `key`." },
+                    "partition": { "type": "integer", "minimum": 0, "maximum": i32::MAX },
+                    "headers": string_map
+                }
+            }}}
+        },
+        "OffsetResult": {
+            "type": "object", "required": ["partition", "offset", "error_code", "error"],
+            "properties": {
+                "partition": { "type": "integer" }, "offset": { "type": ["integer", "null"] },
+                "error_code": { "type": ["integer", "null"] }, "error": nullable_string
+            }
+        },
+        "ProduceResponse": {
+            "type": "object", "required": ["offsets"],
+            "properties": { "offsets": { "type": "array", "items": schema_ref("OffsetResult") } }
+        },
+        "ConsumedRecord": {
+            "type": "object",
+            "required": ["key", "value", "partition", "offset", "timestamp", "timestampType", "headers"],
+            "properties": {
+                "key": nullable_string, "keyEncoding": encoding,
+                "value": nullable_string, "valueEncoding": encoding,
+                "partition": partition, "offset": offset,
+                "timestamp": { "type": "integer", "description": "Milliseconds since the Unix epoch." },
+                "timestampType": { "const": "CreateTime" },
+                "headers": string_map, "headersEncoding": encoding
+            }
+        },
+        "ConsumeResponse": {
+            "type": "object", "required": ["records"],
+            "properties": { "records": { "type": "array", "items": schema_ref("ConsumedRecord") } }
+        },
+        "MintRequest": {
+            "type": "object", "required": ["hub", "ttl_secs"], "additionalProperties": false,
+            "description": "Give `publisher` (a Send token), `consumer_group` (a Listen token), or neither with `rights` (a hub token).",
+            "properties": {
+                "hub": { "type": "string" }, "publisher": { "type": "string" }, "consumer_group": { "type": "string" },
+                "rights": { "type": "array", "items": { "enum": ["Send", "Listen", "Manage"] } },
+                "ttl_secs": { "type": "integer", "minimum": 1, "description": "At most `issuer.max_ttl_secs`." }
+            }
+        },
+        "MintResponse": {
+            "type": "object", "required": ["token", "resource", "expires_at"],
+            "properties": {
+                "token": { "type": "string", "description": "`SharedAccessSignature sr=…&sig=…&se=…&skn=…`" },
+                "resource": { "type": "string" }, "expires_at": { "type": "integer", "description": "Unix seconds." }
+            }
+        },
+        "AuthorizeRequest": {
+            "type": "object", "required": ["method", "path"], "additionalProperties": false,
+            "properties": { "authorization": { "type": "string" }, "method": { "type": "string" }, "path": { "type": "string" } }
+        },
+        "Decision": {
+            "type": "object", "required": ["isAuthorized", "context"],
+            "properties": { "isAuthorized": { "type": "boolean" }, "context": string_map }
+        },
+        "Batch": {
+            "type": "array", "minItems": 1,
+            "items": { "type": "object", "required": ["Body"], "properties": {
+                "Body": { "description": "A string (base64 when IsBodyBase64) or any JSON." },
+                "UserProperties": { "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } },
+                "BrokerProperties": { "type": "object", "properties": { "PartitionKey": { "type": "string" } } },
+                "IsBodyBase64": { "type": "boolean" }
+            }}
+        },
+        "RevokedPublishers": {
+            "type": "object", "required": ["hub", "revoked_publishers"],
+            "properties": { "hub": { "type": "string" }, "revoked_publishers": { "type": "array", "items": {
+                "type": "object", "required": ["hub", "publisher", "revoked_at", "revoked_by"],
+                "properties": {
+                    "hub": { "type": "string" }, "publisher": { "type": "string" },
+                    "revoked_at": { "type": "integer", "description": "Unix seconds." }, "revoked_by": { "type": "string" }
+                }
+            }}}
+        },
+        "CreateConsumerGroup": {
+            "type": "object", "additionalProperties": false,
+            "properties": { "user_metadata": { "type": "string", "maxLength": 1024 } }
+        },
+        "ConsumerGroup": {
+            "type": "object", "required": ["hub", "name", "created_at", "created_by", "user_metadata"],
+            "properties": {
+                "hub": { "type": "string" }, "name": { "type": "string" },
+                "created_at": { "type": ["string", "null"], "format": "date-time", "description": "null for the implicit `$Default`." },
+                "created_by": nullable_string, "user_metadata": nullable_string
+            }
+        },
+        "ConsumerGroups": {
+            "type": "object", "required": ["hub", "consumer_groups"],
+            "properties": { "hub": { "type": "string" }, "consumer_groups": { "type": "array", "items": schema_ref("ConsumerGroup") } }
+        },
+        "PartitionRuntime": {
+            "type": "object",
+            "required": ["hub", "consumer_group", "partition", "begin_offset", "end_offset", "last_enqueued_offset", "last_enqueued_time_utc", "is_empty", "checkpoint_offset", "lag"],
+            "properties": {
+                "hub": { "type": "string" }, "consumer_group": { "type": "string" }, "partition": partition,
+                "begin_offset": { "type": "integer", "description": "Earliest offset still held." },
+                "end_offset": { "type": "integer", "description": "The offset the next event gets." },
+                "last_enqueued_offset": { "type": ["integer", "null"] },
+                "last_enqueued_time_utc": { "type": ["string", "null"], "format": "date-time" },
+                "is_empty": { "type": "boolean" },
+                "checkpoint_offset": { "type": ["integer", "null"] },
+                "lag": { "type": "integer", "minimum": 0, "description": "Events from where the group's next read begins to the end." }
+            }
+        },
+        "GroupPartitions": {
+            "type": "object", "required": ["hub", "consumer_group", "partitions"],
+            "properties": {
+                "hub": { "type": "string" }, "consumer_group": { "type": "string" },
+                "partitions": { "type": "array", "items": schema_ref("PartitionRuntime") }
+            }
+        },
+        "Event": {
+            "type": "object", "required": ["offset", "enqueued_time_utc", "partition_key", "body", "properties"],
+            "properties": {
+                "offset": offset, "enqueued_time_utc": time,
+                "partition_key": nullable_string, "partition_key_encoding": encoding,
+                "publisher": { "type": "string" },
+                "body": nullable_string, "body_encoding": encoding,
+                "properties": string_map, "properties_encoding": encoding
+            }
+        },
+        "ReadResponse": {
+            "type": "object", "required": ["hub", "consumer_group", "partition", "events", "next_offset"],
+            "properties": {
+                "hub": { "type": "string" }, "consumer_group": { "type": "string" }, "partition": partition,
+                "events": { "type": "array", "items": schema_ref("Event") },
+                "next_offset": { "type": "integer", "minimum": 0, "description": "Checkpoint this once the events are processed." }
+            }
+        },
+        "SetCheckpoint": {
+            "type": "object", "required": ["offset"], "additionalProperties": false,
+            "properties": { "offset": { "type": "integer", "minimum": 0, "maximum": i64::MAX, "description": "The next offset to read; at most the partition's end offset." } }
+        },
+        "Checkpoint": {
+            "type": "object", "required": ["hub", "consumer_group", "partition", "offset", "updated_at", "updated_by"],
+            "properties": {
+                "hub": { "type": "string" }, "consumer_group": { "type": "string" }, "partition": partition,
+                "offset": offset, "updated_at": time, "updated_by": { "type": "string" },
+                "generation": { "type": "integer", "description": "The group generation the checkpoint belongs to." }
+            }
+        }
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in &ROUTES {
+        let item = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        item[route.method.to_ascii_lowercase()] = operation_object(route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hubgate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A secure HTTPS front door to Kafka: the HDInsight Kafka REST proxy API (`/v1`), the Event Hubs REST API (send, publishers, revocation) and consumer groups with checkpoints over stateless HTTP. Credentials: an Event Hubs shared access signature (`Authorization: SharedAccessSignature sr=…&sig=…&se=…&skn=…`) or an OAuth bearer token. Functions: kafka-proxy, token-issuer, authorizer (`x-hubgate-function`).",
+            "license": { "name": "See the repository" }
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "sas": { "type": "apiKey", "in": "header", "name": "Authorization", "description": "`SharedAccessSignature sr=<url-encoded resource>&sig=<signature>&se=<expiry>&skn=<rule>` (Event Hubs SAS)." },
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "An OAuth 2.0 access token from the configured issuer, for members of the configured groups." }
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_every_route_described_ok() {
+        let doc = document();
+        let mut ids = std::collections::HashSet::new();
+        for r in &ROUTES {
+            let op = &doc["paths"][r.path][r.method.to_ascii_lowercase()];
+            let id = op["operationId"].as_str().unwrap();
+            assert_ne!(id, "unknown", "{} {} has no description", r.method, r.path);
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(declared, template_parameters(r.path), "{}", r.path);
+        }
+    }
+
+    #[test]
+    fn openapi_references_resolve_ok() {
+        let doc = document();
+        let text = doc.to_string();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "missing schema {name}"
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod admin;
 mod coalesce;
 mod nodelay;
 mod security;
+mod watch;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -157,8 +158,8 @@ pub struct Kafka {
     nodelay: Option<Arc<nodelay::NoDelay>>,
     produce_requests: Arc<AtomicU64>,
     security: security::Security,
-    /// Wakes reads of this process waiting on a partition when this process appended to it.
-    appended: Mutex<HashMap<String, HashMap<i32, Arc<tokio::sync::Notify>>>>,
+    /// Partitions that long-polling reads wait on.
+    watches: watch::Watches,
 }
 
 impl Kafka {
@@ -176,7 +177,7 @@ impl Kafka {
             nodelay: config.tcp_nodelay.then(Arc::default),
             produce_requests: Arc::default(),
             security: security::Security::from_config(config)?,
-            appended: Mutex::default(),
+            watches: watch::Watches::default(),
         })
     }
 
@@ -408,31 +409,40 @@ impl Kafka {
                 }
             }
         };
-        if result.is_ok() {
-            self.wake(topic, partition);
+        if let (Ok(offsets), Some(w)) = (&result, self.watches.existing(topic, partition))
+            && let Some(last) = offsets.last()
+        {
+            w.saw(last + 1);
         }
         result.map_err(|e| self.partition_error(e, topic, partition))
     }
 
-    fn wake(&self, topic: &str, partition: i32) {
-        let waiting = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = waiting.get(topic).and_then(|t| t.get(&partition)) {
-            n.notify_waiters();
-        }
-    }
-
-    /// Notified whenever this process has appended records to the partition (register with
-    /// `Notify::notified` before looking, so no append is missed). Other processes' appends
-    /// are seen by fetching.
-    pub fn appended(&self, topic: &str, partition: i32) -> Arc<tokio::sync::Notify> {
-        let mut waiting = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            waiting
-                .entry(topic.to_owned())
-                .or_default()
-                .entry(partition)
-                .or_default(),
-        )
+    /// Waits until the partition holds a record at `offset` or later, or until `deadline`,
+    /// without holding a fetch open on the shared connection (see `kafka/watch.rs`).
+    pub async fn wait_for_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        let w = self.watches.get(topic, partition);
+        let timeout = self.timeout();
+        watch::wait(&w, offset, deadline, |weak| {
+            let pc = Arc::clone(&pc);
+            tokio::spawn(watch::poll(weak, move || {
+                let pc = Arc::clone(&pc);
+                async move {
+                    tokio::time::timeout(timeout, pc.get_offset(OffsetAt::Latest))
+                        .await
+                        .ok()?
+                        .ok()
+                }
+            }));
+        })
+        .await;
+        Ok(())
     }
 
     /// How many Kafka produce requests this handle has sent (tests, benchmarks).

@@ -34,6 +34,10 @@ const MAX_USER_METADATA: usize = 1024;
 /// Partitions looked up at once for `GET …/partitions`.
 const PARALLEL_PARTITIONS: usize = 16;
 
+/// Fetch size when looking up a partition's last event (some brokers answer nothing when
+/// the batch holding it is larger than the fetch size).
+const LAST_EVENT_FETCH_BYTES: i32 = 1024 * 1024;
+
 /// Records a read returns when `count` is not given.
 const DEFAULT_COUNT: usize = 100;
 
@@ -352,7 +356,10 @@ async fn runtime(
 ) -> Result<PartitionRuntime, ApiError> {
     let (begin, end) = offsets(s, hub, partition).await?;
     let last: Option<(i64, DateTime<Utc>)> = if end > begin {
-        let (records, _) = s.kafka.fetch(hub, partition, end - 1, 1, 0).await?;
+        let (records, _) = s
+            .kafka
+            .fetch(hub, partition, end - 1, LAST_EVENT_FETCH_BYTES, 0)
+            .await?;
         records
             .into_iter()
             .rfind(|r| r.offset < end)

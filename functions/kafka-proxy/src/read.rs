@@ -1,9 +1,9 @@
 //! Reading a partition for an HTTP request: up to `count` records and about `max_bytes` of
 //! them from an offset, optionally waiting (long poll) until at least one arrives.
 //!
-//! A waiting read holds no records and no buffer while it waits: it sits in the broker's
-//! fetch wait (`max_wait_ms`) or on this process's append notification, and re-checks at
-//! most every [`POLL_EVERY`] for brokers that answer a fetch at once (tansu does).
+//! A waiting read holds no records and no buffer while it waits, and no fetch open on the
+//! shared Kafka connection: it waits on the partition's watch (`Kafka::wait_for_records`),
+//! woken at once by appends of this process and within 100 ms by appends of others.
 
 use std::time::Duration;
 
@@ -14,11 +14,8 @@ use tokio::time::Instant;
 /// Most fetch round trips one read makes once it has records.
 const MAX_FETCHES: usize = 64;
 
-/// Longest broker-side wait asked for in one fetch.
-const MAX_FETCH_WAIT: Duration = Duration::from_secs(5);
-
-/// How often a waiting read looks again when the broker answered an empty fetch early.
-const POLL_EVERY: Duration = Duration::from_millis(100);
+/// Pause before reading again past offsets that held no records.
+const PAUSE: Duration = Duration::from_millis(100);
 
 /// What a read found.
 #[derive(Debug)]
@@ -45,20 +42,8 @@ pub(crate) async fn read(
     let mut bytes_left = max_bytes;
     let mut fetches = 0;
     loop {
-        // Registered before the fetch, so an append during the fetch still wakes us.
-        let appended = kafka.appended(topic, partition);
-        let notified = appended.notified();
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let broker_wait = if records.is_empty() {
-            remaining.min(MAX_FETCH_WAIT)
-        } else {
-            Duration::ZERO
-        };
         let max_fetch = i32::try_from(bytes_left).unwrap_or(i32::MAX);
-        let wait_ms = i32::try_from(broker_wait.as_millis()).unwrap_or(i32::MAX);
-        let (batch, high_watermark) = kafka
-            .fetch(topic, partition, next, max_fetch, wait_ms)
-            .await?;
+        let (batch, high_watermark) = kafka.fetch(topic, partition, next, max_fetch, 0).await?;
         fetches += 1;
         let mut progressed = false;
         for r in batch {
@@ -86,13 +71,18 @@ pub(crate) async fn read(
             }
             continue;
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if Instant::now() >= deadline {
             break;
         }
-        // Nothing yet: wait for an append here, or look again shortly.
-        let pause = POLL_EVERY.min(deadline - now);
-        let _ = tokio::time::timeout(pause, notified).await;
+        if next < high_watermark {
+            // Offsets without records for us (e.g. transaction markers): look past them
+            // after a pause, not in a busy loop.
+            tokio::time::sleep(PAUSE.min(deadline - Instant::now())).await;
+        } else {
+            kafka
+                .wait_for_records(topic, partition, next, deadline)
+                .await?;
+        }
     }
     Ok(Read { records, next })
 }

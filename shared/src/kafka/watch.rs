@@ -1,0 +1,165 @@
+//! Waiting for a partition to grow, for long-polling reads, without holding a fetch open.
+//!
+//! A broker handles one connection's requests in order, so a fetch held open with
+//! `max_wait_ms` on the shared client would hold up every produce and metadata request of the
+//! process behind it (measured with tansu: a send took the whole 500 ms wait). Instead, one
+//! poller per watched partition asks for the partition's end offset (ListOffsets, answered at
+//! once) every [`POLL_EVERY`] while anyone waits, and wakes the waiters when it moved. Appends
+//! made by this process wake them at once. Kafka's load is one small request per watched
+//! partition per interval, however many reads wait.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How often a watched partition's end offset is asked for.
+pub(super) const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// One watched partition.
+#[derive(Debug, Default)]
+pub(super) struct Watch {
+    /// The end offset (high watermark) last seen; -1 before the first look.
+    end: AtomicI64,
+    changed: Notify,
+    waiters: AtomicUsize,
+    polling: AtomicBool,
+}
+
+impl Watch {
+    /// Records an end offset (from a poll or an append of this process) and wakes waiters
+    /// when it grew.
+    pub(super) fn saw(&self, end: i64) {
+        if self.end.fetch_max(end, Ordering::AcqRel) < end {
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// The watched partitions of one Kafka handle.
+#[derive(Debug, Default)]
+pub(super) struct Watches {
+    map: Mutex<HashMap<String, HashMap<i32, Arc<Watch>>>>,
+}
+
+impl Watches {
+    /// The partition's watch, if anyone ever waited on it (appends need not create one).
+    pub(super) fn existing(&self, topic: &str, partition: i32) -> Option<Arc<Watch>> {
+        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(topic).and_then(|t| t.get(&partition)).cloned()
+    }
+
+    pub(super) fn get(&self, topic: &str, partition: i32) -> Arc<Watch> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            map.entry(topic.to_owned())
+                .or_default()
+                .entry(partition)
+                .or_insert_with(|| {
+                    Arc::new(Watch {
+                        end: AtomicI64::new(-1),
+                        ..Watch::default()
+                    })
+                }),
+        )
+    }
+}
+
+/// Counts a waiter for as long as it lives.
+struct Waiting<'a>(&'a Watch);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Waits until `watch` has seen an end offset above `offset`, or `deadline`. `start_poller`
+/// is called whenever no poller runs; it must spawn one running [`poll`].
+pub(super) async fn wait(
+    watch: &Arc<Watch>,
+    offset: i64,
+    deadline: Instant,
+    start_poller: impl Fn(Weak<Watch>),
+) {
+    watch.waiters.fetch_add(1, Ordering::AcqRel);
+    let _waiting = Waiting(watch);
+    loop {
+        let changed = watch.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if watch.end.load(Ordering::Acquire) > offset || Instant::now() >= deadline {
+            return;
+        }
+        if !watch.polling.swap(true, Ordering::AcqRel) {
+            start_poller(Arc::downgrade(watch));
+        }
+        // Re-checked at least once a second, so a poller that just stopped is restarted.
+        let until = deadline.min(Instant::now() + Duration::from_secs(1));
+        let _ = tokio::time::timeout_at(until, changed).await;
+    }
+}
+
+/// The poller: asks `end_offset` every [`POLL_EVERY`] while anyone waits on `watch`.
+pub(super) async fn poll<F, Fut>(watch: Weak<Watch>, end_offset: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<i64>>,
+{
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(w) = watch.upgrade() else { return };
+        if w.waiters.load(Ordering::Acquire) == 0 {
+            w.polling.store(false, Ordering::Release);
+            return;
+        }
+        drop(w);
+        // A failed look is retried at the next tick; waiters time out on their own.
+        if let Some(end) = end_offset().await
+            && let Some(w) = watch.upgrade()
+        {
+            w.saw(end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watch_wakes_waiter_on_append_ok() {
+        let watches = Watches::default();
+        let w = watches.get("t", 0);
+        w.saw(3);
+        let waiter = {
+            let w = Arc::clone(&w);
+            tokio::spawn(async move {
+                wait(&w, 3, Instant::now() + Duration::from_secs(30), |_| {}).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        w.saw(4);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(watches.existing("t", 0).is_some());
+        assert!(watches.existing("t", 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn watch_poller_stops_without_waiters_ok() {
+        let w = Arc::new(Watch::default());
+        w.polling.store(true, Ordering::Release);
+        // Nobody waits: the poller ends at its first tick and says so.
+        poll(Arc::downgrade(&w), || async { Some(1) }).await;
+        assert!(!w.polling.load(Ordering::Acquire));
+    }
+}

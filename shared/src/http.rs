@@ -60,6 +60,9 @@ pub enum ApiError {
     /// A consumer-group refusal (Kafka failures become [`ApiError::Kafka`]).
     #[error(transparent)]
     Group(crate::consumer_groups::GroupError),
+    /// The path exists, the method does not; the `Allow` header lists the methods.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// Too many reads of this process are waiting for events.
     #[error("{0}")]
     Busy(String),
@@ -107,6 +110,7 @@ impl ApiError {
             }
             Self::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, 42901),
             Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, 42902),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 40501),
             Self::Group(e) => {
                 use crate::consumer_groups::GroupError as G;
                 match e {
@@ -234,9 +238,37 @@ pub fn with_request_layers(router: axum::Router) -> axum::Router {
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
     router
+        .layer(axum::middleware::from_fn(method_not_allowed))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Gives a 405 the JSON error shape and an `Allow` header with the methods the route table
+/// serves at that path (the routers match several resources with one pattern, so their own
+/// `Allow` would list methods of other resources). No route at all there: 404.
+async fn method_not_allowed(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allowed = crate::routes::methods_for(&path).join(", ");
+    if allowed.is_empty() {
+        return ApiError::NotFound("no such route; see the README for the API".into())
+            .into_response();
+    }
+    let mut response =
+        ApiError::MethodNotAllowed(format!("{method} is not served here; use {allowed}"))
+            .into_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed) {
+        response.headers_mut().insert(header::ALLOW, v);
+    }
+    response
 }
 
 impl From<JsonRejection> for ApiError {

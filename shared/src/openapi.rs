@@ -69,19 +69,40 @@ fn with_headers(mut response: Value, headers: Value) -> Value {
     response
 }
 
+/// A hub name: not internal (`__…`), not a path keyword of the gateway, not `.` or `..`.
+fn hub_schema() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_HUB_LEN,
+        "pattern": r"^(?!__)(?![vV]1$)(?![oO][pP][eE][nN][aA][pP][iI]\.[jJ][sS][oO][nN]$)(?!\.\.?$)[A-Za-z0-9._-]+$"
+    })
+}
+
+fn publisher_schema() -> Value {
+    json!({
+        "type": "string", "minLength": 1, "maxLength": MAX_PUBLISHER_LEN,
+        "pattern": "^[A-Za-z0-9._~:@-]+$"
+    })
+}
+
+fn consumer_group_schema() -> Value {
+    json!({
+        "type": "string", "minLength": 1, "maxLength": MAX_CONSUMER_GROUP_LEN,
+        "pattern": r"^(\$Default|[A-Za-z0-9._-]+)$"
+    })
+}
+
+/// `schema` or null (an `Option` field: serde takes null as absent).
+fn or_null(mut schema: Value) -> Value {
+    schema["type"] = json!([schema["type"].clone(), "null"]);
+    schema
+}
+
 /// The schema of a path parameter, by its name in the templates.
 fn path_parameter(name: &str) -> Value {
     let (description, schema) = match name {
-        "topic" | "hub" => (
-            "Event hub (Kafka topic) name.",
-            json!({
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_HUB_LEN,
-                // Not internal (`__…`), not a path keyword of the gateway, not `.` or `..`.
-                "pattern": r"^(?!__)(?![vV]1$)(?![oO][pP][eE][nN][aA][pP][iI]\.[jJ][sS][oO][nN]$)(?!\.\.?$)[A-Za-z0-9._-]+$"
-            }),
-        ),
+        "topic" | "hub" => ("Event hub (Kafka topic) name.", hub_schema()),
         "partition" => (
             "Partition number.",
             json!({ "type": "integer", "minimum": 0, "maximum": i32::MAX }),
@@ -90,23 +111,24 @@ fn path_parameter(name: &str) -> Value {
             "Offset of the first record to read.",
             json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
         ),
-        "publisher" => (
-            "Publisher name.",
-            json!({
-                "type": "string", "minLength": 1, "maxLength": MAX_PUBLISHER_LEN,
-                "pattern": "^[A-Za-z0-9._~:@-]+$"
-            }),
-        ),
+        "publisher" => ("Publisher name.", publisher_schema()),
         "consumergroup" => (
             "Consumer group name (`$Default` always exists).",
-            json!({
-                "type": "string", "minLength": 1, "maxLength": MAX_CONSUMER_GROUP_LEN,
-                "pattern": r"^(\$Default|[A-Za-z0-9._-]+)$"
-            }),
+            consumer_group_schema(),
         ),
         other => ("", json!({ "type": "string", "description": other })),
     };
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+    let example = match name {
+        "topic" | "hub" => json!("hub"),
+        "partition" | "offset" => json!(0),
+        "publisher" => json!("device-1"),
+        "consumergroup" => json!("$Default"),
+        _ => Value::Null,
+    };
+    json!({
+        "name": name, "in": "path", "required": true, "description": description,
+        "schema": schema, "example": example
+    })
 }
 
 /// `{name}` segments of a template, in order.
@@ -122,8 +144,8 @@ fn error(description: &str) -> Value {
 
 fn event_body() -> Value {
     json!({
-        "description": "The event body, sent as is. With `Content-Type: application/vnd.microsoft.servicebus.json`, a batch of events.",
-        "required": true,
+        "description": "The event body, sent as is (an empty body is an empty event). With `Content-Type: application/vnd.microsoft.servicebus.json`, a batch of events.",
+        "required": false,
         "content": {
             "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } },
             "text/plain": { "schema": { "type": "string" } },
@@ -663,7 +685,7 @@ fn schemas() -> Value {
                 "properties": {
                     "key": { "description": "Any JSON: a string is sent as its UTF-8 bytes, other JSON as its text." },
                     "value": { "description": "Any JSON, as `key`." },
-                    "partition": { "type": "integer", "minimum": 0, "maximum": i32::MAX },
+                    "partition": { "type": ["integer", "null"], "minimum": 0, "maximum": i32::MAX },
                     "headers": string_map
                 }
             }}}
@@ -699,8 +721,8 @@ fn schemas() -> Value {
             "type": "object", "required": ["hub", "ttl_secs"], "additionalProperties": false,
             "description": "Give `publisher` (a Send token), `consumer_group` (a Listen token), or neither with `rights` (a hub token).",
             "properties": {
-                "hub": { "type": "string" }, "publisher": { "type": "string" }, "consumer_group": { "type": "string" },
-                "rights": { "type": "array", "items": { "enum": ["Send", "Listen", "Manage"] } },
+                "hub": hub_schema(), "publisher": or_null(publisher_schema()), "consumer_group": or_null(consumer_group_schema()),
+                "rights": { "type": ["array", "null"], "items": { "enum": ["Send", "Listen", "Manage"] } },
                 "ttl_secs": { "type": "integer", "minimum": 1, "description": "At most `issuer.max_ttl_secs`." }
             }
         },
@@ -713,7 +735,7 @@ fn schemas() -> Value {
         },
         "AuthorizeRequest": {
             "type": "object", "required": ["method", "path"], "additionalProperties": false,
-            "properties": { "authorization": { "type": "string" }, "method": { "type": "string" }, "path": { "type": "string" } }
+            "properties": { "authorization": { "type": ["string", "null"] }, "method": { "type": "string" }, "path": { "type": "string" } }
         },
         "Decision": {
             "type": "object", "required": ["isAuthorized", "context"],
@@ -740,7 +762,7 @@ fn schemas() -> Value {
         },
         "CreateConsumerGroup": {
             "type": "object", "additionalProperties": false,
-            "properties": { "user_metadata": { "type": "string", "maxLength": 1024 } }
+            "properties": { "user_metadata": { "type": ["string", "null"], "maxLength": 1024 } }
         },
         "ConsumerGroup": {
             "type": "object", "required": ["hub", "name", "created_at", "created_by", "user_metadata"],

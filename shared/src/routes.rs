@@ -155,6 +155,34 @@ pub const ROUTES: [Route; 27] = {
     ]
 };
 
+/// The methods [`ROUTES`] serve at `path` (keywords in any letter case), for `Allow`.
+pub fn methods_for(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .collect();
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| {
+            let template: Vec<&str> = r.path.split('/').collect();
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| {
+                    if t.starts_with('{') {
+                        !s.is_empty()
+                    } else {
+                        t.eq_ignore_ascii_case(s)
+                    }
+                })
+        })
+        .map(|r| r.method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 fn is(segment: &str, keyword: &str) -> bool {
     segment.eq_ignore_ascii_case(keyword)
 }
@@ -234,6 +262,21 @@ pub fn requirement(method: &str, path: &str) -> Option<Requirement> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_for_path_ok() {
+        assert_eq!(
+            methods_for("/hub/ConsumerGroups/g/partitions/0/checkpoint"),
+            ["GET", "PUT"]
+        );
+        assert_eq!(
+            methods_for("/hub/consumergroups/g"),
+            ["DELETE", "GET", "PUT"]
+        );
+        assert_eq!(methods_for("/hub/messages"), ["POST"]);
+        assert_eq!(methods_for("/v1/authorize"), ["POST"]);
+        assert!(methods_for("/hub/nothing").is_empty());
+    }
 
     #[test]
     fn requirement_table_ok() {

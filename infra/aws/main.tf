@@ -65,7 +65,10 @@ locals {
     HUBGATE_KAFKA__TLS               = tostring(var.kafka_tls)
     HUBGATE_SECRET_ID                = aws_secretsmanager_secret.sas_rules.arn
     HUBGATE_LOG_FORMAT               = "json"
-    RUST_LOG                         = var.log_level
+    # A long poll must answer before API Gateway's 30 s integration timeout and the
+    # function's 29 s timeout, with time left for the read itself.
+    HUBGATE_LIMITS__MAX_WAIT_MS = "25000"
+    RUST_LOG                    = var.log_level
   }, local.kafka_sasl, var.extra_environment)
 
   in_vpc = length(var.subnet_ids) > 0

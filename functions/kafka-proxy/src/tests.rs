@@ -301,3 +301,80 @@ async fn produce_kafka_down_is_503_with_retry_after_ok() {
         "no internals: {v}"
     );
 }
+
+#[tokio::test]
+async fn consumer_group_token_other_group_fails() {
+    let app = router("");
+    let reader = token("listen", "hub/consumergroups/readers", FAR);
+    for path in [
+        "/hub/consumergroups/others/partitions/0/messages",
+        "/hub/consumergroups/$Default/partitions/0/checkpoint",
+        "/v1/consumer/topics/hub/partitions/0/offsets/0",
+        "/hub/consumergroups",
+    ] {
+        let (s, v, _) = call(&app, "GET", path, Some(&reader), "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}: {v}");
+    }
+    // Group management needs Manage, not Listen on the hub.
+    let listen = token("listen", "hub", FAR);
+    let (s, _, _) = call(&app, "PUT", "/hub/consumergroups/g", Some(&listen), "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn consumer_group_bad_input_before_kafka_fails() {
+    let app = router("");
+    let manage = token("manage", "", FAR);
+    let read = "/hub/consumergroups/$Default/partitions/0/messages";
+    for (method, uri, body, why) in [
+        ("GET", format!("{read}?count=0"), "", "count 0"),
+        ("GET", format!("{read}?wait_ms=30001"), "", "wait too long"),
+        ("GET", format!("{read}?offset=-3"), "", "negative offset"),
+        ("GET", format!("{read}?bogus=1"), "", "unknown parameter"),
+        (
+            "GET",
+            "/hub/consumergroups/$Default/partitions/x/messages".into(),
+            "",
+            "partition",
+        ),
+        (
+            "GET",
+            "/hub/consumergroups/bad!name/partitions/0/messages".into(),
+            "",
+            "group name",
+        ),
+        ("PUT", "/hub/consumergroups/g".into(), "[1]", "array body"),
+        (
+            "PUT",
+            "/hub/consumergroups/g".into(),
+            r#"{"colour":"red"}"#,
+            "unknown field",
+        ),
+    ] {
+        let (s, v, _) = call(&app, method, &uri, Some(&manage), body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
+        assert_error(&v, 40001, "");
+    }
+    // Valid requests reach Kafka, which is down here: a clean 503.
+    let (s, v, h) = call(&app, "GET", read, Some(&manage), "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(h["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn method_not_allowed_lists_allowed_methods_ok() {
+    let app = router("");
+    let (s, v, h) = call(
+        &app,
+        "DELETE",
+        "/hub/consumergroups/g/partitions/0/checkpoint",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert_eq!(h["allow"], "GET, PUT");
+    assert_error(&v, 40501, "use GET, PUT");
+    let (s, _, _) = call(&app, "GET", "/openapi.json", None, "").await;
+    assert_eq!(s, StatusCode::OK);
+}

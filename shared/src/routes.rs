@@ -155,29 +155,21 @@ pub const ROUTES: [Route; 27] = {
     ]
 };
 
-/// The methods [`ROUTES`] serve at `path` (keywords in any letter case), for `Allow`.
+/// The methods [`ROUTES`] serve at `path` (keywords in any letter case, percent-encoding
+/// decoded, as the routers and [`requirement`] read them), for `Allow`.
 pub fn methods_for(path: &str) -> Vec<&'static str> {
-    let segments: Vec<&str> = path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .split('/')
+    let bare = path.split('?').next().unwrap_or_default();
+    let mut methods: Vec<&'static str> = ["DELETE", "GET", "POST", "PUT"]
+        .into_iter()
+        .filter(|m| requirement(m, bare).is_some())
         .collect();
-    let mut methods: Vec<&'static str> = ROUTES
-        .iter()
-        .filter(|r| {
-            let template: Vec<&str> = r.path.split('/').collect();
-            template.len() == segments.len()
-                && template.iter().zip(&segments).all(|(t, s)| {
-                    if t.starts_with('{') {
-                        !s.is_empty()
-                    } else {
-                        t.eq_ignore_ascii_case(s)
-                    }
-                })
-        })
-        .map(|r| r.method)
-        .collect();
+    // The authorizer's own endpoint has no requirement: it judges the credential in its body.
+    methods.extend(
+        ROUTES
+            .iter()
+            .filter(|r| r.function == Function::Authorizer && r.path == bare)
+            .map(|r| r.method),
+    );
     methods.sort_unstable();
     methods.dedup();
     methods
@@ -276,6 +268,8 @@ mod tests {
         assert_eq!(methods_for("/hub/messages"), ["POST"]);
         assert_eq!(methods_for("/v1/authorize"), ["POST"]);
         assert!(methods_for("/hub/nothing").is_empty());
+        assert_eq!(methods_for("/hub/%6Dessages"), ["POST"]);
+        assert!(methods_for("/v1/messages").is_empty());
     }
 
     #[test]

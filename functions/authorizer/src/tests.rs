@@ -155,3 +155,17 @@ async fn authorize_route_same_decision_ok() {
     assert_eq!(v["isAuthorized"], true);
     assert_eq!(v["context"]["rights"], "Send");
 }
+
+#[tokio::test]
+async fn authorizer_openapi_without_credential_ok() {
+    let out = lambda(&state(), event("GET", "/openapi.json", None)).await;
+    assert_eq!(out["isAuthorized"], true, "{out}");
+    assert_eq!(out["context"]["principalKind"], "anonymous");
+    // A consumer-group read still needs its credential.
+    let out = lambda(
+        &state(),
+        event("GET", "/hub/consumergroups/g/partitions/0/messages", None),
+    )
+    .await;
+    assert_eq!(out["isAuthorized"], false, "{out}");
+}

@@ -343,4 +343,54 @@ mod tests {
             assert_eq!(requirement(method, path), want, "{method} {path}");
         }
     }
+
+    /// `keyword` with each letter's case chosen by the bits of `mask`.
+    fn cased(keyword: &str, mask: u64) -> String {
+        keyword
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if mask >> (i % 64) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn requirement_consumer_group_paths_any_case_ok(
+            hub in "[a-z][a-z0-9._-]{0,20}",
+            group in "[A-Za-z0-9._-]{1,20}",
+            partition in 0u32..100_000,
+            leaf in proptest::sample::select(vec!["", "/messages", "/checkpoint"]),
+            with_partition in proptest::bool::ANY,
+            masks in proptest::array::uniform4(proptest::num::u64::ANY),
+        ) {
+            proptest::prop_assume!(hub != "v1");
+            let leaf = if with_partition { cased(leaf, masks[2]) } else { String::new() };
+            let tail = if with_partition { format!("/{partition}{leaf}") } else { String::new() };
+            let path = format!(
+                "/{hub}/{}/{group}/{}{tail}",
+                cased("consumergroups", masks[0]),
+                cased("partitions", masks[1]),
+            );
+            let methods = methods_for(&path);
+            let want: &[&str] = match leaf.to_ascii_lowercase().as_str() {
+                "/checkpoint" => &["GET", "PUT"],
+                _ => &["GET"],
+            };
+            proptest::prop_assert_eq!(&methods, want, "{}", path);
+            for m in methods {
+                proptest::prop_assert_eq!(
+                    requirement(m, &path),
+                    Some(Requirement::Right(Right::Listen, Resource::consumer_group(&hub, &group))),
+                    "{} {}", m, path
+                );
+            }
+            proptest::prop_assert_eq!(requirement("DELETE", &path), None);
+        }
+    }
 }

@@ -373,7 +373,10 @@ async fn consumer_group_long_poll_returns_on_event_ok() {
 
 #[tokio::test]
 async fn consumer_group_limits_and_bad_input_fails() {
-    let env = Env::start("[limits]\nmax_consumer_groups_per_hub = 3\nmax_wait_ms = 5000").await;
+    let env = Env::start(
+        "[limits]\nmax_consumer_groups_per_hub = 3\nmax_wait_ms = 5000\nmax_waiting_reads = 1",
+    )
+    .await;
     env.create_topic("hub", 1).await;
     let manage = env.token("manage", "");
     let group = |g: &str| env.gateway.url(&format!("/hub/consumergroups/{g}"));
@@ -460,6 +463,28 @@ async fn consumer_group_limits_and_bad_input_fails() {
     }
     let (status, _) = put(&env.http, &checkpoint, &manage, json!({"offset": 0})).await;
     assert_eq!(status, 200);
+    // One read may wait (limits.max_waiting_reads = 1); a second waiting read is a 429, a read
+    // that does not wait is served.
+    let waiting = {
+        let (http, url, token) = (
+            env.http.clone(),
+            read("?wait_ms=5000&offset=0"),
+            manage.clone(),
+        );
+        tokio::spawn(async move { get(&http, &url, &token).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = env
+        .http
+        .get(read("?wait_ms=5000&offset=0"))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(get(&env.http, &read("?offset=0"), &manage).await.0, 200);
+    assert_eq!(waiting.await.unwrap().0, 200);
     let long = "x".repeat(1025);
     let (status, _) = put(
         &env.http,

@@ -46,7 +46,16 @@ const ENV_KEYS: [&str; 19] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 2] = ["kafka.sasl_username", "kafka.sasl_password"];
+const ENV_TEXT_KEYS: [&str; 8] = [
+    "namespace",
+    "revocation_topic",
+    "consumer_group_topic",
+    "secret_id",
+    "kafka.client_id",
+    "kafka.tls_ca_file",
+    "kafka.sasl_username",
+    "kafka.sasl_password",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -610,6 +619,14 @@ pub(crate) mod tests {
                 c.kafka.sasl_password.as_ref().unwrap().expose_secret(),
                 "12345"
             );
+            // Names are text too: a namespace, topic or client id may be all digits.
+            jail.set_env("HUBGATE_NAMESPACE", "12345");
+            jail.set_env("HUBGATE_CONSUMER_GROUP_TOPIC", "2024");
+            jail.set_env("HUBGATE_KAFKA__CLIENT_ID", "42");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert_eq!(c.namespace, "12345");
+            assert_eq!(c.consumer_group_topic, "2024");
+            assert_eq!(c.kafka.client_id, "42");
             jail.set_env("HUBGATE_KAFKA__SASL_PASSWORD", "[not, an, array]");
             let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
             assert_eq!(

@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue};
 use hubgate_shared::http::ApiJson;
+use hubgate_shared::json::Object;
 use hubgate_shared::routes::{Requirement, requirement};
 use hubgate_shared::{Clients, Principal};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
@@ -134,7 +135,8 @@ pub fn app(state: Arc<AuthorizerState>) -> Router {
 
 async fn authorize(
     State(s): State<Arc<AuthorizerState>>,
-    ApiJson(r): ApiJson<AuthorizeRequest>,
+    // Objects only: serde would also take an array of the fields in order.
+    ApiJson(Object(r)): ApiJson<Object<AuthorizeRequest>>,
 ) -> ApiJson<Decision> {
     let mut headers = HeaderMap::new();
     if let Some(a) = r

@@ -169,3 +169,14 @@ async fn authorizer_openapi_without_credential_ok() {
     .await;
     assert_eq!(out["isAuthorized"], false, "{out}");
 }
+
+#[tokio::test]
+async fn authorize_route_array_body_fails() {
+    // serde's array form of the struct's fields is not the documented object.
+    let req = Request::post("/v1/authorize")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"[null, "GET", "/openapi.json"]"#))
+        .unwrap();
+    let resp = app(state()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 400);
+}

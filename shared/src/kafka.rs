@@ -464,6 +464,14 @@ impl Kafka {
         Ok((earliest, latest))
     }
 
+    /// The offset the next record of a partition will get (its high watermark).
+    pub async fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        self.timed(pc.get_offset(OffsetAt::Latest))
+            .await
+            .map_err(|e| self.partition_error(e, topic, partition))
+    }
+
     /// Reads records from `offset` on, at most about `max_bytes` of them; returns them and
     /// the high watermark. An offset past the end is `OffsetOutOfRange`. With `max_wait_ms`
     /// the broker may hold the answer that long while there is nothing to read.

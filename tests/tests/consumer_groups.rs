@@ -495,3 +495,80 @@ async fn consumer_group_limits_and_bad_input_fails() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
+    // In memory: tansu 0.6 with SQLite storage stops answering metadata requests after a
+    // topic is deleted and created again (connections close with an early EOF).
+    let broker = Broker::start_in_memory();
+    let gateway =
+        hubgate_tests::Gateway::start(hubgate_tests::test_config(&broker.bootstrap(), "")).await;
+    let env = Env {
+        broker,
+        gateway,
+        http: http(),
+    };
+    env.create_topic("again", 1).await;
+    let manage = env.token("manage", "");
+    let url = |p: &str| env.gateway.url(p);
+    for i in 0..3 {
+        send(
+            &env.http,
+            &url("/again/messages"),
+            &manage,
+            &format!("old-{i}"),
+        )
+        .await;
+    }
+    assert_eq!(
+        put(
+            &env.http,
+            &url("/again/consumergroups/g"),
+            &manage,
+            json!({})
+        )
+        .await
+        .0,
+        201
+    );
+    let checkpoint = url("/again/consumergroups/g/partitions/0/checkpoint");
+    assert_eq!(
+        put(&env.http, &checkpoint, &manage, json!({"offset": 3}))
+            .await
+            .0,
+        200
+    );
+    // The topic is deleted and created again (outside the gateway): the checkpoint now
+    // points past its end.
+    let client = hubgate_tests::kafka_client(&env.broker.bootstrap()).await;
+    client
+        .controller_client()
+        .unwrap()
+        .delete_topic("again", 5_000)
+        .await
+        .unwrap();
+    let controller = client.controller_client().unwrap();
+    controller.create_topic("again", 1, 1, 5_000).await.unwrap();
+    send(&env.http, &url("/again/messages"), &manage, "new-0").await;
+    let (status, read) = get(
+        &env.http,
+        &url("/again/consumergroups/g/partitions/0/messages"),
+        &manage,
+    )
+    .await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        offsets(&read),
+        [0],
+        "from the earliest event, as auto.offset.reset=earliest"
+    );
+    assert_eq!(read["events"][0]["body"], "new-0");
+    // An explicit offset past the end is the caller's mistake: 404, not a silent restart.
+    let (status, _) = get(
+        &env.http,
+        &url("/again/consumergroups/g/partitions/0/messages?offset=3"),
+        &manage,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -18,7 +18,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use hubgate_shared::http::{ApiJson, parse_partition, read_body};
 use hubgate_shared::json::parse_object;
 use hubgate_shared::names::{validate_consumer_group, validate_hub};
-use hubgate_shared::{ApiError, Principal, Resource, Right};
+use hubgate_shared::{ApiError, KafkaError, Principal, Resource, Right};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -218,20 +218,14 @@ pub(crate) async fn read_messages(
         )));
     }
     listen(s, hub, group, headers).await?;
-    let start = match query.offset {
+    let (start, explicit) = match query.offset {
         Some(offset) => {
             s.consumer_groups.require(hub, group).await?;
-            offset
+            (offset, true)
         }
         None => {
             let checkpoint = s.consumer_groups.checkpoint(hub, group, partition).await?;
-            let (earliest, latest) = offsets(s, hub, partition).await?;
-            // Like Kafka's auto.offset.reset=earliest: no checkpoint, or one retention
-            // already passed (or a recreated topic never reached), starts at the beginning.
-            match checkpoint.map(|c| c.offset) {
-                Some(o) if (earliest..=latest).contains(&o) => o,
-                _ => earliest,
-            }
+            (checkpoint.map_or(0, |c| c.offset), false)
         }
     };
     // Held while waiting, so waiting reads stay bounded.
@@ -248,16 +242,24 @@ pub(crate) async fn read_messages(
     } else {
         None
     };
-    let read = crate::read::read(
-        &s.kafka,
-        hub,
-        partition,
-        start,
-        count,
-        limits.max_consume_bytes,
-        Duration::from_millis(wait_ms),
-    )
-    .await?;
+    let read = |from: i64| {
+        crate::read::read(
+            &s.kafka,
+            hub,
+            partition,
+            from,
+            count,
+            limits.max_consume_bytes,
+            Duration::from_millis(wait_ms),
+        )
+    };
+    let read = match read(start).await {
+        // Like Kafka's auto.offset.reset=earliest: no checkpoint, or one retention already
+        // passed (or a recreated topic never reached), starts at the beginning. Found out by
+        // reading, not asked up front: most reads start at a checkpoint that is fine.
+        Err(KafkaError::OffsetOutOfRange { earliest, .. }) if !explicit => read(earliest).await?,
+        other => other?,
+    };
     let next = read.next;
     let body = ReadResponse {
         hub,
@@ -296,7 +298,7 @@ pub(crate) async fn put_checkpoint(
         &read_body(body, BODY_LIMIT).await?,
         r#"checkpoint body: expected {"offset": <next offset to read>}"#,
     )?;
-    let (_, latest) = offsets(s, hub, partition).await?;
+    let latest = s.kafka.end_offset(hub, partition).await?;
     if !(0..=latest).contains(&body.offset) {
         return Err(ApiError::BadRequest(format!(
             "offset must be from 0 to the partition's end offset {latest}"

@@ -41,6 +41,7 @@ pub(crate) async fn read(
     let mut next = offset;
     let mut bytes_left = max_bytes;
     let mut fetches = 0;
+    let mut woken = false;
     loop {
         let max_fetch = i32::try_from(bytes_left).unwrap_or(i32::MAX);
         let (batch, high_watermark) = kafka.fetch(topic, partition, next, max_fetch, 0).await?;
@@ -74,14 +75,17 @@ pub(crate) async fn read(
         if Instant::now() >= deadline {
             break;
         }
-        if next < high_watermark {
-            // Offsets without records for us (e.g. transaction markers): look past them
-            // after a pause, not in a busy loop.
+        if next < high_watermark || woken {
+            // Offsets without records for us (e.g. transaction markers), or woken for
+            // nothing (the watch's end offset was stale): look again after a pause, never in
+            // a busy loop.
             tokio::time::sleep(PAUSE.min(deadline - Instant::now())).await;
+            woken = false;
         } else {
             kafka
                 .wait_for_records(topic, partition, next, deadline)
                 .await?;
+            woken = true;
         }
     }
     Ok(Read { records, next })

@@ -30,10 +30,18 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Records an end offset (from a poll or an append of this process) and wakes waiters
-    /// when it grew.
+    /// Records an end offset an append of this process reached, and wakes waiters when it
+    /// grew.
     pub(super) fn saw(&self, end: i64) {
         if self.end.fetch_max(end, Ordering::AcqRel) < end {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Records the end offset the broker answered: it may also have shrunk (the topic was
+    /// created again), which must not leave waiters believing there is something to read.
+    fn polled(&self, end: i64) {
+        if self.end.swap(end, Ordering::AcqRel) < end {
             self.changed.notify_waiters();
         }
     }
@@ -123,7 +131,7 @@ where
         if let Some(end) = end_offset().await
             && let Some(w) = watch.upgrade()
         {
-            w.saw(end);
+            w.polled(end);
         }
     }
 }
@@ -152,6 +160,16 @@ mod tests {
             .unwrap();
         assert!(watches.existing("t", 0).is_some());
         assert!(watches.existing("t", 1).is_none());
+    }
+
+    #[test]
+    fn watch_poll_may_shrink_the_end_ok() {
+        let w = Watch::default();
+        w.saw(10);
+        w.polled(3); // the topic was created again
+        assert_eq!(w.end.load(Ordering::Acquire), 3);
+        w.saw(2); // an older append's answer arriving late changes nothing
+        assert_eq!(w.end.load(Ordering::Acquire), 3);
     }
 
     #[tokio::test]

@@ -198,7 +198,10 @@ pub(crate) async fn read_messages(
         .map_err(|e| ApiError::BadRequest(e.body_text()))?
         .0;
     let limits = &s.config.limits;
-    let count = query.count.unwrap_or(DEFAULT_COUNT);
+    // The default never exceeds a lower configured limit.
+    let count = query
+        .count
+        .unwrap_or(DEFAULT_COUNT.min(limits.max_consume_count));
     if !(1..=limits.max_consume_count).contains(&count) {
         return Err(ApiError::BadRequest(format!(
             "count must be from 1 to {}",

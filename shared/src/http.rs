@@ -251,13 +251,14 @@ async fn method_not_allowed(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = request.uri().path().to_owned();
+    // Cheap clones (shared bytes): this runs on every request.
+    let uri = request.uri().clone();
     let method = request.method().clone();
     let response = next.run(request).await;
     if response.status() != StatusCode::METHOD_NOT_ALLOWED {
         return response;
     }
-    let allowed = crate::routes::methods_for(&path).join(", ");
+    let allowed = crate::routes::methods_for(uri.path()).join(", ");
     if allowed.is_empty() {
         return ApiError::NotFound("no such route; see the README for the API".into())
             .into_response();

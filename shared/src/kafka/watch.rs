@@ -51,17 +51,23 @@ impl Watch {
 #[derive(Debug, Default)]
 pub(super) struct Watches {
     map: Mutex<HashMap<String, HashMap<i32, Arc<Watch>>>>,
+    /// Whether any partition was ever watched: until then an append costs one load.
+    any: AtomicBool,
 }
 
 impl Watches {
     /// The partition's watch, if anyone ever waited on it (appends need not create one).
     pub(super) fn existing(&self, topic: &str, partition: i32) -> Option<Arc<Watch>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(topic).and_then(|t| t.get(&partition)).cloned()
     }
 
     pub(super) fn get(&self, topic: &str, partition: i32) -> Arc<Watch> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        self.any.store(true, Ordering::Release);
         Arc::clone(
             map.entry(topic.to_owned())
                 .or_default()

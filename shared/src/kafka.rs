@@ -474,7 +474,9 @@ impl Kafka {
 
     /// Reads records from `offset` on, at most about `max_bytes` of them; returns them and
     /// the high watermark. An offset past the end is `OffsetOutOfRange`. With `max_wait_ms`
-    /// the broker may hold the answer that long while there is nothing to read.
+    /// the broker may hold the answer that long while there is nothing to read, and with it
+    /// every later request on the shared connection (brokers answer a connection's requests
+    /// in order): long polls use [`wait_for_records`](Self::wait_for_records) instead.
     pub async fn fetch(
         &self,
         topic: &str,

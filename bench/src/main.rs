@@ -9,11 +9,12 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use hubgate_bench::{Hubgate, peak_rss_mib, spawn_serve};
 use hubgate_tests::{Broker, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -78,53 +79,6 @@ fn cpu_time(pid: u32) -> Duration {
         .collect();
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-struct Hubgate {
-    child: Child,
-    port: u16,
-}
-
-/// `hubgate serve` with `config` on `port`, quiet.
-fn spawn_serve(bin: &Path, config: &Path, port: u16) -> Child {
-    Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hubgate")
-}
-
-impl Hubgate {
-    fn start(bin: &Path, config: &Path) -> Self {
-        let port = free_port();
-        let child = spawn_serve(bin, config, port);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "hubgate did not listen");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for Hubgate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn parse_ms(s: &str) -> f64 {

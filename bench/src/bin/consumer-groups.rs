@@ -12,13 +12,12 @@
 //! `benches/run` runs it; BENCHMARKS.md has the results.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hubgate_tests::{Broker, free_port, test_config_toml, token_1h};
+use hubgate_bench::{Hubgate, rss_mib};
+use hubgate_tests::{Broker, test_config_toml, token_1h};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -39,15 +38,6 @@ struct Args {
 
 const HUB: &str = "listen";
 const EVENTS: usize = 20_000;
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -130,21 +120,8 @@ async fn main() {
     std::fs::write(&config_path, &toml).unwrap();
     let config = hubgate_shared::Config::from_toml(&toml).unwrap();
     let manage = token_1h(&config, "manage", "");
-    let port = free_port();
-    let mut server: Child = Command::new(&args.hubgate)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start hubgate");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "hubgate did not listen");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let server = Hubgate::start(&args.hubgate, &config_path);
+    let port = server.port;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.waiters + 64)
@@ -248,7 +225,7 @@ async fn main() {
     );
 
     // Long polls: memory, and produce latency while they wait.
-    let pid = server.id();
+    let pid = server.child.id();
     let idle_rss = rss_mib(pid);
     // Waiters watch their own hub, so the produce requests below do not wake them.
     let r = client
@@ -322,8 +299,7 @@ async fn main() {
         args.waiters,
         wake_all.as_secs_f64() * 1000.0
     ));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     drop(broker);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent).unwrap();

@@ -77,6 +77,18 @@ async fn listen(
     Ok(principal)
 }
 
+/// [`listen`] for one partition: its number, and the caller.
+async fn listen_partition(
+    s: &ProxyState,
+    hub: &str,
+    group: &str,
+    partition: &str,
+    headers: &HeaderMap,
+) -> Result<(i32, Principal), ApiError> {
+    let partition = parse_partition(partition)?;
+    Ok((partition, listen(s, hub, group, headers).await?))
+}
+
 /// `PUT /{hub}/consumergroups/{group}` body (optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -295,8 +307,7 @@ pub(crate) async fn put_checkpoint(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let partition = parse_partition(partition)?;
-    let principal = listen(s, hub, group, headers).await?;
+    let (partition, principal) = listen_partition(s, hub, group, partition, headers).await?;
     let body: SetCheckpoint = parse_object(
         &read_body(body, BODY_LIMIT).await?,
         r#"checkpoint body: expected {"offset": <next offset to read>}"#,
@@ -322,8 +333,7 @@ pub(crate) async fn get_checkpoint(
     partition: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let partition = parse_partition(partition)?;
-    listen(s, hub, group, headers).await?;
+    let (partition, _) = listen_partition(s, hub, group, partition, headers).await?;
     s.kafka.partition(hub, partition).await?;
     match s.consumer_groups.checkpoint(hub, group, partition).await? {
         Some(c) => Ok(ApiJson(c).into_response()),
@@ -397,8 +407,7 @@ pub(crate) async fn partition_info(
     partition: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let partition = parse_partition(partition)?;
-    listen(s, hub, group, headers).await?;
+    let (partition, _) = listen_partition(s, hub, group, partition, headers).await?;
     let checkpoint = s
         .consumer_groups
         .checkpoint(hub, group, partition)

@@ -48,11 +48,36 @@ fn tansu_bin() -> PathBuf {
     );
 }
 
+/// How long a helper process (broker, gateway, provider) may take to start. Generous: the
+/// waits end as soon as the process is ready or exits, so this only bounds a stuck start on a
+/// loaded CI machine.
+const STARTUP: Duration = Duration::from_secs(120);
+
+/// What a helper process that did not start in time was doing: its log, and its scheduler
+/// state and kernel wait channel (to tell a busy process from a blocked one).
+fn not_started(child: &Child, name: &str, started: Instant, log: &str) -> String {
+    let proc = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", child.id()));
+    let state = proc("status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("State:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let wchan = proc("wchan").unwrap_or_default();
+    format!(
+        "{name} (pid {}) not ready after {:.1} s ({state}, wchan {wchan}): {log}",
+        child.id(),
+        started.elapsed().as_secs_f64()
+    )
+}
+
 /// Waits until `child` (`name`, logging to `<dir>/<name>.log`) listens on 127.0.0.1:`port`;
-/// panics with its log if it exits or takes longer than 30 s.
+/// panics with its log if it exits or takes longer than [`STARTUP`].
 fn wait_listening(mut child: Child, port: u16, name: &str, dir: &tempfile::TempDir) -> Child {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = Instant::now();
     let log =
         || std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -60,13 +85,36 @@ fn wait_listening(mut child: Child, port: u16, name: &str, dir: &tempfile::TempD
             panic!("{name} exited with {status}: {}", log());
         }
         assert!(
-            Instant::now() < deadline,
-            "{name} did not listen within 30 s: {}",
-            log()
+            started.elapsed() < STARTUP,
+            "{}",
+            not_started(&child, name, started, &log())
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     child
+}
+
+/// Waits until `child` (`name`, logging to `<dir>/<name>.log`) writes a line starting with
+/// `prefix`, and returns the rest of that line; panics with its log if it exits first or
+/// takes longer than [`STARTUP`].
+fn wait_line(child: &mut Child, prefix: &str, name: &str, dir: &tempfile::TempDir) -> String {
+    let started = Instant::now();
+    loop {
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        if let Some(rest) = log.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.to_owned();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited with {status}: {log}");
+        }
+        assert!(
+            started.elapsed() < STARTUP,
+            "{}",
+            not_started(child, name, started, &log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A tansu broker on a free loopback port with SQLite storage in a temp dir; records survive
@@ -725,11 +773,11 @@ pub struct Oidc {
 }
 
 impl Oidc {
-    /// Starts the provider with a fresh RSA key named `kid`.
+    /// Starts the provider with a fresh RSA key named `kid`, on a port it chooses itself.
     pub fn start(tid: &str, kid: &str) -> Self {
         let mut o = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             tid: tid.to_owned(),
             kid: kid.to_owned(),
             dir: tempfile::tempdir().unwrap(),
@@ -738,19 +786,29 @@ impl Oidc {
         o
     }
 
+    /// Starts `oidc.mjs` on `self.port` (0: any free port, then remembered so a restart keeps
+    /// the issuer) and waits for its `ready` line.
     fn spawn(&mut self) {
         let node_dir =
             std::env::var("HUBGATE_NODE_DIR").expect("HUBGATE_NODE_DIR (scripts/test sets it)");
         let log = std::fs::File::create(self.dir.path().join("oidc.log")).unwrap();
-        let child = Command::new("node")
+        let mut child = Command::new("node")
             .arg(format!("{node_dir}/oidc.mjs"))
             .args([&self.port.to_string(), &self.tid, &self.kid])
             .arg(self.dir.path())
+            // The provider exits when this pipe closes: it never outlives the test process.
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start node oidc.mjs");
-        self.child = Some(wait_listening(child, self.port, "oidc", &self.dir));
+        let ready = wait_line(&mut child, "ready ", "oidc", &self.dir);
+        self.port = ready
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("oidc ready line without a port: {ready}"));
+        self.child = Some(child);
     }
 
     /// Restarts with a new signing key named `kid` (a key rotation at the provider).

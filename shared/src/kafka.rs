@@ -160,6 +160,8 @@ pub struct Kafka {
     security: security::Security,
     /// Partitions that long-polling reads wait on.
     watches: watch::Watches,
+    /// The kept connection for cluster metadata.
+    admin: admin::AdminConnection,
 }
 
 impl Kafka {
@@ -178,6 +180,7 @@ impl Kafka {
             produce_requests: Arc::default(),
             security: security::Security::from_config(config)?,
             watches: watch::Watches::default(),
+            admin: admin::AdminConnection::default(),
         })
     }
 
@@ -530,7 +533,8 @@ impl Kafka {
 
     /// Brokers, controller and partition placement.
     pub async fn cluster(&self) -> Result<ClusterInfo, KafkaError> {
-        self.timed(admin::cluster(self.connector())).await
+        self.timed(admin::cluster(&self.admin, self.connector()))
+            .await
     }
 
     /// Creates a topic with the given configs (e.g. `cleanup.policy=compact`).

@@ -450,3 +450,34 @@ async fn broker_restart_keeps_records_and_gateway_recovers_ok() {
     );
     assert_eq!(values.last().map(Vec::as_slice), Some(&b"after"[..]));
 }
+
+/// The gateway keeps its metadata connection; when the broker restarts, that connection is
+/// dead, and the next metadata request connects again instead of failing.
+#[tokio::test]
+async fn metadata_after_broker_restart_ok() {
+    let mut env = Env::start("").await;
+    env.create_topic("orders", 2).await;
+    let manage = env.token("manage", "");
+    let get = |env: &Env, path: &str| {
+        let req = env
+            .http
+            .get(env.gateway.url(path))
+            .header("authorization", &manage);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    for _ in 0..3 {
+        let (status, v) = get(&env, "/v1/metadata/topics/orders/partitions").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
+    }
+    env.broker.restart();
+    let (status, v) = get(&env, "/v1/metadata/brokers").await;
+    assert_eq!(status, 200, "after the restart: {v}");
+    let (status, v) = get(&env, "/v1/metadata/topics/orders/partitions/1").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["partition_id"], 1);
+}

@@ -224,6 +224,32 @@ async fn main() {
         checkpoint.0 / produce.0,
     );
 
+    // Partition information: offsets only (consumer-group runtime information) against
+    // offsets plus cluster metadata (`/v1` partition metadata, on the kept metadata connection).
+    let (c, b, t) = (client.clone(), base.clone(), manage.clone());
+    let runtime = load(args.seconds, 8, move |_| {
+        c.get(format!("{b}/{HUB}/consumergroups/bench/partitions/0"))
+            .header("authorization", &t)
+    })
+    .await;
+    let (c, b, t) = (client.clone(), base.clone(), manage.clone());
+    let metadata = load(args.seconds, 8, move |_| {
+        c.get(format!("{b}/v1/metadata/topics/{HUB}/partitions/0"))
+            .header("authorization", &t)
+    })
+    .await;
+    assert_eq!(
+        runtime.2 + metadata.2,
+        0,
+        "errors during the partition information scenarios"
+    );
+    row(
+        "partition information, 8 concurrent (req/s): group runtime information vs /v1 partition metadata",
+        format!("{:.0} (p50 {:.1} ms)", runtime.0, runtime.1),
+        format!("{:.0} (p50 {:.1} ms)", metadata.0, metadata.1),
+        metadata.0 / runtime.0,
+    );
+
     // Long polls: memory, and produce latency while they wait.
     let pid = server.child.id();
     let idle_rss = rss_mib(pid);

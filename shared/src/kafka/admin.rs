@@ -7,7 +7,7 @@
 //! Keep every use of that feature inside this module.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use rskafka::messenger::Messenger;
@@ -168,10 +168,91 @@ fn cluster_info(r: MetadataResponse) -> ClusterInfo {
     }
 }
 
-/// Reads the cluster's metadata from any bootstrap broker.
-pub(super) async fn cluster(c: Connector<'_>) -> Result<ClusterInfo, KafkaError> {
-    let m = connect_any(c).await?;
-    Ok(cluster_info(request_metadata(&m).await?))
+/// The metadata connection: opened on first use and kept, so metadata requests do not each
+/// pay for a connection, version negotiation, TLS and SASL. A request that fails or is
+/// abandoned (timed out) drops it, and the next one connects again.
+#[derive(Default)]
+pub(super) struct AdminConnection {
+    /// Never held across an await.
+    kept: std::sync::Mutex<Option<Arc<Connection>>>,
+    /// One connect at a time.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AdminConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConnection").finish_non_exhaustive()
+    }
+}
+
+impl AdminConnection {
+    fn kept(&self) -> Option<Arc<Connection>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The kept connection, or a new one; `true` when it was kept.
+    async fn get(&self, c: Connector<'_>) -> Result<(Arc<Connection>, bool), KafkaError> {
+        if let Some(m) = self.kept() {
+            return Ok((m, true));
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(m) = self.kept() {
+            return Ok((m, false));
+        }
+        let m = Arc::new(connect_any(c).await?);
+        *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&m));
+        Ok((m, false))
+    }
+
+    /// Drops `m` if it is still the kept connection.
+    fn forget(&self, m: &Arc<Connection>) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.as_ref().is_some_and(|k| Arc::ptr_eq(k, m)) {
+            *kept = None;
+        }
+    }
+
+    /// A metadata request on `m`, forgetting `m` unless it answers (an error, or the future
+    /// dropped by a timeout, leaves no connection in an unknown state behind).
+    async fn request(&self, m: &Arc<Connection>) -> Result<MetadataResponse, KafkaError> {
+        struct ForgetUnlessAnswered<'a>(&'a AdminConnection, Option<&'a Arc<Connection>>);
+        impl Drop for ForgetUnlessAnswered<'_> {
+            fn drop(&mut self) {
+                if let Some(m) = self.1 {
+                    self.0.forget(m);
+                }
+            }
+        }
+        let mut guard = ForgetUnlessAnswered(self, Some(m));
+        let r = request_metadata(m).await?;
+        guard.1 = None;
+        Ok(r)
+    }
+
+    /// A metadata request on the kept connection. If that connection fails (the broker
+    /// restarted, or closed an idle connection), it is sent once more on a new one.
+    async fn metadata(&self, c: Connector<'_>) -> Result<MetadataResponse, KafkaError> {
+        let (m, kept) = self.get(c).await?;
+        match self.request(&m).await {
+            Err(e) if kept => {
+                tracing::debug!(error = %e, "kept metadata connection failed; connecting again");
+                let (m, _) = self.get(c).await?;
+                self.request(&m).await
+            }
+            r => r,
+        }
+    }
+}
+
+/// Reads the cluster's metadata, on the kept connection to a bootstrap broker.
+pub(super) async fn cluster(
+    admin: &AdminConnection,
+    c: Connector<'_>,
+) -> Result<ClusterInfo, KafkaError> {
+    Ok(cluster_info(admin.metadata(c).await?))
 }
 
 /// Creates a topic with configs, on the controller.

@@ -20,8 +20,30 @@ use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 
-/// A free TCP port on loopback (bound, read, released).
+/// A free TCP port on loopback for a helper process to listen on (bound, read, released).
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), in turn, so
+/// no outgoing connection (which takes its local port from that range) and no other
+/// `free_port` of this process can take one between this check and the helper's own bind.
+/// Test binaries run one after another, so per-process turns suffice.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, count) = (10_000, low.saturating_sub(10_000));
+    if count >= 1000 {
+        let start = std::process::id() % count;
+        for _ in 0..count {
+            let turn = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = u16::try_from(first + (start + turn) % count).unwrap();
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    // No room below the ephemeral range: any port the kernel offers.
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

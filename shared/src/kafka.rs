@@ -6,6 +6,7 @@
 
 mod admin;
 mod coalesce;
+mod fetches;
 mod nodelay;
 mod security;
 mod watch;
@@ -157,11 +158,14 @@ pub struct Kafka {
     coalescer: Option<coalesce::Coalescer>,
     nodelay: Option<Arc<nodelay::NoDelay>>,
     produce_requests: Arc<AtomicU64>,
+    fetch_requests: Arc<AtomicU64>,
     security: security::Security,
     /// Partitions that long-polling reads wait on.
     watches: watch::Watches,
     /// The kept connection for cluster metadata.
     admin: admin::AdminConnection,
+    /// Fetches in flight, shared by identical reads.
+    fetches: fetches::Fetches,
 }
 
 impl Kafka {
@@ -178,9 +182,11 @@ impl Kafka {
             coalescer: config.coalesce.then(|| coalesce::Coalescer::new(config)),
             nodelay: config.tcp_nodelay.then(Arc::default),
             produce_requests: Arc::default(),
+            fetch_requests: Arc::default(),
             security: security::Security::from_config(config)?,
             watches: watch::Watches::default(),
             admin: admin::AdminConnection::default(),
+            fetches: fetches::Fetches::default(),
         })
     }
 
@@ -453,6 +459,11 @@ impl Kafka {
         self.produce_requests.load(Ordering::Relaxed)
     }
 
+    /// How many Kafka fetch requests this handle has sent (tests, benchmarks).
+    pub fn fetch_requests(&self) -> u64 {
+        self.fetch_requests.load(Ordering::Relaxed)
+    }
+
     /// Earliest and latest (next) offset of a partition.
     pub async fn offsets(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
         let pc = self.partition(topic, partition).await?;
@@ -480,6 +491,8 @@ impl Kafka {
     /// the broker may hold the answer that long while there is nothing to read, and with it
     /// every later request on the shared connection (brokers answer a connection's requests
     /// in order): long polls use [`wait_for_records`](Self::wait_for_records) instead.
+    /// Without a wait, identical fetches asked for at the same moment (readers woken by one
+    /// append) share one request (`fetches.rs`).
     pub async fn fetch(
         &self,
         topic: &str,
@@ -491,10 +504,34 @@ impl Kafka {
         let pc = self.partition(topic, partition).await?;
         let out_of_range =
             |e: &KafkaError| matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange));
+        let bytes = 1..max_bytes.max(2);
+        if max_wait_ms == 0 {
+            // Readers woken together at the same offset share one request. Any failure is
+            // left to the unshared fetch below, which reports it.
+            let (pc, bytes) = (Arc::clone(&pc), bytes.clone());
+            let counted = Arc::clone(&self.fetch_requests);
+            let fetch = self.timed(async move {
+                counted.fetch_add(1, Ordering::Relaxed);
+                pc.fetch_records(offset, bytes, 0).await
+            });
+            let shared = self
+                .fetches
+                .share(topic, partition, offset, max_bytes, async move {
+                    fetch.await.ok().map(Arc::new)
+                })
+                .await;
+            if let Some(answer) = shared {
+                let (records, high_watermark) = &*answer;
+                if !(records.is_empty() && offset > *high_watermark) {
+                    return Ok((records.clone(), *high_watermark));
+                }
+            }
+        }
+        self.fetch_requests.fetch_add(1, Ordering::Relaxed);
         match self
             .timed_longer(
                 Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or_default()),
-                pc.fetch_records(offset, 1..max_bytes.max(2), max_wait_ms),
+                pc.fetch_records(offset, bytes, max_wait_ms),
             )
             .await
         {

@@ -87,3 +87,30 @@ async fn coalesce_pending_limit_answers_busy_fails() {
         assert_eq!(e.status_and_code().0, 503);
     }
 }
+
+/// Readers at the same offset at the same time (long polls woken by one append) share one
+/// fetch request, and each gets all the records.
+#[tokio::test]
+async fn fetch_concurrent_same_offset_shares_one_request_ok() {
+    let broker = Broker::start();
+    let k = kafka(&broker, |_| {});
+    k.create_topic("tail", 1, 1, &[]).await.unwrap();
+    let records = (0..5).map(|i| record(&format!("e{i}"))).collect();
+    k.produce("tail", 0, records).await.unwrap();
+    // The partition client exists, so every fetch below is in flight at once.
+    k.fetch("tail", 0, 0, 1 << 20, 0).await.unwrap();
+    let before = k.fetch_requests();
+    let answers = join_all((0..100).map(|_| k.fetch("tail", 0, 0, 1 << 20, 0))).await;
+    for a in answers {
+        let (records, high_watermark) = a.unwrap();
+        assert_eq!(records.len(), 5);
+        assert_eq!(high_watermark, 5);
+    }
+    let sent = k.fetch_requests() - before;
+    println!("100 concurrent reads at one offset -> {sent} Kafka fetch request(s)");
+    assert_eq!(sent, 1);
+    // Another offset, or the same one later, is a new request.
+    k.fetch("tail", 0, 1, 1 << 20, 0).await.unwrap();
+    k.fetch("tail", 0, 0, 1 << 20, 0).await.unwrap();
+    assert_eq!(k.fetch_requests() - before, 3);
+}

@@ -3,7 +3,8 @@
 //!
 //! A waiting read holds no records and no buffer while it waits, and no fetch open on the
 //! shared Kafka connection: it waits on the partition's watch (`Kafka::wait_for_records`),
-//! woken at once by appends of this process and within 100 ms by appends of others.
+//! woken at once by appends of this process and within 100 ms by appends of others. Readers
+//! woken together at the same offset share one fetch (`Kafka::fetch`).
 
 use std::time::Duration;
 

@@ -262,6 +262,38 @@ async fn main() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // Baseline for waking: one waiting read on a hub of its own.
+    let r = client
+        .put(format!("{base}/v1/topics/single"))
+        .header("authorization", &manage)
+        .json(&json!({"partition_count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let one = {
+        let (c, t) = (client.clone(), manage.clone());
+        let url = format!(
+            "{base}/single/consumergroups/$Default/partitions/0/messages?offset=0&wait_ms=30000"
+        );
+        tokio::spawn(async move {
+            let r = c.get(url).header("authorization", t).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let woken = Instant::now();
+    let r = client
+        .post(format!("{base}/single/messages"))
+        .header("authorization", &manage)
+        .body("wake up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    one.await.unwrap();
+    let wake_one = woken.elapsed();
+
     let (p50_before, p99_before) = produce_latency(&client, &produce_url, &manage, 300).await;
     let started = Instant::now();
     let waiters: Vec<_> = (0..args.waiters)
@@ -320,11 +352,15 @@ async fn main() {
         format!("{p50_waiting:.2} / {p99_waiting:.2}"),
         p50_waiting / p50_before,
     );
-    report.push_str(&format!(
-        "\n{} waiting reads all answered {:.0} ms after one event was sent (through the same instance).\n",
-        args.waiters,
-        wake_all.as_secs_f64() * 1000.0
-    ));
+    row(
+        &format!(
+            "send to last answer (ms), through the same instance: 1 waiting read vs {}",
+            args.waiters
+        ),
+        format!("{:.1}", wake_one.as_secs_f64() * 1000.0),
+        format!("{:.1}", wake_all.as_secs_f64() * 1000.0),
+        wake_all.as_secs_f64() / wake_one.as_secs_f64(),
+    );
     drop(server);
     drop(broker);
     if let Some(parent) = args.out.parent() {

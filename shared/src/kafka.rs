@@ -506,8 +506,9 @@ impl Kafka {
             |e: &KafkaError| matches!(e.protocol(), Some(ProtocolError::OffsetOutOfRange));
         let bytes = 1..max_bytes.max(2);
         if max_wait_ms == 0 {
-            // Readers woken together at the same offset share one request. Any failure is
-            // left to the unshared fetch below, which reports it.
+            // Readers woken together at the same offset share one request. A timeout is
+            // shared too; any other failure is left to the unshared fetch below, which
+            // reports it.
             let (pc, bytes) = (Arc::clone(&pc), bytes.clone());
             let counted = Arc::clone(&self.fetch_requests);
             let fetch = self.timed(async move {
@@ -517,14 +518,19 @@ impl Kafka {
             let shared = self
                 .fetches
                 .share(topic, partition, offset, max_bytes, async move {
-                    fetch.await.ok().map(Arc::new)
+                    match fetch.await {
+                        Ok(answer) => Ok(Arc::new(answer)),
+                        Err(KafkaError::Timeout) => Err(fetches::Failed::TimedOut),
+                        Err(_) => Err(fetches::Failed::Other),
+                    }
                 })
                 .await;
-            if let Some(answer) = shared {
-                let (records, high_watermark) = &*answer;
-                if !(records.is_empty() && offset > *high_watermark) {
-                    return Ok((records.clone(), *high_watermark));
+            match shared {
+                Ok(answer) if !(answer.0.is_empty() && offset > answer.1) => {
+                    return Ok((answer.0.clone(), answer.1));
                 }
+                Err(fetches::Failed::TimedOut) => return Err(KafkaError::Timeout),
+                Ok(_) | Err(fetches::Failed::Other) => {}
             }
         }
         self.fetch_requests.fetch_add(1, Ordering::Relaxed);

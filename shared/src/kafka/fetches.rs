@@ -9,8 +9,10 @@
 //! that reader called (a record acknowledged before a read is in that read's answer), and a
 //! reader that goes away (its client disconnected) does not cancel the others' fetch.
 //!
-//! Only answers are shared. A reader whose shared fetch failed fetches again on its own, so
-//! errors (offset out of range, unknown partition) are reported to each exactly as before.
+//! Answers are shared, and so is a timeout (the broker did not answer in time: asking again
+//! at once would only double the wait). A reader whose shared fetch failed otherwise fetches
+//! again on its own, so errors (offset out of range, unknown partition) are reported to each
+//! exactly as before.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,8 +32,16 @@ struct Key {
     max_bytes: i32,
 }
 
-/// `None` when the fetch failed (or its task panicked).
-type InFlight = Shared<BoxFuture<'static, Option<Answer>>>;
+/// Why a shared fetch has no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failed {
+    /// The broker did not answer in time.
+    TimedOut,
+    /// Anything else (or the fetch's task panicked): ask again to learn what.
+    Other,
+}
+
+type InFlight = Shared<BoxFuture<'static, Result<Answer, Failed>>>;
 
 /// The fetches in flight of one Kafka handle.
 #[derive(Default)]
@@ -48,7 +58,7 @@ impl std::fmt::Debug for Fetches {
 
 impl Fetches {
     /// The answer of the fetch with these parameters that is about to be sent, or of `fetch`,
-    /// started now as a task, when there is none; `None` if that fetch failed.
+    /// started now as a task, when there is none.
     pub(super) async fn share<F>(
         &self,
         topic: &str,
@@ -56,9 +66,9 @@ impl Fetches {
         offset: i64,
         max_bytes: i32,
         fetch: F,
-    ) -> Option<Answer>
+    ) -> Result<Answer, Failed>
     where
-        F: Future<Output = Option<Answer>> + Send + 'static,
+        F: Future<Output = Result<Answer, Failed>> + Send + 'static,
     {
         let key = Key {
             topic: topic.to_owned(),
@@ -86,7 +96,10 @@ impl Fetches {
                             .remove(&key_done);
                         fetch.await
                     });
-                    let f = task.map(|r| r.ok().flatten()).boxed().shared();
+                    let f = task
+                        .map(|r| r.unwrap_or(Err(Failed::Other)))
+                        .boxed()
+                        .shared();
                     map.insert(key, f.clone());
                     f
                 }
@@ -127,7 +140,7 @@ mod tests {
                         .share("hub", 0, 7, 1024, async move {
                             runs.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            Some(answer(7))
+                            Ok(answer(7))
                         })
                         .await
                 })
@@ -148,7 +161,7 @@ mod tests {
             let runs = Arc::clone(&runs);
             async move {
                 runs.fetch_add(1, Ordering::SeqCst);
-                Some(answer(o))
+                Ok(answer(o))
             }
         };
         let (a, b) = tokio::join!(
@@ -168,7 +181,7 @@ mod tests {
         let g = Arc::clone(&gate);
         let mut first = Box::pin(fetches.share("hub", 0, 0, 1024, async move {
             g.notified().await;
-            Some(answer(3))
+            Ok(answer(3))
         }));
         let mut second = Box::pin(fetches.share("hub", 0, 0, 1024, async {
             unreachable!("joins the first fetch")
@@ -192,7 +205,7 @@ mod tests {
             f.share("hub", 0, 0, 1024, async move {
                 r.fetch_add(1, Ordering::SeqCst);
                 g.notified().await;
-                Some(answer(1))
+                Ok(answer(1))
             })
             .await
         });
@@ -205,7 +218,7 @@ mod tests {
         let later = fetches
             .share("hub", 0, 0, 1024, async move {
                 r.fetch_add(1, Ordering::SeqCst);
-                Some(answer(2))
+                Ok(answer(2))
             })
             .await;
         assert_eq!(
@@ -219,14 +232,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn share_failed_fetch_answers_none_fails() {
+    async fn share_failed_fetch_reports_why_fails() {
         let fetches = Fetches::default();
-        assert!(
-            fetches
-                .share("hub", 0, 0, 1024, async { None })
-                .await
-                .is_none()
-        );
+        for why in [Failed::Other, Failed::TimedOut] {
+            let got = fetches
+                .share("hub", 0, 0, 1024, async move { Err(why) })
+                .await;
+            assert_eq!(got.unwrap_err(), why);
+        }
+        let panicked = fetches
+            .share("hub", 0, 0, 1024, async {
+                panic!("the fetch task panicked")
+            })
+            .await;
+        assert_eq!(panicked.unwrap_err(), Failed::Other);
         assert_eq!(fetches.len(), 0);
     }
 }

@@ -11,6 +11,10 @@
 //! created): deleting a group removes its checkpoints, and a checkpoint written by a reader
 //! that raced the deletion is never honoured by a group created later under the same name.
 //! `$Default` exists on every hub, implicitly, and cannot be deleted.
+//!
+//! Creates of one group racing through several instances settle by the topic's order (the
+//! first create written while the group was absent wins; see `settle_create`), so exactly
+//! one answers 201 and the group that exists is that one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +76,11 @@ pub enum GroupError {
     NotFound { hub: String, group: String },
     #[error("consumer group '{0}' already exists")]
     Exists(String),
+    /// Another create of the same group, through another request, was written first.
+    #[error(
+        "consumer group '{0}' already exists: it was created at the same time through another request"
+    )]
+    CreatedConcurrently(String),
     #[error(
         "hub '{hub}' already has {limit} consumer groups, the most allowed (limits.max_consumer_groups_per_hub); delete one first"
     )]
@@ -197,6 +206,8 @@ impl ConsumerGroups {
         by: &str,
     ) -> Result<ConsumerGroup, GroupError> {
         self.table.sync().await?;
+        // Everything before `seen` is in the map the checks below look at.
+        let seen = self.table.next_offset();
         if self.lookup(hub, group).is_some() {
             return Err(GroupError::Exists(group.to_owned()));
         }
@@ -216,9 +227,78 @@ impl ConsumerGroups {
         // Checkpoints of an earlier group of this name are already unusable (another
         // generation); remove any a racing reader left, so compaction can drop them.
         let mut writes = self.checkpoint_tombstones(hub, group);
-        writes.push((group_key(hub, group), Some(Stored::Group(created.clone()))));
-        self.table.write(writes).await?;
-        Ok(created)
+        let key = group_key(hub, group);
+        writes.push((key.clone(), Some(Stored::Group(created.clone()))));
+        let offsets = self.table.write(writes).await?;
+        match offsets.last() {
+            Some(&mine) => self.settle_create(&key, created, seen, mine).await,
+            None => Ok(created),
+        }
+    }
+
+    /// Settles creates of one group racing through several instances (each found no group
+    /// and wrote one). The first create written while the group was absent wins, decided by
+    /// replaying the key's records from the topic, so every racer reaches the same answer:
+    /// the winner answers 201 and every other racer 409. The map keeps a key's last record,
+    /// so whoever finds a racer's record after the winner's writes the winner's group again:
+    /// the group that exists is the one answered with 201.
+    async fn settle_create(
+        &self,
+        key: &str,
+        created: ConsumerGroup,
+        seen: i64,
+        mine: i64,
+    ) -> Result<ConsumerGroup, GroupError> {
+        let history = match self.table.history(key, seen).await {
+            Ok(h) => h,
+            Err(e) => {
+                // Written and read back: created, unless a racer won, which cannot be told.
+                tracing::warn!(key, error = %e, "could not check for a racing create");
+                return Ok(created);
+            }
+        };
+        // Replay: `winner` is the group of the create that found the key absent; later
+        // creates while it lives are racers. `last` is what the map holds now.
+        let mut winner: Option<&ConsumerGroup> = None;
+        let mut i_won = false;
+        let mut last: Option<&ConsumerGroup> = None;
+        for (offset, value) in &history {
+            let group = match value {
+                Some(Stored::Group(g)) => Some(g),
+                _ => None,
+            };
+            if winner.is_none() && group.is_some() {
+                winner = group;
+                i_won = *offset == mine;
+            } else if group.is_none() {
+                winner = None;
+            }
+            last = group;
+        }
+        if let (Some(w), Some(l)) = (winner, last)
+            && w != l
+        {
+            let w = w.clone();
+            tracing::info!(
+                key,
+                "a racing create overwrote the first one; writing the first again"
+            );
+            self.table
+                .write(vec![(key.to_owned(), Some(Stored::Group(w)))])
+                .await?;
+        } else if history
+            .last()
+            .is_some_and(|(offset, _)| *offset >= self.table.next_offset())
+        {
+            // The history went past the map (a racer's records): answer from a map that
+            // has them, as a write would.
+            self.table.sync().await?;
+        }
+        if i_won {
+            Ok(created)
+        } else {
+            Err(GroupError::CreatedConcurrently(created.name))
+        }
     }
 
     /// One group (see [`found_fresh`](Self::found_fresh)).

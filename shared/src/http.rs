@@ -115,7 +115,7 @@ impl ApiError {
                 use crate::consumer_groups::GroupError as G;
                 match e {
                     G::NotFound { .. } => (StatusCode::NOT_FOUND, 40405),
-                    G::Exists(_) => (StatusCode::CONFLICT, 40903),
+                    G::Exists(_) | G::CreatedConcurrently(_) => (StatusCode::CONFLICT, 40903),
                     G::TooMany { .. } => (StatusCode::FORBIDDEN, 40303),
                     G::DefaultIsPermanent => (StatusCode::BAD_REQUEST, 40003),
                     G::Kafka(k) => k.status_and_code(),

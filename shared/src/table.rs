@@ -25,6 +25,9 @@ const FETCH_BYTES: i32 = 1024 * 1024;
 /// Bound on fetch round trips in one refresh (each returns up to `FETCH_BYTES`).
 const MAX_FETCHES: usize = 1000;
 
+/// A record as read: offset, key, value (`None`: a tombstone).
+type Update<V> = (i64, String, Option<V>);
+
 /// One entry: the value and the offset it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<V> {
@@ -151,9 +154,39 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     async fn refresh_locked(&self) -> Result<(), KafkaError> {
         self.ensure_topic().await?;
         let started = Instant::now();
-        let mut next = self.read_state().next_offset;
-        let mut reload = false;
-        let mut updates: Vec<(i64, String, Option<V>)> = Vec::new();
+        let from = self.read_state().next_offset;
+        let (updates, next, reload) = match self.read_from(from).await {
+            Ok((updates, next)) => (updates, next, false),
+            Err(KafkaError::OffsetOutOfRange { earliest, .. }) if from != earliest => {
+                // Before the start: retention removed what this process had not read. Past
+                // the end: the topic was recreated. Either way the map no longer matches the
+                // topic: read it all again.
+                tracing::warn!(topic = %self.topic, next = from, earliest, "store topic offsets moved; reloading it");
+                let (updates, next) = self.read_from(earliest).await?;
+                (updates, next, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut state = self.write_state();
+        if reload {
+            state.entries.clear();
+        }
+        for (offset, k, v) in updates {
+            match v {
+                Some(value) => state.entries.insert(k, Entry { offset, value }),
+                None => state.entries.remove(&k),
+            };
+        }
+        state.next_offset = next;
+        state.refreshed_at = Some(started);
+        Ok(())
+    }
+
+    /// Reads the topic from `from` to its end (at most [`MAX_FETCHES`] round trips): the
+    /// `(offset, key, value)` records in topic order, and the offset to read next.
+    async fn read_from(&self, from: i64) -> Result<(Vec<Update<V>>, i64), KafkaError> {
+        let mut next = from;
+        let mut updates = Vec::new();
         for _ in 0..MAX_FETCHES {
             let (records, high_watermark) = match self
                 .kafka
@@ -161,16 +194,6 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 .await
             {
                 Ok(r) => r,
-                Err(KafkaError::OffsetOutOfRange { earliest, .. }) if next != earliest => {
-                    // Before the start: retention removed what this process had not read.
-                    // Past the end: the topic was recreated. Either way the map no longer
-                    // matches the topic: read it all again.
-                    tracing::warn!(topic = %self.topic, next, earliest, "store topic offsets moved; reloading it");
-                    reload = true;
-                    updates.clear();
-                    next = earliest;
-                    continue;
-                }
                 Err(e @ (KafkaError::UnknownTopic(_) | KafkaError::UnknownPartition { .. })) => {
                     // The topic was deleted: the next refresh recreates it.
                     self.write_state().topic_ready = false;
@@ -178,8 +201,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 }
                 Err(e) => return Err(e),
             };
-            let from = next;
-            for r in records.into_iter().filter(|r| r.offset >= from) {
+            let start = next;
+            for r in records.into_iter().filter(|r| r.offset >= start) {
                 next = r.offset + 1;
                 let Some(k) = r.record.key.and_then(|k| String::from_utf8(k).ok()) else {
                     continue;
@@ -201,19 +224,24 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 break;
             }
         }
-        let mut state = self.write_state();
-        if reload {
-            state.entries.clear();
-        }
-        for (offset, k, v) in updates {
-            match v {
-                Some(value) => state.entries.insert(k, Entry { offset, value }),
-                None => state.entries.remove(&k),
-            };
-        }
-        state.next_offset = next;
-        state.refreshed_at = Some(started);
-        Ok(())
+        Ok((updates, next))
+    }
+
+    /// Where the map ends: it holds every record before this offset (no I/O).
+    pub fn next_offset(&self) -> i64 {
+        self.read_state().next_offset
+    }
+
+    /// The records of `key` from offset `from` to the topic's end, read from Kafka now:
+    /// `(offset, value)` in topic order (`None`: removed). A writer uses it to learn what
+    /// other processes wrote to the key around its own write.
+    pub async fn history(&self, key: &str, from: i64) -> Result<Vec<(i64, Option<V>)>, KafkaError> {
+        let (updates, _) = self.read_from(from).await?;
+        Ok(updates
+            .into_iter()
+            .filter(|(_, k, _)| k == key)
+            .map(|(offset, _, value)| (offset, value))
+            .collect())
     }
 
     /// Writes `(key, value)` pairs (`None`: remove) as one produce request, then reads them

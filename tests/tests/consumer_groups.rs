@@ -1,7 +1,8 @@
 //! End-to-end: consumer groups over stateless HTTP on the real broker. Two hubgate processes
 //! share a group's progress through checkpoints stored in Kafka; Listen tokens minted for a
 //! group work for that group only; deleting a group removes its checkpoints; a long poll
-//! answers as soon as an event arrives, also when another instance received it.
+//! answers as soon as an event arrives, also when another instance received it; creates of
+//! one group racing through two instances settle with one 201.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
@@ -57,10 +58,20 @@ fn offsets(read: &Value) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn consumer_group_two_instances_share_checkpoints_ok() {
+/// Two hubgate processes on one broker (`extra` TOML for both), a client, a Manage token,
+/// and the hub `hub` with `partitions` partitions.
+struct TwoInstances {
+    a: HubgateProcess,
+    b: HubgateProcess,
+    client: Client,
+    manage: String,
+    config: hubgate_shared::Config,
+    _broker: Broker,
+}
+
+async fn two_instances(extra: &str, partitions: i32) -> TwoInstances {
     let broker = Broker::start();
-    let toml = test_config_toml(&broker.bootstrap(), "");
+    let toml = test_config_toml(&broker.bootstrap(), extra);
     let config = hubgate_shared::Config::from_toml(&toml).unwrap();
     let a = HubgateProcess::start(&toml);
     let b = HubgateProcess::start(&toml);
@@ -70,10 +81,30 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         &client,
         &a.url("/v1/topics/hub"),
         &manage,
-        json!({"partition_count": 2}),
+        json!({"partition_count": partitions}),
     )
     .await;
     assert_eq!(status, 201);
+    TwoInstances {
+        a,
+        b,
+        client,
+        manage,
+        config,
+        _broker: broker,
+    }
+}
+
+#[tokio::test]
+async fn consumer_group_two_instances_share_checkpoints_ok() {
+    let TwoInstances {
+        a,
+        b,
+        client,
+        manage,
+        config,
+        _broker,
+    } = two_instances("", 2).await;
     for i in 0..5 {
         send(
             &client,
@@ -571,4 +602,72 @@ async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Creates of one group racing through two instances: exactly one answers 201, the other 409,
+/// and the group both instances show afterwards is the one that answered 201.
+#[tokio::test]
+async fn consumer_group_racing_creates_one_wins_ok() {
+    let TwoInstances {
+        a,
+        b,
+        client,
+        manage,
+        _broker,
+        ..
+    } = two_instances("[limits]\nmax_consumer_groups_per_hub = 100", 1).await;
+    // Both instances have read the store once, so neither pays for that in the race.
+    for gw in [&a, &b] {
+        assert_eq!(
+            get(&client, &gw.url("/hub/consumergroups"), &manage)
+                .await
+                .0,
+            200
+        );
+    }
+    let mut both_passed_the_check = 0;
+    for round in 0..30 {
+        let path = format!("/hub/consumergroups/g{round}");
+        let (url_a, url_b) = (a.url(&path), b.url(&path));
+        let (ra, rb) = tokio::join!(
+            put(
+                &client,
+                &url_a,
+                &manage,
+                json!({"user_metadata": "through a"})
+            ),
+            put(
+                &client,
+                &url_b,
+                &manage,
+                json!({"user_metadata": "through b"})
+            ),
+        );
+        let mut statuses = [ra.0, rb.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}: {ra:?} {rb:?}");
+        let winner = if ra.0 == 201 {
+            "through a"
+        } else {
+            "through b"
+        };
+        for gw in [&a, &b] {
+            let (status, group) = get(&client, &gw.url(&path), &manage).await;
+            assert_eq!(status, 200);
+            assert_eq!(
+                group["user_metadata"],
+                winner,
+                "round {round}: {ra:?} {rb:?} via {}: {group}",
+                gw.url("")
+            );
+        }
+        let loser = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+        assert_eq!(loser["error_code"], 40903, "{loser}");
+        both_passed_the_check += usize::from(
+            loser["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("at the same time")),
+        );
+    }
+    println!("{both_passed_the_check} of 30 rounds: both creates were written, one won");
 }

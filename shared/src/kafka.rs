@@ -527,7 +527,8 @@ impl Kafka {
                 .await;
             match shared {
                 Ok(answer) if !(answer.0.is_empty() && offset > answer.1) => {
-                    return Ok((answer.0.clone(), answer.1));
+                    // A reader that fetched alone owns the answer: no copy.
+                    return Ok(Arc::try_unwrap(answer).unwrap_or_else(|shared| (*shared).clone()));
                 }
                 Err(fetches::Failed::TimedOut) => return Err(KafkaError::Timeout),
                 Ok(_) | Err(fetches::Failed::Other) => {}

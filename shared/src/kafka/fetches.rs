@@ -154,6 +154,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn share_lone_reader_owns_the_answer_ok() {
+        let fetches = Fetches::default();
+        let a = fetches
+            .share("hub", 0, 0, 1024, async { Ok(answer(4)) })
+            .await
+            .unwrap();
+        assert_eq!(
+            Arc::strong_count(&a),
+            1,
+            "nothing else holds it: no copy needed"
+        );
+    }
+
+    #[tokio::test]
     async fn share_different_offsets_or_later_fetches_not_shared_ok() {
         let fetches = Fetches::default();
         let runs = Arc::new(AtomicUsize::new(0));

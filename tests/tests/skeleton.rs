@@ -8,6 +8,18 @@ use std::collections::BTreeMap;
 use hubgate_tests::{Env, NAMESPACE, kafka_python_read, latest_offsets, now, token};
 use serde_json::{Value, json};
 
+/// `GET path` on the gateway with `token`: the status and the JSON body.
+async fn get_json(env: &Env, path: &str, token: &str) -> (reqwest::StatusCode, Value) {
+    let r = env
+        .http
+        .get(env.gateway.url(path))
+        .header("authorization", token)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
 #[tokio::test]
 async fn hdinsight_produce_consume_roundtrip_ok() {
     let env = Env::start("").await;
@@ -116,14 +128,11 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
 
     // Metadata.
     let get = |path: &str| {
-        let req = env
-            .http
-            .get(env.gateway.url(path))
-            .header("authorization", &manage);
+        let (env, manage, path) = (&env, &manage, path.to_owned());
         async move {
-            let r = req.send().await.unwrap();
-            assert_eq!(r.status(), 200, "{}", r.url());
-            r.json::<Value>().await.unwrap()
+            let (status, v) = get_json(env, &path, manage).await;
+            assert_eq!(status, 200, "{path}: {v}");
+            v
         }
     };
     assert_eq!(
@@ -458,26 +467,15 @@ async fn metadata_after_broker_restart_ok() {
     let mut env = Env::start("").await;
     env.create_topic("orders", 2).await;
     let manage = env.token("manage", "");
-    let get = |env: &Env, path: &str| {
-        let req = env
-            .http
-            .get(env.gateway.url(path))
-            .header("authorization", &manage);
-        async move {
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
     for _ in 0..3 {
-        let (status, v) = get(&env, "/v1/metadata/topics/orders/partitions").await;
+        let (status, v) = get_json(&env, "/v1/metadata/topics/orders/partitions", &manage).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
     }
     env.broker.restart();
-    let (status, v) = get(&env, "/v1/metadata/brokers").await;
+    let (status, v) = get_json(&env, "/v1/metadata/brokers", &manage).await;
     assert_eq!(status, 200, "after the restart: {v}");
-    let (status, v) = get(&env, "/v1/metadata/topics/orders/partitions/1").await;
+    let (status, v) = get_json(&env, "/v1/metadata/topics/orders/partitions/1", &manage).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["partition_id"], 1);
 }

@@ -88,6 +88,18 @@ where
     )
 }
 
+/// Creates the one-partition hub `name`.
+async fn create_hub(client: &reqwest::Client, base: &str, token: &str, name: &str) {
+    let r = client
+        .put(format!("{base}/v1/topics/{name}"))
+        .header("authorization", token)
+        .json(&json!({"partition_count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "create hub {name}");
+}
+
 /// p50 and p99 ms of `n` sequential one-record produce requests.
 async fn produce_latency(client: &reqwest::Client, url: &str, token: &str, n: usize) -> (f64, f64) {
     let mut lat = Vec::with_capacity(n);
@@ -128,14 +140,7 @@ async fn main() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let r = client
-        .put(format!("{base}/v1/topics/{HUB}"))
-        .header("authorization", &manage)
-        .json(&json!({"partition_count": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_hub(&client, &base, &manage, HUB).await;
     let produce_url = format!("{base}/v1/producer/topics/{HUB}");
     for chunk in 0..EVENTS / 100 {
         let records: Vec<_> = (0..100)
@@ -198,14 +203,7 @@ async fn main() {
     // A checkpoint against a one-record produce. The produce goes to a hub of its own: tansu's
     // ListOffsets (which a checkpoint asks) takes time growing with the partition, so the
     // checkpointed partition keeps its size whatever the produce rate.
-    let r = client
-        .put(format!("{base}/v1/topics/scratch"))
-        .header("authorization", &manage)
-        .json(&json!({"partition_count": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_hub(&client, &base, &manage, "scratch").await;
     let (c, b, t) = (client.clone(), base.clone(), manage.clone());
     let produce = load(args.seconds, 8, move |i| {
         c.post(format!("{b}/v1/producer/topics/scratch"))
@@ -263,23 +261,9 @@ async fn main() {
     let pid = server.child.id();
     let idle_rss = rss_mib(pid);
     // Waiters watch their own hub, so the produce requests below do not wake them.
-    let r = client
-        .put(format!("{base}/v1/topics/quiet"))
-        .header("authorization", &manage)
-        .json(&json!({"partition_count": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_hub(&client, &base, &manage, "quiet").await;
     // Baseline for waking: one waiting read on a hub of its own.
-    let r = client
-        .put(format!("{base}/v1/topics/single"))
-        .header("authorization", &manage)
-        .json(&json!({"partition_count": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_hub(&client, &base, &manage, "single").await;
     let one = {
         let (c, t) = (client.clone(), manage.clone());
         let url = format!(

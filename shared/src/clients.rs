@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::access::Access;
 use crate::consumer_groups::ConsumerGroups;
 use crate::{Config, Gate, Kafka, Revocations};
 
@@ -13,6 +14,8 @@ pub struct Clients {
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
     pub consumer_groups: Arc<ConsumerGroups>,
+    /// The authorization decision of every request (routers and authorizer).
+    pub access: Arc<Access>,
 }
 
 impl Clients {
@@ -29,7 +32,13 @@ impl Clients {
         let kafka = Arc::new(Kafka::new(&config.kafka).map_err(|e| e.to_string())?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
         let consumer_groups = Arc::new(ConsumerGroups::new(Arc::clone(&kafka), config));
+        let access = Arc::new(Access::new(
+            config,
+            Arc::clone(&gate),
+            Arc::clone(&revocations),
+        ));
         Ok(Self {
+            access,
             gate,
             kafka,
             revocations,

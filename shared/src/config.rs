@@ -483,13 +483,19 @@ impl Config {
 
     /// Whether `hub` may be used through the gateway (see [`Config::hubs`]).
     pub fn hub_allowed(&self, hub: &str) -> bool {
-        validate_hub(hub).is_ok() && (self.hubs.is_empty() || self.hubs.iter().any(|h| h == hub))
+        hub_exposed(&self.hubs, hub)
     }
 
     /// The rule called `name`.
     pub fn rule(&self, name: &str) -> Option<&RuleConfig> {
         self.rules.iter().find(|r| r.name == name)
     }
+}
+
+/// Whether `hub` is a valid hub name that `hubs` (the configured list; empty: every hub)
+/// exposes.
+pub fn hub_exposed(hubs: &[String], hub: &str) -> bool {
+    validate_hub(hub).is_ok() && (hubs.is_empty() || hubs.iter().any(|h| h == hub))
 }
 
 impl RuleConfig {

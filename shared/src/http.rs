@@ -10,9 +10,19 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::middleware::Next;
+use axum::routing::{MethodFilter, MethodRouter};
+
+use crate::access::{Access, Grant, Refusal};
 use crate::authz::AuthError;
 use crate::kafka::KafkaError;
 use crate::names::NameError;
+use crate::routes::{
+    FunctionRoute, Method, ParamError, ProxyRoute, ROUTES, Route, RouteId, match_path,
+};
 
 /// Every error a route can answer with.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +34,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     BadName(#[from] NameError),
+    #[error(transparent)]
+    BadParam(#[from] ParamError),
     #[error("{0}")]
     UnknownTopic(String),
     #[error("{0}")]
@@ -66,6 +78,35 @@ pub enum ApiError {
     /// Too many reads of this process are waiting for events.
     #[error("{0}")]
     Busy(String),
+    /// A defect of the gateway (the detail is logged, the client sees a generic message).
+    #[error("internal error")]
+    Internal(&'static str),
+}
+
+impl From<crate::routes::MissingParam> for ApiError {
+    fn from(_: crate::routes::MissingParam) -> Self {
+        Self::Internal("a handler asked for a parameter its route does not have")
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Auth(e) => Self::Unauthorized(e),
+            Refusal::Param(e) => Self::BadParam(e),
+            // Creating a topic the gateway would not expose is a configuration mistake to explain.
+            Refusal::NotExposed {
+                route: RouteId::KafkaProxy(ProxyRoute::CreateTopic),
+                hub,
+            } => Self::BadRequest(format!(
+                "'{hub}' is not one of the configured hubs; add it to `hubs` first"
+            )),
+            Refusal::NotExposed { hub, .. } => {
+                Self::UnknownTopic(format!("topic '{hub}' does not exist"))
+            }
+            Refusal::Unavailable(e) => Self::Kafka(e),
+        }
+    }
 }
 
 impl From<crate::consumer_groups::GroupError> for ApiError {
@@ -92,7 +133,10 @@ impl ApiError {
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
             Self::Unauthorized(e) => e.status_and_code(),
-            Self::BadRequest(_) | Self::BadName(_) => (StatusCode::BAD_REQUEST, 40001),
+            Self::BadRequest(_) | Self::BadName(_) | Self::BadParam(_) => {
+                (StatusCode::BAD_REQUEST, 40001)
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
             Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
             Self::UnknownPartition(_) => (StatusCode::NOT_FOUND, 40402),
             Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
@@ -125,15 +169,28 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What the client is told: never a broker's or a library's own words.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Kafka(e) => e.client_message(),
+            Self::PartialProduce { source, .. } => format!(
+                "{} Some records were acknowledged (see offsets); retrying them writes them again.",
+                source.client_message()
+            ),
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error_code) = self.status_and_code();
         let mut offsets = None;
-        let message = match self {
+        match self {
             Self::Kafka(ref e) => {
                 // The broker's own words stay in the log.
                 tracing::warn!(error = %e, detail = ?e, "kafka operation failed");
-                e.client_message()
             }
             Self::PartialProduce {
                 ref source,
@@ -141,17 +198,12 @@ impl IntoResponse for ApiError {
             } => {
                 tracing::warn!(error = %source, detail = ?source, "produce partly failed");
                 offsets = Some(o.clone());
-                format!(
-                    "{} Some records were acknowledged (see offsets); retrying them writes them again.",
-                    source.client_message()
-                )
             }
-            Self::Unauthorized(ref e) => {
-                tracing::info!(reason = %e, "request refused");
-                self.to_string()
-            }
-            _ => self.to_string(),
-        };
+            Self::Unauthorized(ref e) => tracing::info!(reason = %e, "request refused"),
+            Self::Internal(detail) => tracing::error!(detail, "internal error"),
+            _ => {}
+        }
+        let message = self.client_message();
         let body = ErrorBody {
             error_code,
             message,
@@ -205,11 +257,137 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     })
 }
 
+/// A function's router, built from the route table: every route of `R`'s function, its
+/// handler from `handler` (an exhaustive `match` on `R`, so a route without a handler does
+/// not compile), and before the handler the route's authorization ([`Access::decide`]), which
+/// hands the handler its [`Grant`].
+pub fn table_router<R, S>(
+    access: &Arc<Access>,
+    handler: impl Fn(R, MethodFilter) -> MethodRouter<S>,
+) -> axum::Router<S>
+where
+    R: FunctionRoute,
+    S: Clone + Send + Sync + 'static,
+{
+    let mut router = axum::Router::new();
+    for route in ROUTES {
+        let Some(id) = R::of(route.id) else { continue };
+        let filter = match route.method {
+            Method::Delete => MethodFilter::DELETE,
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Put => MethodFilter::PUT,
+        };
+        let access = Arc::clone(access);
+        let guarded = handler(id, filter).route_layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let access = Arc::clone(&access);
+                async move { guard(route, &access, request, next).await }
+            },
+        ));
+        router = router.route(route.path, guarded);
+    }
+    router
+}
+
+/// Runs the route's authorization and hands the [`Grant`] to the handler.
+async fn guard(
+    route: &'static Route,
+    access: &Access,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let decision = match match_path(request.uri().path()) {
+        Some(m) if m.template == route.path => {
+            access.decide(route, &m.params(), request.headers()).await
+        }
+        // The normalizing layer sent a path of another template: a defect.
+        _ => return ApiError::Internal("route and path disagree").into_response(),
+    };
+    match decision {
+        Ok(grant) => {
+            if let Some(grant) = grant {
+                request.extensions_mut().insert(grant);
+            }
+            next.run(request).await
+        }
+        Err(refusal) => ApiError::from(refusal).into_response(),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Grant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.remove::<Grant>().ok_or(ApiError::Internal(
+            "a handler of a public route asked for a grant",
+        ))
+    }
+}
+
+/// The app served for one or more functions' table routers (merged): Event Hubs keywords
+/// normalized before routing, 404 for paths outside the table and 405 (with axum's `Allow`)
+/// in the JSON error shape, request ids and the log line.
+pub fn serve(routes: axum::Router) -> axum::Router {
+    let inner = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let outer = axum::Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::from_fn(normalize));
+    with_request_layers(outer)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see the README for the API".into())
+}
+
+async fn method_not_allowed(method: http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "{method} is not served here; the Allow header lists the methods that are"
+    ))
+}
+
+/// Matches the path against the route table: no route, 404; otherwise the path is handed on
+/// with its keywords in their canonical form (`/hub/Messages` → `/hub/messages`), so the
+/// routers match exactly, and the matched template goes into the log line.
+async fn normalize(mut request: Request, next: Next) -> Response {
+    let canonical = {
+        let path = request.uri().path();
+        let Some(m) = match_path(path) else {
+            return not_found().await.into_response();
+        };
+        tracing::Span::current().record("route", m.template);
+        let canonical = m.canonical_path();
+        (canonical != path).then_some(canonical)
+    };
+    if let Some(path) = canonical {
+        let uri = request.uri();
+        let path_and_query = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = uri.clone().into_parts();
+        match path_and_query.parse() {
+            Ok(pq) => parts.path_and_query = Some(pq),
+            Err(_) => return ApiError::Internal("canonical path not a URI").into_response(),
+        }
+        match http::Uri::from_parts(parts) {
+            Ok(u) => *request.uri_mut() = u,
+            Err(_) => return ApiError::Internal("canonical path not a URI").into_response(),
+        }
+    }
+    next.run(request).await
+}
+
 /// Request ids (`x-request-id`, generated when absent, echoed in the response) and one
 /// structured log line per request with request id, method, path, route (the matched
-/// template), principal (recorded by [`Gate::check`](crate::Gate::check); never a token or
-/// key), status and latency.
-pub fn with_request_layers(router: axum::Router) -> axum::Router {
+/// template), principal (recorded by [`Access::decide`]; never a token or key), status and
+/// latency.
+fn with_request_layers(router: axum::Router) -> axum::Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::{DefaultOnResponse, TraceLayer};
     let trace = TraceLayer::new_for_http()
@@ -219,16 +397,12 @@ pub fn with_request_layers(router: axum::Router) -> axum::Router {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            let route = req
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map_or("-", axum::extract::MatchedPath::as_str);
             tracing::info_span!(
                 "request",
                 request_id = %id,
                 method = %req.method(),
                 path = %req.uri().path(),
-                route,
+                route = tracing::field::Empty,
                 principal = tracing::field::Empty,
             )
         })
@@ -238,38 +412,9 @@ pub fn with_request_layers(router: axum::Router) -> axum::Router {
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
     router
-        .layer(axum::middleware::from_fn(method_not_allowed))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-}
-
-/// Gives a 405 the JSON error shape and an `Allow` header with the methods the route table
-/// serves at that path (the routers match several resources with one pattern, so their own
-/// `Allow` would list methods of other resources). No route at all there: 404.
-async fn method_not_allowed(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    // Cheap clones (shared bytes): this runs on every request.
-    let uri = request.uri().clone();
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
-        return response;
-    }
-    let allowed = crate::routes::methods_for(uri.path()).join(", ");
-    if allowed.is_empty() {
-        return ApiError::NotFound("no such route; see the README for the API".into())
-            .into_response();
-    }
-    let mut response =
-        ApiError::MethodNotAllowed(format!("{method} is not served here; use {allowed}"))
-            .into_response();
-    if let Ok(v) = HeaderValue::from_str(&allowed) {
-        response.headers_mut().insert(header::ALLOW, v);
-    }
-    response
 }
 
 impl From<JsonRejection> for ApiError {
@@ -323,13 +468,6 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
-/// Parses a partition number from a path segment.
-pub fn parse_partition(s: &str) -> Result<i32, ApiError> {
-    s.parse::<i32>().ok().filter(|p| *p >= 0).ok_or_else(|| {
-        ApiError::BadRequest("partition must be an integer from 0 to 2147483647".into())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,14 +503,5 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(v["error_code"], 50301);
         assert_eq!(r.headers()["retry-after"], "1");
-    }
-
-    #[test]
-    fn parse_partition_ok_and_fails() {
-        assert_eq!(parse_partition("0").unwrap(), 0);
-        assert_eq!(parse_partition("2147483647").unwrap(), i32::MAX);
-        for bad in ["-1", "x", "2147483648", "", "1.0", " 1"] {
-            assert!(parse_partition(bad).is_err(), "{bad}");
-        }
     }
 }

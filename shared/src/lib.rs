@@ -1,6 +1,7 @@
 //! What hubgate's functions share: Event Hubs SAS tokens, the authorization decision,
 //! configuration, Kafka access, the HTTP error shape and the serverless runtime glue.
 
+pub mod access;
 pub mod authz;
 pub mod clients;
 pub mod config;

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::names::{MAX_CONSUMER_GROUP_LEN, MAX_HUB_LEN, MAX_PUBLISHER_LEN};
-use crate::routes::{ROUTES, Route};
+use crate::routes::{AuthorizerRoute, IssuerRoute, Need, ProxyRoute, ROUTES, Route, RouteId};
 
 /// Who may call an operation, for its `security` and its 401/403 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,8 +165,12 @@ fn count_query(default: u64) -> Value {
 
 #[allow(clippy::too_many_lines)] // one arm per route: the table is the point
 fn operation(route: &Route) -> Operation {
-    use Access::{Credential, InBody, Public};
-    let op = |id, tag, summary, description, access| Operation {
+    let access = match route.need {
+        Need::Public => Access::Public,
+        Need::InBody => Access::InBody,
+        _ => Access::Credential,
+    };
+    let op = |id, tag, summary, description| Operation {
         id,
         tag,
         summary,
@@ -180,74 +184,68 @@ fn operation(route: &Route) -> Operation {
         responses: vec![(status, response)],
         ..o
     };
-    match (route.method, route.path) {
-        ("GET", "/openapi.json") => ok(
+    match route.id {
+        RouteId::KafkaProxy(ProxyRoute::OpenApi) => ok(
             op(
                 "getOpenApi",
                 "meta",
                 "This document",
                 "The OpenAPI 3.1 description of the gateway.",
-                Public,
             ),
             "200",
             json_response("The document.", json!({ "type": "object" })),
         ),
-        ("GET", "/v1/status") => ok(
+        RouteId::KafkaProxy(ProxyRoute::Status) => ok(
             op(
                 "getStatus",
                 "hdinsight",
                 "Gateway status",
                 "Any valid credential. Reports whether Kafka answers within 1 s.",
-                Credential,
             ),
             "200",
             json_response("Status.", schema_ref("Status")),
         ),
-        ("GET", "/v1/metadata/brokers") => ok(
+        RouteId::KafkaProxy(ProxyRoute::Brokers) => ok(
             op(
                 "listBrokers",
                 "hdinsight",
                 "Kafka brokers",
                 "Listen on the namespace.",
-                Credential,
             ),
             "200",
             json_response("The brokers.", schema_ref("Brokers")),
         ),
-        ("GET", "/v1/metadata/topics") => ok(
+        RouteId::KafkaProxy(ProxyRoute::Topics) => ok(
             op(
                 "listTopics",
                 "hdinsight",
                 "Topics",
                 "The topics the credential may Listen to.",
-                Credential,
             ),
             "200",
             json_response("The topics.", schema_ref("Topics")),
         ),
-        ("GET", "/v1/metadata/topics/{topic}/partitions") => ok(
+        RouteId::KafkaProxy(ProxyRoute::TopicPartitions) => ok(
             op(
                 "listPartitions",
                 "hdinsight",
                 "Partitions of a topic",
                 "Listen on the hub.",
-                Credential,
             ),
             "200",
             json_response("Partition placement.", schema_ref("TopicPartitions")),
         ),
-        ("GET", "/v1/metadata/topics/{topic}/partitions/{partition}") => ok(
+        RouteId::KafkaProxy(ProxyRoute::TopicPartition) => ok(
             op(
                 "getPartition",
                 "hdinsight",
                 "One partition",
                 "Listen on the hub. Placement and earliest/latest offsets.",
-                Credential,
             ),
             "200",
             json_response("The partition.", schema_ref("PartitionMetadata")),
         ),
-        ("PUT", "/v1/topics/{topic}") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::CreateTopic) => Operation {
             body: Some(json_body(schema_ref("CreateTopic"), true)),
             responses: vec![
                 ("201", json_response("Created.", schema_ref("CreatedTopic"))),
@@ -261,10 +259,9 @@ fn operation(route: &Route) -> Operation {
                 "hdinsight",
                 "Create a topic",
                 "Manage on the hub. Topic properties are Kafka topic configs.",
-                Credential,
             )
         },
-        ("POST", "/v1/producer/topics/{topic}") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::Produce) => Operation {
             body: Some(json_body(schema_ref("ProduceRequest"), true)),
             responses: vec![
                 (
@@ -284,29 +281,25 @@ fn operation(route: &Route) -> Operation {
                 "hdinsight",
                 "Produce records",
                 "Send on the hub. 200 only when Kafka acknowledged every record. `Idempotency-Key` makes retries safe.",
-                Credential,
             )
         },
-        ("GET", "/v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}") => {
-            Operation {
-                query: vec![count_query(1)],
-                responses: vec![(
-                    "200",
-                    with_headers(
-                        json_response("The records.", schema_ref("ConsumeResponse")),
-                        next_offset_header(),
-                    ),
-                )],
-                ..op(
-                    "consume",
-                    "hdinsight",
-                    "Read records from an offset",
-                    "Listen on the hub. At most `count` records and `limits.max_consume_bytes` of them.",
-                    Credential,
-                )
-            }
-        }
-        ("POST", "/v1/tokens") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::Consume) => Operation {
+            query: vec![count_query(1)],
+            responses: vec![(
+                "200",
+                with_headers(
+                    json_response("The records.", schema_ref("ConsumeResponse")),
+                    next_offset_header(),
+                ),
+            )],
+            ..op(
+                "consume",
+                "hdinsight",
+                "Read records from an offset",
+                "Listen on the hub. At most `count` records and `limits.max_consume_bytes` of them.",
+            )
+        },
+        RouteId::TokenIssuer(IssuerRoute::MintToken) => Operation {
             body: Some(json_body(schema_ref("MintRequest"), true)),
             responses: vec![(
                 "200",
@@ -317,10 +310,9 @@ fn operation(route: &Route) -> Operation {
                 "tokens",
                 "Mint a SAS token",
                 "Manage on the hub named in the body. A publisher token can Send as that publisher only; a consumer-group token can Listen through that group only.",
-                Credential,
             )
         },
-        ("POST", "/v1/authorize") => Operation {
+        RouteId::Authorizer(AuthorizerRoute::Authorize) => Operation {
             body: Some(json_body(schema_ref("AuthorizeRequest"), true)),
             responses: vec![(
                 "200",
@@ -331,10 +323,9 @@ fn operation(route: &Route) -> Operation {
                 "authorizer",
                 "Decide a request",
                 "The authorizer's decision for a credential, method and path, for gateways other than API Gateway.",
-                InBody,
             )
         },
-        ("POST", "/{hub}/messages") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::SendToHub) => Operation {
             body: Some(event_body()),
             responses: vec![
                 ("201", empty_response("Acknowledged by Kafka.")),
@@ -345,10 +336,9 @@ fn operation(route: &Route) -> Operation {
                 "eventhubs",
                 "Send an event or a batch",
                 "Send on the hub. `BrokerProperties: {\"PartitionKey\": …}` picks the partition; other custom headers become properties.",
-                Credential,
             )
         },
-        ("POST", "/{hub}/partitions/{partition}/messages") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::SendToPartition) => Operation {
             body: Some(event_body()),
             responses: vec![
                 ("201", empty_response("Acknowledged by Kafka.")),
@@ -359,10 +349,9 @@ fn operation(route: &Route) -> Operation {
                 "eventhubs",
                 "Send to a partition",
                 "Send on the hub.",
-                Credential,
             )
         },
-        ("POST", "/{hub}/publishers/{publisher}/messages") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::SendAsPublisher) => Operation {
             body: Some(event_body()),
             responses: vec![
                 ("201", empty_response("Acknowledged by Kafka.")),
@@ -373,10 +362,9 @@ fn operation(route: &Route) -> Operation {
                 "eventhubs",
                 "Send as a publisher",
                 "Send on that publisher (a publisher token). Refused once the publisher is revoked.",
-                Credential,
             )
         },
-        ("POST", "/{hub}/publisher/{publisher}/messages") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::SendAsPublisherSingular) => Operation {
             body: Some(event_body()),
             responses: vec![
                 ("201", empty_response("Acknowledged by Kafka.")),
@@ -387,10 +375,9 @@ fn operation(route: &Route) -> Operation {
                 "eventhubs",
                 "Send as a publisher (singular path)",
                 "As `/publishers/`.",
-                Credential,
             )
         },
-        ("PUT", "/{hub}/revokedpublishers/{publisher}") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::RevokePublisher) => Operation {
             responses: vec![
                 ("201", empty_response("Revoked.")),
                 ("409", error("Already revoked.")),
@@ -400,42 +387,38 @@ fn operation(route: &Route) -> Operation {
                 "eventhubs",
                 "Revoke a publisher",
                 "Manage on the hub. Every instance refuses the publisher within `revocation_refresh_ms`.",
-                Credential,
             )
         },
-        ("DELETE", "/{hub}/revokedpublishers/{publisher}") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::ResumePublisher) => Operation {
             responses: vec![("200", empty_response("Resumed."))],
             ..op(
                 "resumePublisher",
                 "eventhubs",
                 "Resume a publisher",
                 "Manage on the hub. 404 when it was not revoked.",
-                Credential,
             )
         },
-        ("GET", "/{hub}/revokedpublishers") => ok(
+        RouteId::KafkaProxy(ProxyRoute::ListRevokedPublishers) => ok(
             op(
                 "listRevokedPublishers",
                 "eventhubs",
                 "Revoked publishers",
                 "Manage on the hub.",
-                Credential,
             ),
             "200",
             json_response("The revoked publishers.", schema_ref("RevokedPublishers")),
         ),
-        ("GET", "/{hub}/consumergroups") => ok(
+        RouteId::KafkaProxy(ProxyRoute::ListConsumerGroups) => ok(
             op(
                 "listConsumerGroups",
                 "consumergroups",
                 "Consumer groups",
                 "Manage on the hub. `$Default` first.",
-                Credential,
             ),
             "200",
             json_response("The groups.", schema_ref("ConsumerGroups")),
         ),
-        ("PUT", "/{hub}/consumergroups/{consumergroup}") => Operation {
+        RouteId::KafkaProxy(ProxyRoute::CreateConsumerGroup) => Operation {
             body: Some(json_body(schema_ref("CreateConsumerGroup"), false)),
             responses: vec![
                 (
@@ -453,124 +436,107 @@ fn operation(route: &Route) -> Operation {
                 "consumergroups",
                 "Create a consumer group",
                 "Manage on the hub.",
-                Credential,
             )
         },
-        ("GET", "/{hub}/consumergroups/{consumergroup}") => ok(
+        RouteId::KafkaProxy(ProxyRoute::GetConsumerGroup) => ok(
             op(
                 "getConsumerGroup",
                 "consumergroups",
                 "One consumer group",
                 "Manage on the hub.",
-                Credential,
             ),
             "200",
             json_response("The group.", schema_ref("ConsumerGroup")),
         ),
-        ("DELETE", "/{hub}/consumergroups/{consumergroup}") => ok(
+        RouteId::KafkaProxy(ProxyRoute::DeleteConsumerGroup) => ok(
             op(
                 "deleteConsumerGroup",
                 "consumergroups",
                 "Delete a consumer group",
                 "Manage on the hub. Its checkpoints go with it. `$Default` cannot be deleted.",
-                Credential,
             ),
             "200",
             empty_response("Deleted."),
         ),
-        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions") => ok(
+        RouteId::KafkaProxy(ProxyRoute::GroupPartitions) => ok(
             op(
                 "listGroupPartitions",
                 "consumergroups",
                 "Partition runtime information",
                 "Listen on the hub or the group. Offsets, last enqueued event and the group's lag, for every partition.",
-                Credential,
             ),
             "200",
             json_response("Every partition.", schema_ref("GroupPartitions")),
         ),
-        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}") => ok(
+        RouteId::KafkaProxy(ProxyRoute::GroupPartition) => ok(
             op(
                 "getGroupPartition",
                 "consumergroups",
                 "One partition's runtime information",
                 "Listen on the hub or the group.",
-                Credential,
             ),
             "200",
             json_response("The partition.", schema_ref("PartitionRuntime")),
         ),
-        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/messages") => {
-            Operation {
-                query: vec![
-                    count_query(100),
-                    query(
-                        "offset",
-                        "Where to start. Without it: the group's checkpoint, else the earliest event.",
-                        json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+        RouteId::KafkaProxy(ProxyRoute::ReadEvents) => Operation {
+            query: vec![
+                count_query(100),
+                query(
+                    "offset",
+                    "Where to start. Without it: the group's checkpoint, else the earliest event.",
+                    json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+                ),
+                query(
+                    "wait_ms",
+                    "Long poll: wait this long (at most `limits.max_wait_ms`) for the first event.",
+                    json!({ "type": "integer", "minimum": 0, "maximum": 30_000, "default": 0 }),
+                ),
+            ],
+            responses: vec![
+                (
+                    "200",
+                    with_headers(
+                        json_response("The events (maybe none).", schema_ref("ReadResponse")),
+                        next_offset_header(),
                     ),
-                    query(
-                        "wait_ms",
-                        "Long poll: wait this long (at most `limits.max_wait_ms`) for the first event.",
-                        json!({ "type": "integer", "minimum": 0, "maximum": 30_000, "default": 0 }),
+                ),
+                (
+                    "429",
+                    error(
+                        "Too many reads are waiting on this instance (`limits.max_waiting_reads`).",
                     ),
-                ],
-                responses: vec![
-                    (
-                        "200",
-                        with_headers(
-                            json_response("The events (maybe none).", schema_ref("ReadResponse")),
-                            next_offset_header(),
-                        ),
-                    ),
-                    (
-                        "429",
-                        error(
-                            "Too many reads are waiting on this instance (`limits.max_waiting_reads`).",
-                        ),
-                    ),
-                ],
-                ..op(
-                    "readEvents",
-                    "consumergroups",
-                    "Read events through a consumer group",
-                    "Listen on the hub or the group. Stateless: checkpoint the answer's `next_offset` to continue from any instance.",
-                    Credential,
-                )
-            }
-        }
-        ("GET", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint") => ok(
+                ),
+            ],
+            ..op(
+                "readEvents",
+                "consumergroups",
+                "Read events through a consumer group",
+                "Listen on the hub or the group. Stateless: checkpoint the answer's `next_offset` to continue from any instance.",
+            )
+        },
+        RouteId::KafkaProxy(ProxyRoute::GetCheckpoint) => ok(
             op(
                 "getCheckpoint",
                 "consumergroups",
                 "The group's checkpoint",
                 "Listen on the hub or the group. 404 when there is none.",
-                Credential,
             ),
             "200",
             json_response("The checkpoint.", schema_ref("Checkpoint")),
         ),
-        ("PUT", "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint") => {
-            Operation {
-                body: Some(json_body(schema_ref("SetCheckpoint"), true)),
-                responses: vec![(
-                    "200",
-                    json_response("Stored (acknowledged by Kafka).", schema_ref("Checkpoint")),
-                )],
-                ..op(
-                    "setCheckpoint",
-                    "consumergroups",
-                    "Store the group's checkpoint",
-                    "Listen on the hub or the group. `offset` is the next offset to read: a read's `next_offset`.",
-                    Credential,
-                )
-            }
-        }
-        (method, path) => ok(
-            op("unknown", "unknown", "", "", Credential),
-            "200",
-            json!({ "description": format!("{method} {path}: not described") }),
-        ),
+        RouteId::KafkaProxy(ProxyRoute::PutCheckpoint) => Operation {
+            body: Some(json_body(schema_ref("SetCheckpoint"), true)),
+            responses: vec![(
+                "200",
+                json_response("Stored (acknowledged by Kafka).", schema_ref("Checkpoint")),
+            )],
+            ..op(
+                "setCheckpoint",
+                "consumergroups",
+                "Store the group's checkpoint",
+                "Listen on the hub or the group. `offset` is the next offset to read: a read's `next_offset`.",
+            )
+        },
     }
 }
 
@@ -600,7 +566,7 @@ fn operation_object(route: &Route) -> Value {
         "tags": [o.tag],
         "summary": o.summary,
         "description": o.description,
-        "x-hubgate-function": route.function.name(),
+        "x-hubgate-function": route.function().name(),
         "responses": responses,
     });
     if !parameters.is_empty() {
@@ -833,11 +799,11 @@ fn schemas() -> Value {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for route in &ROUTES {
+    for route in ROUTES {
         let item = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
-        item[route.method.to_ascii_lowercase()] = operation_object(route);
+        item[route.method.as_str().to_ascii_lowercase()] = operation_object(route);
     }
     json!({
         "openapi": "3.1.0",
@@ -866,10 +832,9 @@ mod tests {
     fn openapi_every_route_described_ok() {
         let doc = document();
         let mut ids = std::collections::HashSet::new();
-        for r in &ROUTES {
-            let op = &doc["paths"][r.path][r.method.to_ascii_lowercase()];
+        for r in ROUTES {
+            let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
             let id = op["operationId"].as_str().unwrap();
-            assert_ne!(id, "unknown", "{} {} has no description", r.method, r.path);
             assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             let declared: Vec<&str> = op["parameters"]
                 .as_array()

@@ -97,7 +97,7 @@ async fn logs_structured_and_free_of_secrets_ok() {
         .unwrap_or_else(|| panic!("no line for the send: {log}"));
     let span = &done["spans"][0];
     assert_eq!(span["principal"], "sas:send@hub/publishers/dev-1");
-    assert_eq!(span["route"], "/{hub}/{kind}/{name}/{tail}");
+    assert_eq!(span["route"], "/{hub}/publishers/{publisher}/messages");
     assert_eq!(span["method"], "POST");
     assert!(span["request_id"].as_str().is_some_and(|id| id.len() >= 32));
     assert!(done["latency"].is_string());

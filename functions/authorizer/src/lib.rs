@@ -2,8 +2,9 @@
 //! anything. As an API Gateway HTTP API Lambda REQUEST authorizer (payload format 2.0,
 //! simple responses) and as `POST /v1/authorize` for other gateways.
 //!
-//! The decision depends on the credential, the method and the path (see
-//! [`hubgate_shared::routes`]): a cached "allow" for one publisher's token can never be
+//! The decision depends on the credential, the method and the path, and is the one the
+//! functions' routers make ([`hubgate_shared::routes`], [`hubgate_shared::access`]): a cached
+//! "allow" for one publisher's token can never be
 //! reused for another publisher or hub as long as the cache key contains the method and path
 //! (or caching is off); the functions check again anyway.
 
@@ -12,12 +13,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::post;
-use http::{HeaderMap, HeaderValue};
-use hubgate_shared::http::ApiJson;
+use axum::routing::on;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use hubgate_shared::http::{ApiJson, table_router};
 use hubgate_shared::json::Object;
-use hubgate_shared::routes::{Requirement, requirement};
-use hubgate_shared::{Clients, Principal};
+use hubgate_shared::routes::{AuthorizerRoute, Lookup, lookup};
+use hubgate_shared::{ApiError, Clients, Principal};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +32,7 @@ pub struct AuthorizerState {
 /// On allow, `context` holds `principalKind` (`sas`, `jwt`, or `anonymous` for the public
 /// API description), `principal`, `rights`
 /// (comma-separated) and `publisher` (empty unless the credential is bound to one); on deny,
-/// `reason`.
+/// `reason` and `status` (the HTTP status the function itself would answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     #[serde(rename = "isAuthorized")]
@@ -40,10 +41,13 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn deny(reason: impl Into<String>) -> Self {
+    fn deny(reason: impl Into<String>, status: StatusCode) -> Self {
         Self {
             is_authorized: false,
-            context: BTreeMap::from([("reason".to_owned(), reason.into())]),
+            context: BTreeMap::from([
+                ("reason".to_owned(), reason.into()),
+                ("status".to_owned(), status.as_u16().to_string()),
+            ]),
         }
     }
 
@@ -79,38 +83,43 @@ impl Decision {
     }
 }
 
-/// Decides for a request with these headers, method and path.
+/// Decides for a request with these headers, method and path (a query string is ignored):
+/// the route table's [`lookup`], then the same [`Access::decide`](hubgate_shared::access::Access::decide)
+/// the functions' routers run.
 pub async fn decide(
     s: &AuthorizerState,
     headers: &HeaderMap,
     method: &str,
     path: &str,
 ) -> Decision {
-    let Some(req) = requirement(method, path) else {
-        return Decision::deny("no such route");
+    let path = path.split('?').next().unwrap_or_default();
+    let (route, raw) = match lookup(method, path) {
+        Lookup::Found(route, raw) => (route, raw),
+        Lookup::MethodNotAllowed(_) => {
+            return Decision::deny(
+                format!("{method} is not served here"),
+                StatusCode::METHOD_NOT_ALLOWED,
+            );
+        }
+        Lookup::NotFound => return Decision::deny("no such route", StatusCode::NOT_FOUND),
     };
-    if req == Requirement::Public {
-        return Decision::anonymous();
-    }
-    let principal = match s.clients.gate.authenticate(headers).await {
-        Ok(p) => p,
-        Err(e) => return Decision::deny(e.to_string()),
-    };
-    if let Err(e) = req.check(&principal) {
-        return Decision::deny(e.to_string());
-    }
-    if let Some(resource) = req.resource()
-        && let Err(e) = s
-            .clients
-            .revocations
-            .refuse_revoked(&principal, resource)
-            .await
-    {
+    match s.clients.access.decide(route, &raw, headers).await {
+        Ok(None) => Decision::anonymous(),
+        Ok(Some(grant)) => {
+            tracing::debug!(
+                principal = grant.principal.name(),
+                method,
+                path,
+                "authorized"
+            );
+            Decision::allow(&grant.principal)
+        }
         // Includes "the revocation list cannot be read": fail closed.
-        return Decision::deny(e.to_string());
+        Err(refusal) => {
+            let e = ApiError::from(refusal);
+            Decision::deny(e.client_message(), e.status_and_code().0)
+        }
     }
-    tracing::debug!(principal = principal.name(), method, path, "authorized");
-    Decision::allow(&principal)
 }
 
 /// `POST /v1/authorize` body.
@@ -124,13 +133,19 @@ pub struct AuthorizeRequest {
     pub path: String,
 }
 
-/// The authorizer router: `POST /v1/authorize` (always 200; the decision is in the body).
+/// The authorizer routes, from the route table (without the serving layers; see [`app`]).
+pub fn routes(state: Arc<AuthorizerState>) -> Router {
+    let access = Arc::clone(&state.clients.access);
+    table_router(&access, |id: AuthorizerRoute, m| match id {
+        AuthorizerRoute::Authorize => on(m, authorize),
+    })
+    .layer(DefaultBodyLimit::max(32 * 1024))
+    .with_state(state)
+}
+
+/// The authorizer app: `POST /v1/authorize` (always 200; the decision is in the body).
 pub fn app(state: Arc<AuthorizerState>) -> Router {
-    let router = Router::new()
-        .route("/v1/authorize", post(authorize))
-        .layer(DefaultBodyLimit::max(32 * 1024))
-        .with_state(state);
-    hubgate_shared::http::with_request_layers(router)
+    hubgate_shared::http::serve(routes(state))
 }
 
 async fn authorize(

@@ -120,11 +120,34 @@ async fn authorizer_event_denials_exact_json_fails() {
         ),
     ];
     for (e, reason) in cases {
+        let status = if reason == "no such route" {
+            "404"
+        } else {
+            "401"
+        };
         assert_eq!(
             lambda(&s, e).await,
-            json!({"isAuthorized": false, "context": {"reason": reason}})
+            json!({"isAuthorized": false, "context": {"reason": reason, "status": status}})
         );
     }
+}
+
+/// The table's names are checked before an allow: the function would refuse these with 400
+/// (before the route table, the authorizer allowed them).
+#[tokio::test]
+async fn authorizer_bad_names_deny_with_400_fails() {
+    let s = state();
+    for path in [
+        "/hub/publishers/a%2Fb/messages",
+        "/__internal/messages",
+        "/hub/partitions/-1/messages",
+    ] {
+        let out = lambda(&s, event("POST", path, Some(&token("")))).await;
+        assert_eq!(out["isAuthorized"], false, "{path}: {out}");
+        assert_eq!(out["context"]["status"], "400", "{path}: {out}");
+    }
+    let out = lambda(&s, event("POST", "/v1/messages", Some(&token("")))).await;
+    assert_eq!(out["context"]["status"], "404", "{out}");
 }
 
 #[tokio::test]

@@ -11,12 +11,12 @@ use token_issuer::IssuerState;
 
 /// Every function's router, sharing one set of clients.
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
-    let proxy = kafka_proxy::app(Arc::new(ProxyState::new(Arc::clone(&config), clients)));
-    let issuer = token_issuer::app(Arc::new(IssuerState::new(config, clients)));
-    let authorizer = authorizer::app(Arc::new(AuthorizerState {
+    let proxy = kafka_proxy::routes(Arc::new(ProxyState::new(Arc::clone(&config), clients)));
+    let issuer = token_issuer::routes(Arc::new(IssuerState::new(config, clients)));
+    let authorizer = authorizer::routes(Arc::new(AuthorizerState {
         clients: clients.clone(),
     }));
-    proxy.merge(issuer).merge(authorizer)
+    hubgate_shared::http::serve(proxy.merge(issuer).merge(authorizer))
 }
 
 /// Handles a non-HTTP Lambda event: API Gateway authorizer events go to the authorizer,

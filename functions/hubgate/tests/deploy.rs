@@ -105,11 +105,11 @@ fn string_map(e: &Expression) -> BTreeMap<String, String> {
 fn public_routes() -> BTreeMap<String, String> {
     ROUTES
         .iter()
-        .filter(|r| r.function != Function::Authorizer)
+        .filter(|r| r.function() != Function::Authorizer)
         .map(|r| {
             (
                 format!("{} {}", r.method, r.path),
-                r.function.name().to_owned(),
+                r.function().name().to_owned(),
             )
         })
         .collect()

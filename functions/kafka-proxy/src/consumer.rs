@@ -11,18 +11,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
-use hubgate_shared::http::{ApiJson, parse_partition, read_body};
+use hubgate_shared::access::Grant;
+use hubgate_shared::http::{ApiJson, ApiQuery, read_body};
 use hubgate_shared::json::parse_object;
-use hubgate_shared::names::{validate_consumer_group, validate_hub};
-use hubgate_shared::{ApiError, KafkaError, Principal, Resource, Right};
+use hubgate_shared::{ApiError, KafkaError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::ProxyState;
+
+type AppState = State<Arc<ProxyState>>;
 use crate::records::ListenedEvent;
 
 /// Largest consumer-group or checkpoint body.
@@ -41,54 +44,6 @@ const LAST_EVENT_FETCH_BYTES: i32 = 1024 * 1024;
 /// Records a read returns when `count` is not given.
 const DEFAULT_COUNT: usize = 100;
 
-/// Validates names, checks Manage on the hub and that the hub is exposed.
-async fn manage(
-    s: &ProxyState,
-    hub: &str,
-    group: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<Principal, ApiError> {
-    validate_hub(hub)?;
-    if let Some(g) = group {
-        validate_consumer_group(g)?;
-    }
-    let principal = s.check(headers, Right::Manage, &Resource::hub(hub)).await?;
-    s.require_hub(hub)?;
-    Ok(principal)
-}
-
-/// Validates names, checks Listen on the consumer group, and that the hub is exposed.
-async fn listen(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    headers: &HeaderMap,
-) -> Result<Principal, ApiError> {
-    validate_hub(hub)?;
-    validate_consumer_group(group)?;
-    let principal = s
-        .check(
-            headers,
-            Right::Listen,
-            &Resource::consumer_group(hub, group),
-        )
-        .await?;
-    s.require_hub(hub)?;
-    Ok(principal)
-}
-
-/// [`listen`] for one partition: its number, and the caller.
-async fn listen_partition(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    partition: &str,
-    headers: &HeaderMap,
-) -> Result<(i32, Principal), ApiError> {
-    let partition = parse_partition(partition)?;
-    Ok((partition, listen(s, hub, group, headers).await?))
-}
-
 /// `PUT /{hub}/consumergroups/{group}` body (optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,13 +55,12 @@ struct CreateGroup {
 /// `PUT /{hub}/consumergroups/{group}`: 201 with the group, 409 if it exists, 403 past
 /// `limits.max_consumer_groups_per_hub`.
 pub(crate) async fn create_group(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    headers: &HeaderMap,
+    State(s): AppState,
+    grant: Grant,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let principal = manage(s, hub, Some(group), headers).await?;
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let principal = &grant.principal;
     let bytes = read_body(body, BODY_LIMIT).await?;
     let body: CreateGroup = if bytes.iter().all(u8::is_ascii_whitespace) {
         CreateGroup::default()
@@ -135,35 +89,22 @@ pub(crate) async fn create_group(
 }
 
 /// `GET /{hub}/consumergroups/{group}`.
-pub(crate) async fn get_group(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    manage(s, hub, Some(group), headers).await?;
+pub(crate) async fn get_group(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
     Ok(ApiJson(s.consumer_groups.get(hub, group).await?).into_response())
 }
 
 /// `GET /{hub}/consumergroups`: every group, `$Default` first.
-pub(crate) async fn list_groups(
-    s: &ProxyState,
-    hub: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    manage(s, hub, None, headers).await?;
+pub(crate) async fn list_groups(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+    let hub = grant.params.hub()?;
     let groups = s.consumer_groups.list(hub).await?;
     Ok(ApiJson(json!({ "hub": hub, "consumer_groups": groups })).into_response())
 }
 
 /// `DELETE /{hub}/consumergroups/{group}`: 200; the group's checkpoints are gone with it.
-pub(crate) async fn delete_group(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    headers: &HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let principal = manage(s, hub, Some(group), headers).await?;
+pub(crate) async fn delete_group(State(s): AppState, grant: Grant) -> Result<StatusCode, ApiError> {
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let principal = &grant.principal;
     s.consumer_groups.delete(hub, group).await?;
     tracing::info!(hub, group, by = principal.name(), "consumer group deleted");
     Ok(StatusCode::OK)
@@ -198,17 +139,12 @@ async fn offsets(s: &ProxyState, hub: &str, partition: i32) -> Result<(i64, i64)
 /// 100) from `offset`, or from the group's checkpoint, or from the earliest event; waits up
 /// to `wait_ms` (at most `limits.max_wait_ms`) for the first one.
 pub(crate) async fn read_messages(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    partition: &str,
-    uri: &http::Uri,
-    headers: &HeaderMap,
+    State(s): AppState,
+    grant: Grant,
+    ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let partition = parse_partition(partition)?;
-    let query = axum::extract::Query::<ReadQuery>::try_from_uri(uri)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?
-        .0;
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let partition = grant.params.partition()?;
     let limits = &s.config.limits;
     // The default never exceeds a lower configured limit.
     let count = query
@@ -232,7 +168,6 @@ pub(crate) async fn read_messages(
             limits.max_wait_ms
         )));
     }
-    listen(s, hub, group, headers).await?;
     let (start, explicit) = match query.offset {
         Some(offset) => {
             s.consumer_groups.require(hub, group).await?;
@@ -300,14 +235,12 @@ struct SetCheckpoint {
 /// `PUT /{hub}/consumergroups/{group}/partitions/{p}/checkpoint` `{"offset": O}`: O is the
 /// next offset to read (a read's `next_offset`), from 0 to the partition's end offset.
 pub(crate) async fn put_checkpoint(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    partition: &str,
-    headers: &HeaderMap,
+    State(s): AppState,
+    grant: Grant,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (partition, principal) = listen_partition(s, hub, group, partition, headers).await?;
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let (partition, principal) = (grant.params.partition()?, &grant.principal);
     let body: SetCheckpoint = parse_object(
         &read_body(body, BODY_LIMIT).await?,
         r#"checkpoint body: expected {"offset": <next offset to read>}"#,
@@ -326,14 +259,9 @@ pub(crate) async fn put_checkpoint(
 }
 
 /// `GET /{hub}/consumergroups/{group}/partitions/{p}/checkpoint`: 404 when there is none.
-pub(crate) async fn get_checkpoint(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    partition: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let (partition, _) = listen_partition(s, hub, group, partition, headers).await?;
+pub(crate) async fn get_checkpoint(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let partition = grant.params.partition()?;
     s.kafka.partition(hub, partition).await?;
     match s.consumer_groups.checkpoint(hub, group, partition).await? {
         Some(c) => Ok(ApiJson(c).into_response()),
@@ -400,30 +328,23 @@ async fn runtime(
 }
 
 /// `GET /{hub}/consumergroups/{group}/partitions/{p}`.
-pub(crate) async fn partition_info(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    partition: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let (partition, _) = listen_partition(s, hub, group, partition, headers).await?;
+pub(crate) async fn partition_info(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
+    let partition = grant.params.partition()?;
     let checkpoint = s
         .consumer_groups
         .checkpoint(hub, group, partition)
         .await?
         .map(|c| c.offset);
-    Ok(ApiJson(runtime(s, hub, group, partition, checkpoint).await?).into_response())
+    Ok(ApiJson(runtime(&s, hub, group, partition, checkpoint).await?).into_response())
 }
 
 /// `GET /{hub}/consumergroups/{group}/partitions`: every partition, in order.
 pub(crate) async fn partitions_info(
-    s: &ProxyState,
-    hub: &str,
-    group: &str,
-    headers: &HeaderMap,
+    State(s): AppState,
+    grant: Grant,
 ) -> Result<Response, ApiError> {
-    listen(s, hub, group, headers).await?;
+    let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
     let count = s.kafka.partition_count(hub).await?;
     let checkpoints = s.consumer_groups.checkpoints(hub, group).await?;
     let of = |p: i32| {
@@ -433,7 +354,7 @@ pub(crate) async fn partitions_info(
             .map(|c| c.offset)
     };
     let partitions: Vec<PartitionRuntime> = futures::stream::iter(0..count)
-        .map(|p| runtime(s, hub, group, p, of(p)))
+        .map(|p| runtime(&s, hub, group, p, of(p)))
         .buffered(PARALLEL_PARTITIONS)
         .try_collect()
         .await?;

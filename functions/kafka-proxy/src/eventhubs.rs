@@ -1,10 +1,6 @@
 //! The Event Hubs REST data plane (learn.microsoft.com/rest/api/eventhub/): send an event or
-//! a batch to a hub, a partition or a publisher, and revoke / resume publishers; the
-//! consumer-group paths are dispatched here to [`crate::consumer`].
-//!
-//! Path keywords (`messages`, `publishers`/`publisher`, `partitions`, `revokedpublishers`)
-//! match case-insensitively, as the service does (Microsoft's own examples write
-//! `RevokedPublishers`), so the router matches segments and this module reads the keywords.
+//! a batch to a hub, a partition or a publisher, and revoke / resume publishers. Path
+//! keywords match in any case (the route table's normalizing layer), as the service's do.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,17 +12,15 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use hubgate_shared::Principal;
-use hubgate_shared::authz::CONSUMER_GROUPS;
-use hubgate_shared::http::{ApiJson, ApiPath, parse_partition, read_body};
+use hubgate_shared::access::Grant;
+use hubgate_shared::http::{ApiJson, read_body};
 use hubgate_shared::json::{self, Object};
-use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::{ApiError, KafkaError, Resource, Right};
+use hubgate_shared::{ApiError, KafkaError, Principal, Resource};
 use rskafka::record::Record;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ProxyState, consumer};
+use crate::ProxyState;
 
 /// Record header carrying the publisher name (the Event Hubs AMQP annotation's name).
 pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
@@ -38,14 +32,6 @@ pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json"
 const REVOKE_BODY_LIMIT: usize = 64 * 1024;
 
 type AppState = State<Arc<ProxyState>>;
-
-fn is(segment: &str, keyword: &str) -> bool {
-    segment.eq_ignore_ascii_case(keyword)
-}
-
-fn no_route() -> ApiError {
-    ApiError::NotFound("no such resource; see the README for the routes".into())
-}
 
 /// Where an event goes.
 #[derive(Debug)]
@@ -70,63 +56,50 @@ impl Target {
 }
 
 /// `POST /{hub}/messages`.
-pub(crate) async fn post_hub(
+pub(crate) async fn send_to_hub(
     State(s): AppState,
-    ApiPath((hub, tail)): ApiPath<(String, String)>,
+    grant: Grant,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if !is(&tail, "messages") {
-        return Err(no_route());
-    }
-    send(&s, &hub, Target::Hub, &headers, body).await
+    send(&s, &grant, Target::Hub, &headers, body).await
 }
 
-/// `POST /{hub}/partitions/{p}/messages` and `POST /{hub}/publishers/{p}/messages`
-/// (also `/publisher/`).
-pub(crate) async fn post_entity(
+/// `POST /{hub}/partitions/{p}/messages`.
+pub(crate) async fn send_to_partition(
     State(s): AppState,
-    ApiPath((hub, kind, name, tail)): ApiPath<(String, String, String, String)>,
+    grant: Grant,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if !is(&tail, "messages") {
-        return Err(no_route());
-    }
-    let target = if is(&kind, "publishers") || is(&kind, "publisher") {
-        Target::Publisher(name)
-    } else if is(&kind, "partitions") {
-        Target::Partition(parse_partition(&name)?)
-    } else {
-        return Err(no_route());
-    };
-    send(&s, &hub, target, &headers, body).await
+    let target = Target::Partition(grant.params.partition()?);
+    send(&s, &grant, target, &headers, body).await
+}
+
+/// `POST /{hub}/publishers/{p}/messages` (also `/publisher/`).
+pub(crate) async fn send_as_publisher(
+    State(s): AppState,
+    grant: Grant,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let target = Target::Publisher(grant.params.publisher()?.to_owned());
+    send(&s, &grant, target, &headers, body).await
 }
 
 /// `PUT /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 201, or 409 if already
 /// revoked. The body may be empty or the Atom `RevokedPublisherDescription` entry of the
 /// Event Hubs API; it carries nothing hubgate needs.
-pub(crate) async fn put_entity(
+pub(crate) async fn revoke(
     State(s): AppState,
-    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
-    headers: HeaderMap,
+    grant: Grant,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if is(&kind, CONSUMER_GROUPS) {
-        return consumer::create_group(&s, &hub, &name, &headers, body).await;
-    }
-    if !is(&kind, "revokedpublishers") {
-        return Err(no_route());
-    }
-    let principal = manage_publisher(&s, &hub, &name, &headers).await?;
+    let (hub, name) = (grant.params.hub()?, grant.params.publisher()?);
+    let by = grant.principal.name();
     read_body(body, REVOKE_BODY_LIMIT).await?;
-    if s.revocations.revoke(&hub, &name, &principal.name()).await? {
-        tracing::info!(
-            hub,
-            publisher = name,
-            by = principal.name(),
-            "publisher revoked"
-        );
+    if s.revocations.revoke(hub, name, &by).await? {
+        tracing::info!(hub, publisher = name, by, "publisher revoked");
         Ok(StatusCode::CREATED.into_response())
     } else {
         Err(ApiError::Conflict(format!(
@@ -137,23 +110,13 @@ pub(crate) async fn put_entity(
 
 /// `DELETE /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 200 (resumed), or 404
 /// if it was not revoked.
-pub(crate) async fn delete_entity(
-    State(s): AppState,
-    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    if is(&kind, CONSUMER_GROUPS) {
-        return consumer::delete_group(&s, &hub, &name, &headers).await;
-    }
-    if !is(&kind, "revokedpublishers") {
-        return Err(no_route());
-    }
-    let principal = manage_publisher(&s, &hub, &name, &headers).await?;
-    if s.revocations.resume(&hub, &name).await? {
+pub(crate) async fn resume(State(s): AppState, grant: Grant) -> Result<StatusCode, ApiError> {
+    let (hub, name) = (grant.params.hub()?, grant.params.publisher()?);
+    if s.revocations.resume(hub, name).await? {
         tracing::info!(
             hub,
             publisher = name,
-            by = principal.name(),
+            by = grant.principal.name(),
             "publisher resumed"
         );
         Ok(StatusCode::OK)
@@ -165,107 +128,10 @@ pub(crate) async fn delete_entity(
 }
 
 /// `GET /{hub}/revokedpublishers`: Manage on the hub.
-pub(crate) async fn get_collection(
-    State(s): AppState,
-    ApiPath((hub, kind)): ApiPath<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if is(&kind, CONSUMER_GROUPS) {
-        return consumer::list_groups(&s, &hub, &headers).await;
-    }
-    if !is(&kind, "revokedpublishers") {
-        return Err(no_route());
-    }
-    validate_hub(&hub)?;
-    s.check(&headers, Right::Manage, &Resource::hub(&hub))
-        .await?;
-    s.require_hub(&hub)?;
-    let list = s.revocations.list(&hub).await?;
+pub(crate) async fn list_revoked(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+    let hub = grant.params.hub()?;
+    let list = s.revocations.list(hub).await?;
     Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
-}
-
-/// `GET /{hub}/consumergroups/{group}`.
-pub(crate) async fn get_entity(
-    State(s): AppState,
-    ApiPath((hub, kind, name)): ApiPath<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if !is(&kind, CONSUMER_GROUPS) {
-        return Err(no_route());
-    }
-    consumer::get_group(&s, &hub, &name, &headers).await
-}
-
-/// `GET /{hub}/consumergroups/{group}/partitions`.
-pub(crate) async fn get_group_partitions(
-    State(s): AppState,
-    ApiPath((hub, kind, group, tail)): ApiPath<(String, String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
-        return Err(no_route());
-    }
-    consumer::partitions_info(&s, &hub, &group, &headers).await
-}
-
-/// `GET /{hub}/consumergroups/{group}/partitions/{p}`.
-pub(crate) async fn get_group_partition(
-    State(s): AppState,
-    ApiPath((hub, kind, group, tail, partition)): ApiPath<(String, String, String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
-        return Err(no_route());
-    }
-    consumer::partition_info(&s, &hub, &group, &partition, &headers).await
-}
-
-/// The path of a consumer group's partition resource (`messages`, `checkpoint`).
-type PartitionLeaf = (String, String, String, String, String, String);
-
-/// `GET /{hub}/consumergroups/{group}/partitions/{p}/messages` and `…/checkpoint`.
-pub(crate) async fn get_partition_leaf(
-    State(s): AppState,
-    ApiPath((hub, kind, group, tail, partition, leaf)): ApiPath<PartitionLeaf>,
-    uri: http::Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") {
-        return Err(no_route());
-    }
-    if is(&leaf, "messages") {
-        consumer::read_messages(&s, &hub, &group, &partition, &uri, &headers).await
-    } else if is(&leaf, "checkpoint") {
-        consumer::get_checkpoint(&s, &hub, &group, &partition, &headers).await
-    } else {
-        Err(no_route())
-    }
-}
-
-/// `PUT /{hub}/consumergroups/{group}/partitions/{p}/checkpoint`.
-pub(crate) async fn put_partition_leaf(
-    State(s): AppState,
-    ApiPath((hub, kind, group, tail, partition, leaf)): ApiPath<PartitionLeaf>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    if !is(&kind, CONSUMER_GROUPS) || !is(&tail, "partitions") || !is(&leaf, "checkpoint") {
-        return Err(no_route());
-    }
-    consumer::put_checkpoint(&s, &hub, &group, &partition, &headers, body).await
-}
-
-async fn manage_publisher(
-    s: &ProxyState,
-    hub: &str,
-    publisher: &str,
-    headers: &HeaderMap,
-) -> Result<hubgate_shared::Principal, ApiError> {
-    validate_hub(hub)?;
-    validate_publisher(publisher)?;
-    let principal = s.check(headers, Right::Manage, &Resource::hub(hub)).await?;
-    s.require_hub(hub)?;
-    Ok(principal)
 }
 
 /// One event before it becomes a record.
@@ -445,36 +311,27 @@ pub(crate) fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
 /// means Kafka acknowledged every event of the request.
 async fn send(
     s: &ProxyState,
-    hub: &str,
+    grant: &Grant,
     target: Target,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    validate_hub(hub)?;
-    let resource = match &target {
-        Target::Publisher(p) => {
-            validate_publisher(p)?;
-            Resource::publisher(hub, p)
-        }
-        _ => Resource::hub(hub),
-    };
-    let principal = s.check(headers, Right::Send, &resource).await?;
-    s.require_hub(hub)?;
+    let hub = grant.params.hub()?;
+    let (principal, resource) = (&grant.principal, grant.resource()?);
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let events = if is_batch(headers) {
         batch_events(&bytes)?
     } else {
         vec![single_event(headers, &bytes)?]
     };
-    s.revocations.refuse_revoked(&principal, &resource).await?;
     let run = async {
-        write_events(s, hub, &target, &principal, &resource, events)
+        write_events(s, hub, &target, principal, resource, events)
             .await
             .map(|()| StatusCode::CREATED)
             .into_response()
     };
     let path = || format!("/{hub}/{}/messages", target.path());
-    s.idempotent(headers, &principal, &resource, path, &bytes, run)
+    s.idempotent(headers, principal, resource, path, &bytes, run)
         .await
 }
 

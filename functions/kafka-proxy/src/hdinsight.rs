@@ -9,12 +9,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use hubgate_shared::Principal;
-use hubgate_shared::http::{ApiJson, ApiPath, ApiQuery, parse_partition, read_body};
+use hubgate_shared::access::Grant;
+use hubgate_shared::http::{ApiJson, ApiQuery, read_body};
 use hubgate_shared::json::parse_object;
 use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
-use hubgate_shared::names::validate_hub;
-use hubgate_shared::{ApiError, KafkaError, Resource, Right, authorize};
+use hubgate_shared::{ApiError, KafkaError, Principal, Resource, Right, authorize};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -27,11 +26,7 @@ type AppState = State<Arc<ProxyState>>;
 const STATUS_KAFKA_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /v1/status`: any valid credential; reports whether Kafka answers (within 1 s).
-pub(crate) async fn status(
-    State(s): AppState,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    s.gate.authenticate(&headers).await?;
+pub(crate) async fn status(State(s): AppState) -> Result<impl IntoResponse, ApiError> {
     let kafka = match tokio::time::timeout(STATUS_KAFKA_PROBE, s.kafka.topics()).await {
         Ok(Ok(_)) => "ok",
         _ => "unavailable",
@@ -60,12 +55,7 @@ impl From<BrokerInfo> for Broker {
 }
 
 /// `GET /v1/metadata/brokers`: Listen on the namespace.
-pub(crate) async fn brokers(
-    State(s): AppState,
-    headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
-    s.check(&headers, Right::Listen, &Resource::namespace())
-        .await?;
+pub(crate) async fn brokers(State(s): AppState) -> Result<impl IntoResponse, ApiError> {
     let cluster = s.kafka.cluster().await?;
     let brokers: Vec<Broker> = cluster.brokers.into_iter().map(Broker::from).collect();
     Ok(ApiJson(json!({ "brokers": brokers })))
@@ -74,12 +64,8 @@ pub(crate) async fn brokers(
 /// `GET /v1/metadata/topics`: the topics this credential may Listen to.
 pub(crate) async fn topics(
     State(s): AppState,
-    headers: HeaderMap,
+    Grant { principal, .. }: Grant,
 ) -> Result<impl IntoResponse, ApiError> {
-    let principal = s.gate.authenticate(&headers).await?;
-    if !principal.rights().grants(Right::Listen) {
-        return Err(hubgate_shared::authz::AuthError::MissingRight(Right::Listen).into());
-    }
     let all = s.kafka.topics().await?;
     let mut topics: Vec<&String> = all
         .keys()
@@ -90,16 +76,8 @@ pub(crate) async fn topics(
     Ok(ApiJson(json!({ "topics": topics })))
 }
 
-/// Validates the topic name, checks Listen, and looks the topic's partitions up.
-async fn topic_partitions(
-    s: &ProxyState,
-    headers: &HeaderMap,
-    topic: &str,
-) -> Result<Vec<PartitionInfo>, ApiError> {
-    validate_hub(topic)?;
-    s.check(headers, Right::Listen, &Resource::hub(topic))
-        .await?;
-    s.require_hub(topic)?;
+/// The topic's partitions.
+async fn topic_partitions(s: &ProxyState, topic: &str) -> Result<Vec<PartitionInfo>, ApiError> {
     s.kafka
         .cluster()
         .await?
@@ -136,10 +114,10 @@ impl From<PartitionInfo> for PartitionMetadata {
 /// `GET /v1/metadata/topics/{topic}/partitions`.
 pub(crate) async fn partitions(
     State(s): AppState,
-    ApiPath(topic): ApiPath<String>,
-    headers: HeaderMap,
+    grant: Grant,
 ) -> Result<impl IntoResponse, ApiError> {
-    let parts = topic_partitions(&s, &headers, &topic).await?;
+    let topic = grant.params.hub()?;
+    let parts = topic_partitions(&s, topic).await?;
     let partitions: Vec<PartitionMetadata> = parts.into_iter().map(Into::into).collect();
     Ok(ApiJson(json!({ "topic": topic, "partitions": partitions })))
 }
@@ -147,19 +125,18 @@ pub(crate) async fn partitions(
 /// `GET /v1/metadata/topics/{topic}/partitions/{partition}`: placement and offsets.
 pub(crate) async fn partition(
     State(s): AppState,
-    ApiPath((topic, partition)): ApiPath<(String, String)>,
-    headers: HeaderMap,
+    grant: Grant,
 ) -> Result<impl IntoResponse, ApiError> {
-    let p = parse_partition(&partition)?;
-    let info = topic_partitions(&s, &headers, &topic)
+    let (topic, p) = (grant.params.hub()?, grant.params.partition()?);
+    let info = topic_partitions(&s, topic)
         .await?
         .into_iter()
         .find(|i| i.partition == p)
         .ok_or_else(|| KafkaError::UnknownPartition {
-            topic: topic.clone(),
+            topic: topic.to_owned(),
             partition: p,
         })?;
-    let (earliest, latest) = s.kafka.offsets(&topic, p).await?;
+    let (earliest, latest) = s.kafka.offsets(topic, p).await?;
     let mut m = PartitionMetadata::from(info);
     m.earliest_offset = Some(earliest);
     m.latest_offset = Some(latest);
@@ -193,23 +170,14 @@ const MAX_PARTITIONS: i32 = 10_000;
 /// (`retention.ms`, `cleanup.policy`, …), passed to the broker, which validates them.
 pub(crate) async fn create_topic(
     State(s): AppState,
-    ApiPath(topic): ApiPath<String>,
-    headers: HeaderMap,
+    grant: Grant,
     body: Body,
 ) -> Result<Response, ApiError> {
-    validate_hub(&topic)?;
-    s.check(&headers, Right::Manage, &Resource::hub(&topic))
-        .await?;
-    // Parsed after the credential check: an unauthenticated caller learns nothing.
+    let topic = grant.params.hub()?;
     let body: CreateTopic = parse_object(
         &read_body(body, crate::SMALL_BODY_LIMIT).await?,
         "topic body",
     )?;
-    if !s.config.hub_allowed(&topic) {
-        return Err(ApiError::BadRequest(format!(
-            "'{topic}' is not one of the configured hubs; add it to `hubs` first"
-        )));
-    }
     if !(1..=MAX_PARTITIONS).contains(&body.partition_count) {
         return Err(ApiError::BadRequest(format!(
             "partition_count must be from 1 to {MAX_PARTITIONS}"
@@ -237,7 +205,7 @@ pub(crate) async fn create_topic(
     // Event Hubs names are case-insensitive and so are SAS scopes: two topics differing only
     // in case would share every token's scope.
     let existing = s.kafka.refresh_topics().await?;
-    if let Some(other) = existing.keys().find(|t| t.eq_ignore_ascii_case(&topic)) {
+    if let Some(other) = existing.keys().find(|t| t.eq_ignore_ascii_case(topic)) {
         return Err(ApiError::Conflict(if *other == topic {
             format!("topic '{topic}' already exists")
         } else {
@@ -246,7 +214,7 @@ pub(crate) async fn create_topic(
     }
     s.kafka
         .create_topic(
-            &topic,
+            topic,
             body.partition_count,
             body.replication_factor,
             &configs,
@@ -267,22 +235,20 @@ pub(crate) async fn create_topic(
 /// 200 only when Kafka acknowledged every record.
 pub(crate) async fn produce(
     State(s): AppState,
-    ApiPath(topic): ApiPath<String>,
+    grant: Grant,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    validate_hub(&topic)?;
-    let resource = Resource::hub(&topic);
-    let principal = s.check(&headers, Right::Send, &resource).await?;
-    s.require_hub(&topic)?;
+    let topic = grant.params.hub()?;
+    let (principal, resource) = (&grant.principal, grant.resource()?);
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let run = async {
-        produce_body(&s, &topic, &principal, &resource, &bytes)
+        produce_body(&s, topic, principal, resource, &bytes)
             .await
             .into_response()
     };
     let path = || format!("/v1/producer/topics/{topic}");
-    s.idempotent(&headers, &principal, &resource, path, &bytes, run)
+    s.idempotent(&headers, principal, resource, path, &bytes, run)
         .await
 }
 
@@ -328,17 +294,11 @@ pub(crate) struct ConsumeQuery {
 /// data; the `NextOffset` header says where to continue.
 pub(crate) async fn consume(
     State(s): AppState,
-    ApiPath((topic, partition, offset)): ApiPath<(String, String, String)>,
+    grant: Grant,
     ApiQuery(q): ApiQuery<ConsumeQuery>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    validate_hub(&topic)?;
-    let partition = parse_partition(&partition)?;
-    let offset: i64 = offset
-        .parse()
-        .ok()
-        .filter(|o| *o >= 0)
-        .ok_or_else(|| ApiError::BadRequest("offset must be a non-negative integer".into()))?;
+    let topic = grant.params.hub()?;
+    let (partition, offset) = (grant.params.partition()?, grant.params.offset()?);
     let limits = &s.config.limits;
     let count = q.count.unwrap_or(1);
     if !(1..=limits.max_consume_count).contains(&count) {
@@ -347,13 +307,9 @@ pub(crate) async fn consume(
             limits.max_consume_count
         )));
     }
-    s.check(&headers, Right::Listen, &Resource::hub(&topic))
-        .await?;
-    s.require_hub(&topic)?;
-
     let read = crate::read::read(
         &s.kafka,
-        &topic,
+        topic,
         partition,
         offset,
         count,

@@ -1,6 +1,6 @@
 //! kafka-proxy: the HDInsight-compatible `/v1` REST API, the Event Hubs-compatible send
-//! paths and consumer groups over HTTP, forwarded to Kafka. Every route authenticates, then asks the one
-//! [`authorize`](hubgate_shared::authorize) decision for the right it needs.
+//! paths and consumer groups over HTTP, forwarded to Kafka. Its router is built from the route
+//! table (`hubgate_shared::routes`), whose layer authorizes each request before its handler.
 
 mod consumer;
 mod eventhubs;
@@ -20,14 +20,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::on;
 use http::HeaderMap;
+use hubgate_shared::access::Access;
 use hubgate_shared::consumer_groups::ConsumerGroups;
+use hubgate_shared::http::table_router;
 use hubgate_shared::idempotency::{self, Begin, Idempotency};
+use hubgate_shared::routes::ProxyRoute;
 use hubgate_shared::throttle::{Throttle, sender_key};
-use hubgate_shared::{
-    ApiError, Clients, Config, Gate, Kafka, Principal, Resource, Revocations, Right,
-};
+use hubgate_shared::{ApiError, Clients, Config, Kafka, Principal, Resource, Revocations};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -37,7 +38,8 @@ pub(crate) const SMALL_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ProxyState {
     pub config: Arc<Config>,
-    pub gate: Arc<Gate>,
+    /// The authorization decision (the route table's layer).
+    pub access: Arc<Access>,
     pub kafka: Arc<Kafka>,
     pub revocations: Arc<Revocations>,
     /// Per-principal send rates (`[[throttle]]`).
@@ -62,7 +64,7 @@ impl ProxyState {
             config.idempotency_window_secs,
         ));
         Self {
-            gate: Arc::clone(&clients.gate),
+            access: Arc::clone(&clients.access),
             kafka: Arc::clone(&clients.kafka),
             revocations: Arc::clone(&clients.revocations),
             throttle,
@@ -71,17 +73,6 @@ impl ProxyState {
             waiting_reads: Arc::new(tokio::sync::Semaphore::new(config.limits.max_waiting_reads)),
             config,
         }
-    }
-
-    /// Authenticates and authorizes one request (no I/O, unless the SAS keys must be
-    /// reloaded from Secrets Manager).
-    pub(crate) async fn check(
-        &self,
-        headers: &HeaderMap,
-        right: Right,
-        resource: &Resource,
-    ) -> Result<Principal, ApiError> {
-        Ok(self.gate.check(headers, right, resource).await?)
     }
 
     /// Runs a produce request of `principal` to `resource` under its `Idempotency-Key`, if
@@ -111,67 +102,45 @@ impl ProxyState {
             },
         )
     }
-
-    /// A hub the gateway does not expose is, to the client, a topic that does not exist.
-    pub(crate) fn require_hub(&self, hub: &str) -> Result<(), ApiError> {
-        if self.config.hub_allowed(hub) {
-            Ok(())
-        } else {
-            Err(ApiError::UnknownTopic(format!(
-                "topic '{hub}' does not exist"
-            )))
-        }
-    }
 }
 
-/// The kafka-proxy router.
+/// The kafka-proxy routes, from the route table (without the serving layers; see [`app`]).
+pub fn routes(state: Arc<ProxyState>) -> Router {
+    use ProxyRoute as R;
+    let access = Arc::clone(&state.access);
+    table_router(&access, |id: ProxyRoute, m| match id {
+        R::OpenApi => on(m, openapi),
+        R::Status => on(m, hdinsight::status),
+        R::Brokers => on(m, hdinsight::brokers),
+        R::Topics => on(m, hdinsight::topics),
+        R::TopicPartitions => on(m, hdinsight::partitions),
+        R::TopicPartition => on(m, hdinsight::partition),
+        R::CreateTopic => on(m, hdinsight::create_topic),
+        R::Produce => on(m, hdinsight::produce),
+        R::Consume => on(m, hdinsight::consume),
+        R::SendToHub => on(m, eventhubs::send_to_hub),
+        R::SendToPartition => on(m, eventhubs::send_to_partition),
+        R::SendAsPublisher | R::SendAsPublisherSingular => on(m, eventhubs::send_as_publisher),
+        R::RevokePublisher => on(m, eventhubs::revoke),
+        R::ResumePublisher => on(m, eventhubs::resume),
+        R::ListRevokedPublishers => on(m, eventhubs::list_revoked),
+        R::ListConsumerGroups => on(m, consumer::list_groups),
+        R::CreateConsumerGroup => on(m, consumer::create_group),
+        R::GetConsumerGroup => on(m, consumer::get_group),
+        R::DeleteConsumerGroup => on(m, consumer::delete_group),
+        R::GroupPartitions => on(m, consumer::partitions_info),
+        R::GroupPartition => on(m, consumer::partition_info),
+        R::ReadEvents => on(m, consumer::read_messages),
+        R::GetCheckpoint => on(m, consumer::get_checkpoint),
+        R::PutCheckpoint => on(m, consumer::put_checkpoint),
+    })
+    .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+    .with_state(state)
+}
+
+/// The kafka-proxy app: [`routes`] behind the serving layers.
 pub fn app(state: Arc<ProxyState>) -> Router {
-    let router = Router::new()
-        .route("/openapi.json", get(openapi))
-        .route("/v1/status", get(hdinsight::status))
-        .route("/v1/metadata/brokers", get(hdinsight::brokers))
-        .route("/v1/metadata/topics", get(hdinsight::topics))
-        .route(
-            "/v1/metadata/topics/{topic}/partitions",
-            get(hdinsight::partitions),
-        )
-        .route(
-            "/v1/metadata/topics/{topic}/partitions/{partition}",
-            get(hdinsight::partition),
-        )
-        .route("/v1/topics/{topic}", put(hdinsight::create_topic))
-        .route("/v1/producer/topics/{topic}", post(hdinsight::produce))
-        .route(
-            "/v1/consumer/topics/{topic}/partitions/{partition}/offsets/{offset}",
-            get(hdinsight::consume),
-        )
-        // Event Hubs paths: keywords are matched case-insensitively by the handlers.
-        .route(
-            "/{hub}/{kind}",
-            post(eventhubs::post_hub).get(eventhubs::get_collection),
-        )
-        .route(
-            "/{hub}/{kind}/{name}",
-            put(eventhubs::put_entity)
-                .delete(eventhubs::delete_entity)
-                .get(eventhubs::get_entity),
-        )
-        .route(
-            "/{hub}/{kind}/{name}/{tail}",
-            post(eventhubs::post_entity).get(eventhubs::get_group_partitions),
-        )
-        .route(
-            "/{hub}/{kind}/{name}/{tail}/{partition}",
-            get(eventhubs::get_group_partition),
-        )
-        .route(
-            "/{hub}/{kind}/{name}/{tail}/{partition}/{leaf}",
-            get(eventhubs::get_partition_leaf).put(eventhubs::put_partition_leaf),
-        )
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
-        .with_state(state);
-    hubgate_shared::http::with_request_layers(router)
+    hubgate_shared::http::serve(routes(state))
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 description of every function's routes (no
@@ -185,10 +154,6 @@ async fn openapi() -> Response {
         DOCUMENT.clone(),
     )
         .into_response()
-}
-
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route; see the README for the API".into())
 }
 
 #[cfg(test)]

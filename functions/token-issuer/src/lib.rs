@@ -10,11 +10,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::post;
-use http::HeaderMap;
-use hubgate_shared::http::{ApiJson, read_body};
+use axum::routing::on;
+use hubgate_shared::access::{Access, Grant};
+use hubgate_shared::http::{ApiJson, read_body, table_router};
 use hubgate_shared::json::parse_object;
-use hubgate_shared::routes::Requirement;
+use hubgate_shared::routes::IssuerRoute;
 use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right, authorize};
 
 pub use events::{EventError, handle_event};
@@ -29,6 +29,8 @@ pub struct IssuerState {
     pub config: Arc<Config>,
     pub gate: Arc<Gate>,
     pub revocations: Arc<Revocations>,
+    /// The authorization decision (the route table's layer).
+    pub access: Arc<Access>,
 }
 
 impl IssuerState {
@@ -38,29 +40,34 @@ impl IssuerState {
             config,
             gate: Arc::clone(&clients.gate),
             revocations: Arc::clone(&clients.revocations),
+            access: Arc::clone(&clients.access),
         }
     }
 }
 
-/// The token-issuer router: `POST /v1/tokens`.
-pub fn app(state: Arc<IssuerState>) -> Router {
-    let router = Router::new()
-        .route("/v1/tokens", post(tokens))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state);
-    hubgate_shared::http::with_request_layers(router)
+/// The token-issuer routes, from the route table (without the serving layers; see [`app`]).
+pub fn routes(state: Arc<IssuerState>) -> Router {
+    let access = Arc::clone(&state.access);
+    table_router(&access, |id: IssuerRoute, m| match id {
+        IssuerRoute::MintToken => on(m, tokens),
+    })
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .with_state(state)
 }
 
-/// `POST /v1/tokens`: Manage on the hub (or the namespace). The credential is checked before
-/// the body is read (Manage somewhere, as the authorizer's table says), then on the hub the
-/// body names.
+/// The token-issuer app: [`routes`] behind the serving layers.
+pub fn app(state: Arc<IssuerState>) -> Router {
+    hubgate_shared::http::serve(routes(state))
+}
+
+/// `POST /v1/tokens`: Manage on the hub (or the namespace). The route's layer has checked
+/// Manage somewhere (as the authorizer can, without the body); the hub the body names is
+/// checked here.
 async fn tokens(
     State(s): State<Arc<IssuerState>>,
-    headers: HeaderMap,
+    Grant { principal, .. }: Grant,
     body: Body,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
-    let principal = s.gate.authenticate(&headers).await?;
-    Requirement::AnyScope(Right::Manage).check(&principal)?;
     let request: MintRequest = parse_object(&read_body(body, BODY_LIMIT).await?, "token request")?;
     hubgate_shared::names::validate_hub(&request.hub)?;
     authorize(&principal, Right::Manage, &Resource::hub(&request.hub))?;

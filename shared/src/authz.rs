@@ -393,18 +393,6 @@ impl Authenticator {
             expires_at: token.expiry(),
         })
     }
-
-    /// [`authenticate`](Self::authenticate) then [`authorize`].
-    pub fn check(
-        &self,
-        headers: &HeaderMap,
-        right: Right,
-        resource: &Resource,
-    ) -> Result<Principal, AuthError> {
-        let principal = self.authenticate(headers)?;
-        authorize(&principal, right, resource)?;
-        Ok(principal)
-    }
 }
 
 fn starts_with(long: &[String], prefix: &[String]) -> bool {

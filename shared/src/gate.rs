@@ -1,12 +1,12 @@
 //! The one entry point for credentials: `SharedAccessSignature …` goes to the SAS key store,
-//! `Bearer …` to the OAuth validator and the group policy; then the one
-//! [`authorize`](crate::authz::authorize) decision applies to either principal.
+//! `Bearer …` to the OAuth validator and the group policy. What the principal may do is
+//! decided by [`crate::access`].
 
 use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::authz::{AuthError, Principal, Resource, Right, authorize};
+use crate::authz::{AuthError, Principal};
 use crate::groups::{GraphClient, GroupPolicy};
 use crate::jwt::{JwtValidator, OAuthConfig};
 use crate::keys::KeyStore;
@@ -113,19 +113,5 @@ impl Gate {
             (Some(_), None) => Err(AuthError::BearerNotConfigured),
             (None, _) => self.keys.authenticate(headers).await,
         }
-    }
-
-    /// [`authenticate`](Self::authenticate), then [`authorize`].
-    pub async fn check(
-        &self,
-        headers: &HeaderMap,
-        right: Right,
-        resource: &Resource,
-    ) -> Result<Principal, AuthError> {
-        let principal = self.authenticate(headers).await?;
-        // Into the request's log line (a name, never credential material).
-        tracing::Span::current().record("principal", principal.name());
-        authorize(&principal, right, resource)?;
-        Ok(principal)
     }
 }

@@ -39,10 +39,6 @@ pub enum ApiError {
     #[error("{0}")]
     UnknownTopic(String),
     #[error("{0}")]
-    UnknownPartition(String),
-    #[error("{0}")]
-    OffsetOutOfRange(String),
-    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -138,8 +134,6 @@ impl ApiError {
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
             Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
-            Self::UnknownPartition(_) => (StatusCode::NOT_FOUND, 40402),
-            Self::OffsetOutOfRange(_) => (StatusCode::NOT_FOUND, 40403),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),

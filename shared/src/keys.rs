@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
-use crate::authz::{AuthError, Authenticator, Principal, Resource, Right, authorize};
+use crate::authz::{AuthError, Authenticator, Principal};
 use crate::config::{Config, RuleConfig};
 use crate::sas::SasError;
 use crate::secrets::{SecretError, SecretStore};
@@ -169,17 +169,5 @@ impl KeyStore {
             }
             _ => result,
         }
-    }
-
-    /// [`authenticate`](Self::authenticate), then [`authorize`].
-    pub async fn check(
-        &self,
-        headers: &HeaderMap,
-        right: Right,
-        resource: &Resource,
-    ) -> Result<Principal, AuthError> {
-        let principal = self.authenticate(headers).await?;
-        authorize(&principal, right, resource)?;
-        Ok(principal)
     }
 }

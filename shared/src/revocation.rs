@@ -15,9 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{AuthError, PUBLISHERS, Principal, Resource};
 use crate::config::Config;
-use crate::http::ApiError;
 use crate::kafka::{Kafka, KafkaError};
 use crate::table::Table;
 
@@ -111,26 +109,5 @@ impl Revocations {
         });
         out.sort_by(|a, b| a.publisher.cmp(&b.publisher));
         Ok(out)
-    }
-
-    /// Refuses a revoked publisher: the one whose path is `resource`, or the one `principal`
-    /// is bound to. Reads the topic when the cached list is older than
-    /// `revocation_refresh_ms`, so callers validate their input first and call this just
-    /// before they act. Fails closed (the Kafka error) when the list cannot be read.
-    pub async fn refuse_revoked(
-        &self,
-        principal: &Principal,
-        resource: &Resource,
-    ) -> Result<(), ApiError> {
-        let publisher = match resource.segments() {
-            [hub, p, publisher] if p == PUBLISHERS => Some((hub.as_str(), publisher.as_str())),
-            _ => principal.publisher(),
-        };
-        if let Some((hub, publisher)) = publisher
-            && self.is_revoked(hub, publisher).await?
-        {
-            return Err(AuthError::Revoked(publisher.to_owned()).into());
-        }
-        Ok(())
     }
 }

@@ -223,8 +223,8 @@ impl Principal {
     }
 }
 
-/// Why a request was refused. Every variant is HTTP 401 (Event Hubs answers every
-/// authorization failure with 401); the text is safe to show a client.
+/// Why a request was refused; the text is safe to show a client. The HTTP layer maps a
+/// credential problem to 401 (Event Hubs answers every authorization failure with 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -259,15 +259,11 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// HTTP status and error code: 401 for every credential problem (Event Hubs' rule), 403
-    /// for a valid token whose groups do not allow the request, 503 when membership could
-    /// not be checked (fail closed).
-    pub fn status_and_code(&self) -> (http::StatusCode, u32) {
-        match self {
-            Self::NotPermitted(..) => (http::StatusCode::FORBIDDEN, 40302),
-            Self::GroupsUnavailable => (http::StatusCode::SERVICE_UNAVAILABLE, 50302),
-            _ => (http::StatusCode::UNAUTHORIZED, 40101),
-        }
+    /// Whether the request's credential itself is the problem (missing, invalid, expired,
+    /// out of scope, lacking the right, revoked), as opposed to a valid bearer token whose
+    /// groups refuse the request, or membership that could not be checked.
+    pub fn is_credential_problem(&self) -> bool {
+        !matches!(self, Self::NotPermitted(..) | Self::GroupsUnavailable)
     }
 
     /// Whether the client should be told `WWW-Authenticate: Bearer error="invalid_token"`.

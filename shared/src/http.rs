@@ -128,7 +128,7 @@ impl ApiError {
     /// HTTP status and Confluent-style error code.
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
-            Self::Unauthorized(e) => e.status_and_code(),
+            Self::Unauthorized(e) => auth_status(e),
             Self::BadRequest(_) | Self::BadName(_) | Self::BadParam(_) => {
                 (StatusCode::BAD_REQUEST, 40001)
             }
@@ -142,7 +142,7 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, 41301)
             }
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 41501),
-            Self::Kafka(e) | Self::PartialProduce { source: e, .. } => e.status_and_code(),
+            Self::Kafka(e) | Self::PartialProduce { source: e, .. } => kafka_status(e),
             Self::Throttled(crate::throttle::ThrottleError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, 41303)
             }
@@ -156,10 +156,39 @@ impl ApiError {
                     G::Exists(_) | G::CreatedConcurrently(_) => (StatusCode::CONFLICT, 40903),
                     G::TooMany { .. } => (StatusCode::FORBIDDEN, 40303),
                     G::DefaultIsPermanent => (StatusCode::BAD_REQUEST, 40003),
-                    G::Kafka(k) => k.status_and_code(),
+                    G::Kafka(k) => kafka_status(k),
                 }
             }
         }
+    }
+}
+
+/// 401 for every credential problem (Event Hubs' rule), 403 for a valid token whose groups
+/// do not allow the request, 503 when membership could not be checked (fail closed).
+fn auth_status(e: &AuthError) -> (StatusCode, u32) {
+    match e {
+        AuthError::NotPermitted(..) => (StatusCode::FORBIDDEN, 40302),
+        AuthError::GroupsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, 50302),
+        _ => (StatusCode::UNAUTHORIZED, 40101),
+    }
+}
+
+/// Kafka's refusals of the request are 4xx; Kafka being away or slow is 503 (retry).
+pub fn kafka_status(e: &KafkaError) -> (StatusCode, u32) {
+    match e {
+        KafkaError::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
+        KafkaError::UnknownPartition { .. } => (StatusCode::NOT_FOUND, 40402),
+        KafkaError::OffsetOutOfRange { .. } => (StatusCode::NOT_FOUND, 40403),
+        KafkaError::TopicExists(_) => (StatusCode::CONFLICT, 40902),
+        KafkaError::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
+        KafkaError::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
+        KafkaError::Shared(e) => kafka_status(e),
+        KafkaError::Timeout
+        | KafkaError::Client(_)
+        | KafkaError::Admin(_)
+        | KafkaError::Config(_)
+        | KafkaError::Busy
+        | KafkaError::CombinedTooLarge => (StatusCode::SERVICE_UNAVAILABLE, 50301),
     }
 }
 

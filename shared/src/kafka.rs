@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
 use rskafka::BackoffConfig;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
@@ -83,25 +82,6 @@ impl KafkaError {
                 _ => None,
             },
             _ => None,
-        }
-    }
-
-    /// HTTP status and error code for this failure.
-    pub fn status_and_code(&self) -> (StatusCode, u32) {
-        match self {
-            Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
-            Self::UnknownPartition { .. } => (StatusCode::NOT_FOUND, 40402),
-            Self::OffsetOutOfRange { .. } => (StatusCode::NOT_FOUND, 40403),
-            Self::TopicExists(_) => (StatusCode::CONFLICT, 40902),
-            Self::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
-            Self::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
-            Self::Timeout
-            | Self::Client(_)
-            | Self::Admin(_)
-            | Self::Config(_)
-            | Self::Busy
-            | Self::CombinedTooLarge => (StatusCode::SERVICE_UNAVAILABLE, 50301),
-            Self::Shared(e) => e.status_and_code(),
         }
     }
 

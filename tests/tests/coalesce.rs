@@ -84,7 +84,7 @@ async fn coalesce_pending_limit_answers_busy_fails() {
     for r in &results[1..] {
         let e = r.as_ref().unwrap_err();
         assert!(matches!(e, KafkaError::Busy), "{e:?}");
-        assert_eq!(e.status_and_code().0, 503);
+        assert_eq!(hubgate_shared::http::kafka_status(e).0, 503);
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn produce(
                 }
             }
             Err(e) => {
-                let (_, code) = e.status_and_code();
+                let (_, code) = hubgate_shared::http::kafka_status(&e);
                 for pos in positions {
                     offsets[pos] = Some(OffsetResult {
                         partition,

@@ -3,7 +3,7 @@
 
 Run once when a target is added (`python3 fuzz/seeds.py`); what the fuzzer finds later is
 committed beside the seeds. The SAS seeds are signed with the keys of
-shared/src/fuzzing.rs (RULES) so that the fuzzer starts past the signature check.
+crates/core/src/fuzzing.rs (RULES) so that the fuzzer starts past the signature check.
 """
 import base64, hashlib, hmac, json, os, struct, urllib.parse
 

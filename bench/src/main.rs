@@ -183,7 +183,7 @@ impl Setup {
                 .unwrap(),
         );
         if nodelay {
-            hubgate_shared::kafka::NoDelay::default().sweep();
+            hubgate_server::kafka::NoDelay::default().sweep();
         }
         let batch: Vec<Record> = (0..records)
             .map(|i| Record {
@@ -315,9 +315,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let base = test_config_toml(&broker.bootstrap(), "");
     std::fs::write(dir.path().join("base.toml"), &base).unwrap();
-    let config = hubgate_shared::Config::from_toml(&base).unwrap();
+    let config = hubgate_server::Config::from_toml(&base).unwrap();
     let token = token_1h(&config, "send", TOPIC);
-    let kafka = hubgate_shared::Kafka::new(&config.kafka).unwrap();
+    let kafka = hubgate_server::Kafka::new(&config.kafka).unwrap();
     kafka.create_topic(TOPIC, 1, 1, &[]).await.unwrap();
     let setup = Setup {
         bin: args.hubgate.clone(),

@@ -1,4 +1,4 @@
-//! cargo-fuzz target: `kafka_proxy::fuzzing::produce_body` (the invariants are documented there).
+//! cargo-fuzz target: `hubgate_core::fuzzing::produce_body` (the invariants are documented there).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| kafka_proxy::fuzzing::produce_body(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hubgate_core::fuzzing::produce_body(data));

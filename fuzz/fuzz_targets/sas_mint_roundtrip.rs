@@ -1,4 +1,4 @@
-//! cargo-fuzz target: `hubgate_shared::fuzzing::sas_mint_roundtrip` (the invariants are documented there).
+//! cargo-fuzz target: `hubgate_core::fuzzing::sas_mint_roundtrip` (the invariants are documented there).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hubgate_shared::fuzzing::sas_mint_roundtrip(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hubgate_core::fuzzing::sas_mint_roundtrip(data));

@@ -15,7 +15,7 @@ locals {
   # Every route of the routers and the function serving it, but the authorizer's own
   # POST /v1/authorize (for other gateways: here the authorizer function is the API's
   # authorizer, and a public endpoint would only be a token-checking oracle). Kept equal to
-  # hubgate_shared::routes::ROUTES by functions/hubgate/tests/deploy.rs.
+  # hubgate_server::routes::ROUTES by functions/hubgate/tests/deploy.rs.
   routes = {
     "GET /v1/status"                                                              = "kafka-proxy"
     "GET /v1/metadata/brokers"                                                    = "kafka-proxy"

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hubgate_shared::Config;
-use hubgate_shared::sas::{SasKey, mint};
+use hubgate_server::Config;
+use hubgate_server::sas::{SasKey, mint};
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
@@ -340,7 +340,7 @@ impl Gateway {
         let config = Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let clients = hubgate_shared::Clients::load(&config).await.unwrap();
+        let clients = hubgate_server::Clients::load(&config).await.unwrap();
         clients.warm_up().await;
         let app = hubgate::app(Arc::clone(&config), &clients);
         let task = tokio::spawn(async move {
@@ -411,14 +411,14 @@ impl Env {
 /// hubgate's Kafka handle for `broker`, its configuration adjusted by `tweak`.
 pub fn kafka_with(
     broker: &Broker,
-    tweak: impl FnOnce(&mut hubgate_shared::config::KafkaConfig),
-) -> hubgate_shared::Kafka {
-    let mut config = hubgate_shared::config::KafkaConfig {
+    tweak: impl FnOnce(&mut hubgate_server::config::KafkaConfig),
+) -> hubgate_server::Kafka {
+    let mut config = hubgate_server::config::KafkaConfig {
         bootstrap_servers: vec![broker.bootstrap()],
         ..Default::default()
     };
     tweak(&mut config);
-    hubgate_shared::Kafka::new(&config).unwrap()
+    hubgate_server::Kafka::new(&config).unwrap()
 }
 
 /// A record with `text` as its value, no key, no headers.

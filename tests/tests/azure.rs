@@ -61,7 +61,7 @@ const HOST_HEADERS: [(&str, &str); 12] = [
 async fn azure_custom_handler_replayed_host_ok() {
     let broker = Broker::start();
     let toml = test_config_toml(&broker.bootstrap(), "");
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let app = tempfile::tempdir().unwrap();
     std::fs::write(app.path().join("hubgate.toml"), &toml).unwrap();
 
@@ -203,7 +203,7 @@ async fn azure_ready_while_kafka_is_down_ok() {
     let toml = test_config_toml(&format!("127.0.0.1:{}", free_port()), "")
         .replace("request_timeout_ms = 5000", "request_timeout_ms = 15000");
     std::fs::write(app.path().join("hubgate.toml"), &toml).unwrap();
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let (_handler, _base, ready) = start_handler(app.path(), &host_args()).await;
     let timeout = Duration::from_millis(config.kafka.request_timeout_ms);
     println!("azure: ready after {ready:?} with Kafka down (request timeout {timeout:?})");

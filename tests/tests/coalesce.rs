@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use futures::future::join_all;
-use hubgate_shared::{Kafka, KafkaError};
+use hubgate_server::{Kafka, KafkaError};
 use hubgate_tests::{Broker, kafka_with as kafka, text_record as record};
 
 /// `requests` concurrent produce calls of 3 records each; returns each call's result.
@@ -84,7 +84,7 @@ async fn coalesce_pending_limit_answers_busy_fails() {
     for r in &results[1..] {
         let e = r.as_ref().unwrap_err();
         assert!(matches!(e, KafkaError::Busy), "{e:?}");
-        assert_eq!(hubgate_shared::http::kafka_status(e).0, 503);
+        assert_eq!(hubgate_server::http::kafka_status(e).0, 503);
     }
 }
 

@@ -65,14 +65,14 @@ struct TwoInstances {
     b: HubgateProcess,
     client: Client,
     manage: String,
-    config: hubgate_shared::Config,
+    config: hubgate_server::Config,
     _broker: Broker,
 }
 
 async fn two_instances(extra: &str, partitions: i32) -> TwoInstances {
     let broker = Broker::start();
     let toml = test_config_toml(&broker.bootstrap(), extra);
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let a = HubgateProcess::start(&toml);
     let b = HubgateProcess::start(&toml);
     let client = http();
@@ -328,7 +328,7 @@ async fn consumer_group_long_poll_returns_on_event_ok() {
     // A second instance receives the event: the reader's instance learns of it from Kafka.
     let toml = test_config_toml(&env.broker.bootstrap(), "");
     let other = HubgateProcess::start(&toml);
-    let other_config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let other_config = hubgate_server::Config::from_toml(&toml).unwrap();
     let listen = env.token("listen", "hub");
     let url = env
         .gateway

@@ -408,7 +408,7 @@ async fn time_until_status(
 async fn revocation_two_processes_and_restarts_ok() {
     let mut broker = Broker::start();
     let toml = test_config_toml(&broker.bootstrap(), "");
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let mut a = HubgateProcess::start(&toml);
     let b = HubgateProcess::start(&toml);
     let client = http();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hubgate_shared::config::SaslMechanism;
+use hubgate_server::config::SaslMechanism;
 use hubgate_tests::{Broker, Gateway, free_port, http, test_config_toml, token_1h};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -77,8 +77,8 @@ fn secure_config(
     bootstrap: &str,
     ca_file: &std::path::Path,
     password: &str,
-) -> hubgate_shared::Config {
-    let mut c = hubgate_shared::Config::from_toml(&test_config_toml(bootstrap, "")).unwrap();
+) -> hubgate_server::Config {
+    let mut c = hubgate_server::Config::from_toml(&test_config_toml(bootstrap, "")).unwrap();
     c.kafka.tls = true;
     c.kafka.tls_ca_file = Some(ca_file.to_owned());
     c.kafka.sasl_mechanism = Some(SaslMechanism::ScramSha512);

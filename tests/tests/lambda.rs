@@ -204,7 +204,7 @@ fn authorizer_event(method: &str, path: &str, authorization: &str) -> Value {
 async fn lambda_functions_under_cargo_lambda_ok() {
     let broker = Broker::start();
     let toml = test_config_toml(&broker.bootstrap(), "");
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("hubgate.toml");
     std::fs::write(&config_file, &toml).unwrap();

@@ -2,7 +2,7 @@
 //! latency, and no key, signature, SAS token or JWT anywhere in them, at debug level.
 #![allow(clippy::unwrap_used)]
 
-use hubgate_shared::Config;
+use hubgate_server::Config;
 use hubgate_tests::{Broker, HubgateProcess, http, test_config_toml, token_1h};
 use serde_json::{Value, json};
 

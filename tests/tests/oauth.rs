@@ -131,7 +131,7 @@ fn claims_with(oidc: &Oidc, change: impl FnOnce(&mut Value)) -> Value {
 /// Starts a provider and a gateway, lets `forge` make a token (given the provider and its
 /// kid), and checks it is refused with 401 + `WWW-Authenticate`, with nothing written.
 async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
-    hubgate_shared::jwt::install_crypto_provider();
+    hubgate_server::jwt::install_crypto_provider();
     let oidc = Oidc::start(TID, "kid-1");
     let env = Env::start(&oauth_toml(&oidc, None)).await;
     env.create_topic("hub", 1).await;
@@ -158,7 +158,7 @@ async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
 /// one defect only.
 #[tokio::test]
 async fn oauth_forged_token_with_good_claims_ok() {
-    hubgate_shared::jwt::install_crypto_provider();
+    hubgate_server::jwt::install_crypto_provider();
     let oidc = Oidc::start(TID, "kid-1");
     let env = Env::start(&oauth_toml(&oidc, None)).await;
     env.create_topic("hub", 1).await;

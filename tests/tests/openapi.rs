@@ -22,7 +22,7 @@ async fn openapi_schemathesis_live_server_ok() {
     );
     let broker = Broker::start();
     let toml = test_config_toml(&broker.bootstrap(), "");
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let server = HubgateProcess::start(&toml);
     let manage = token_1h(&config, "manage", "");
     let client = http();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hubgate_shared::Config;
+use hubgate_server::Config;
 use hubgate_tests::{Broker, HubgateProcess, http, test_config_toml, token_1h};
 use serde_json::json;
 use tokio::sync::Mutex;

@@ -205,7 +205,7 @@ async fn rejections_are_401_and_write_nothing_fails() {
 
     let wrong_key = {
         let other = &c.rule("manage").unwrap().primary_key;
-        hubgate_shared::sas::mint(
+        hubgate_server::sas::mint(
             &format!("https://{NAMESPACE}/hub"),
             "send",
             other,

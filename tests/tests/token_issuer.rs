@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use hubgate_shared::config::RuleConfig;
-use hubgate_shared::sas::{SasKey, mint};
-use hubgate_shared::secrets::secret_value;
+use hubgate_server::config::RuleConfig;
+use hubgate_server::sas::{SasKey, mint};
+use hubgate_server::secrets::secret_value;
 use hubgate_tests::{Broker, Env, HubgateProcess, Moto, NAMESPACE, http, now};
 use serde_json::{Value, json};
 
@@ -127,7 +127,7 @@ fn rules() -> Vec<RuleConfig> {
         key(),
         key()
     );
-    hubgate_shared::Config::from_toml(&text).unwrap().rules
+    hubgate_server::Config::from_toml(&text).unwrap().rules
 }
 
 /// The current rules in the secret, read straight from moto.
@@ -139,7 +139,7 @@ async fn current_rules(moto: &Moto) -> Vec<RuleConfig> {
             json!({"SecretId": SECRET, "VersionStage": "AWSCURRENT"}),
         )
         .await;
-    let parsed: hubgate_shared::secrets::SecretRules =
+    let parsed: hubgate_server::secrets::SecretRules =
         serde_json::from_str(v["SecretString"].as_str().unwrap()).unwrap();
     parsed.rules
 }

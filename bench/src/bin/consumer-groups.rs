@@ -130,7 +130,7 @@ async fn main() {
     );
     let config_path = dir.path().join("hubgate.toml");
     std::fs::write(&config_path, &toml).unwrap();
-    let config = hubgate_shared::Config::from_toml(&toml).unwrap();
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let manage = token_1h(&config, "manage", "");
     let server = Hubgate::start(&args.hubgate, &config_path);
     let port = server.port;

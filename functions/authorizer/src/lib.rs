@@ -3,7 +3,7 @@
 //! simple responses) and as `POST /v1/authorize` for other gateways.
 //!
 //! The decision depends on the credential, the method and the path, and is the one the
-//! functions' routers make ([`hubgate_shared::routes`], [`hubgate_shared::access`]): a cached
+//! functions' routers make ([`hubgate_server::routes`], [`hubgate_server::access`]): a cached
 //! "allow" for one publisher's token can never be
 //! reused for another publisher or hub as long as the cache key contains the method and path
 //! (or caching is off); the functions check again anyway.
@@ -15,10 +15,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::on;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use hubgate_shared::http::{ApiJson, table_router};
-use hubgate_shared::json::Object;
-use hubgate_shared::routes::{AuthorizerRoute, Lookup, lookup};
-use hubgate_shared::{ApiError, Clients, Principal};
+use hubgate_server::http::{ApiJson, table_router};
+use hubgate_server::json::Object;
+use hubgate_server::routes::{AuthorizerRoute, Lookup, lookup};
+use hubgate_server::{ApiError, Clients, Principal};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +84,7 @@ impl Decision {
 }
 
 /// Decides for a request with these headers, method and path (a query string is ignored):
-/// the route table's [`lookup`], then the same [`Access::decide`](hubgate_shared::access::Access::decide)
+/// the route table's [`lookup`], then the same [`Access::decide`](hubgate_server::access::Access::decide)
 /// the functions' routers run.
 pub async fn decide(
     s: &AuthorizerState,
@@ -145,7 +145,7 @@ pub fn routes(state: Arc<AuthorizerState>) -> Router {
 
 /// The authorizer app: `POST /v1/authorize` (always 200; the decision is in the body).
 pub fn app(state: Arc<AuthorizerState>) -> Router {
-    hubgate_shared::http::serve(routes(state))
+    hubgate_server::http::serve(routes(state))
 }
 
 async fn authorize(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use authorizer::{AuthorizerState, app, handle_event};
 use clap::Parser;
-use hubgate_shared::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
+use hubgate_server::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
 
 /// hubgate authorizer: decides whether a request may reach hubgate's functions.
 #[derive(Debug, Parser)]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use hubgate_shared::runtime::{BoxError, dispatch_lambda_event};
-use hubgate_shared::sas::mint;
-use hubgate_shared::{Clients, Config, Gate};
+use hubgate_server::runtime::{BoxError, dispatch_lambda_event};
+use hubgate_server::sas::mint;
+use hubgate_server::{Clients, Config, Gate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -32,7 +32,7 @@ fn token(path: &str) -> String {
     mint(
         &format!("https://ns.test/{path}"),
         "send",
-        &hubgate_shared::sas::SasKey::new(KEY).unwrap(),
+        &hubgate_server::sas::SasKey::new(KEY).unwrap(),
         4_000_000_000,
     )
 }

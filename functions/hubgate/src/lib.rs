@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use authorizer::AuthorizerState;
-use hubgate_shared::runtime::{BoxError, is_authorizer_event};
-use hubgate_shared::{Clients, Config};
+use hubgate_server::runtime::{BoxError, is_authorizer_event};
+use hubgate_server::{Clients, Config};
 use kafka_proxy::ProxyState;
 use token_issuer::IssuerState;
 
@@ -16,7 +16,7 @@ pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     let authorizer = authorizer::routes(Arc::new(AuthorizerState {
         clients: clients.clone(),
     }));
-    hubgate_shared::http::serve(proxy.merge(issuer).merge(authorizer))
+    hubgate_server::http::serve(proxy.merge(issuer).merge(authorizer))
 }
 
 /// Handles a non-HTTP Lambda event: API Gateway authorizer events go to the authorizer,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use hubgate_shared::Clients;
-use hubgate_shared::config::signing_rule;
-use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::runtime::{ServeArgs, exit_code, init_tracing, serve_with_events, start};
-use hubgate_shared::sas::{SasKey, mint};
-use hubgate_shared::{Config, Right};
+use hubgate_server::Clients;
+use hubgate_server::config::signing_rule;
+use hubgate_server::names::{validate_hub, validate_publisher};
+use hubgate_server::runtime::{ServeArgs, exit_code, init_tracing, serve_with_events, start};
+use hubgate_server::sas::{SasKey, mint};
+use hubgate_server::{Config, Right};
 
 /// hubgate: a secure HTTPS front door to Kafka.
 #[derive(Debug, Parser)]
@@ -194,7 +194,7 @@ fn token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubgate_shared::{Resource, authorize};
+    use hubgate_server::{Resource, authorize};
 
     fn config() -> Config {
         let key = SasKey::generate().unwrap();
@@ -231,9 +231,9 @@ mod tests {
     fn token_publisher_verifies_and_is_scoped_ok() {
         let c = config();
         let t = token(&c, Some("hub"), Some("dev-1"), None, Right::Send, 60).unwrap();
-        let auth = hubgate_shared::Authenticator::new(&c.namespace, &c.rules);
+        let auth = hubgate_server::Authenticator::new(&c.namespace, &c.rules);
         let p = auth
-            .authenticate_sas(&t, hubgate_shared::authz::unix_now())
+            .authenticate_sas(&t, hubgate_server::authz::unix_now())
             .unwrap();
         assert!(t.contains("skn=send"));
         assert!(authorize(&p, Right::Send, &Resource::publisher("hub", "dev-1")).is_ok());
@@ -245,9 +245,9 @@ mod tests {
         let c = config();
         let t = token(&c, None, None, None, Right::Listen, 60).unwrap();
         assert!(t.contains("sr=https%3A%2F%2Fns.test%2F&"), "{t}");
-        let auth = hubgate_shared::Authenticator::new(&c.namespace, &c.rules);
+        let auth = hubgate_server::Authenticator::new(&c.namespace, &c.rules);
         let p = auth
-            .authenticate_sas(&t, hubgate_shared::authz::unix_now())
+            .authenticate_sas(&t, hubgate_server::authz::unix_now())
             .unwrap();
         assert!(authorize(&p, Right::Listen, &Resource::namespace()).is_ok());
     }

@@ -1,6 +1,6 @@
 //! What the deploy descriptions deploy matches what the workspace builds: every function
 //! binary has its `aws_lambda_function` (infra/aws), the HTTP API's routes are the routers'
-//! routes (`hubgate_shared::routes::ROUTES`) with the function serving each, and the Azure
+//! routes (`hubgate_server::routes::ROUTES`) with the function serving each, and the Azure
 //! Function App's `function.json` routes (functions/azure) are the same routes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failed test
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hcl::{Block, Body, Expression, ObjectKey};
-use hubgate_shared::routes::{Function, ROUTES};
+use hubgate_server::routes::{Function, ROUTES};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -1,4 +1,4 @@
-//! The route table (`hubgate_shared::routes`) against what is served, route by route, from
+//! The route table (`hubgate_server::routes`) against what is served, route by route, from
 //! the table itself:
 //!
 //! - every route × every credential kind (SAS on the namespace, a hub, a publisher, a consumer
@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use http::HeaderMap;
-use hubgate_shared::routes::{Lookup, Method, Need, ProxyRoute, ROUTES, Route, RouteId, lookup};
-use hubgate_shared::{Clients, Config};
+use hubgate_server::routes::{Lookup, Method, Need, ProxyRoute, ROUTES, Route, RouteId, lookup};
+use hubgate_server::{Clients, Config};
 use hubgate_testkit::{FAR, Issuer, call, sas};
 
 const G_SEND: &str = "aaaaaaaa-1111-2222-3333-444444444444";
@@ -26,7 +26,7 @@ const G_MANAGE: &str = "cccccccc-1111-2222-3333-444444444444";
 
 fn config(issuer: &Issuer) -> Config {
     let key = || {
-        hubgate_shared::sas::SasKey::generate()
+        hubgate_server::sas::SasKey::generate()
             .unwrap()
             .expose()
             .to_owned()

@@ -5,7 +5,7 @@
 //! No consumer instance lives in the gateway: a read names its partition and starts from
 //! the group's checkpoint (or an explicit offset), so any instance behind a load balancer,
 //! or any Lambda invocation, serves any read. Groups and checkpoints live in Kafka
-//! ([`hubgate_shared::consumer_groups`]).
+//! ([`hubgate_server::consumer_groups`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
-use hubgate_shared::access::Grant;
-use hubgate_shared::http::{ApiJson, ApiQuery, read_body};
-use hubgate_shared::json::parse_object;
-use hubgate_shared::{ApiError, KafkaError};
+use hubgate_server::access::Grant;
+use hubgate_server::http::{ApiJson, ApiQuery, read_body};
+use hubgate_server::json::parse_object;
+use hubgate_server::{ApiError, KafkaError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

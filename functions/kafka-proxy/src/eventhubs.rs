@@ -2,28 +2,23 @@
 //! a batch to a hub, a partition or a publisher, and revoke / resume publishers. Path
 //! keywords match in any case (the route table's normalizing layer), as the service's do.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use hubgate_shared::access::Grant;
-use hubgate_shared::http::{ApiJson, read_body};
-use hubgate_shared::json::{self, Object};
-use hubgate_shared::{ApiError, KafkaError, Principal, Resource};
+use hubgate_core::bodies::{BrokerProperties, Event, batch_events};
+use hubgate_server::access::Grant;
+use hubgate_server::http::{ApiJson, read_body};
+use hubgate_server::{ApiError, KafkaError, Principal, Resource};
 use rskafka::record::Record;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::ProxyState;
 
-/// Record header carrying the publisher name (the Event Hubs AMQP annotation's name).
-pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
+pub use hubgate_core::bodies::PUBLISHER_HEADER;
 
 /// `Content-Type` of an Event Hubs batch.
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json";
@@ -134,36 +129,6 @@ pub(crate) async fn list_revoked(State(s): AppState, grant: Grant) -> Result<Res
     Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
 }
 
-/// One event before it becomes a record.
-#[derive(Debug)]
-pub(crate) struct Event {
-    pub(crate) body: Vec<u8>,
-    pub(crate) partition_key: Option<String>,
-    pub(crate) properties: BTreeMap<String, Vec<u8>>,
-}
-
-/// The `BrokerProperties` of Event Hubs / Service Bus; only `PartitionKey` is used, other
-/// fields are accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
-struct BrokerProperties {
-    #[serde(rename = "PartitionKey", default)]
-    partition_key: Option<String>,
-}
-
-/// One element of a batch body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct BatchEvent {
-    /// Kept raw: a JSON body other than a string is sent as the client wrote it.
-    body: Box<serde_json::value::RawValue>,
-    #[serde(default)]
-    user_properties: BTreeMap<String, Value>,
-    #[serde(default)]
-    broker_properties: Option<Object<BrokerProperties>>,
-    #[serde(default)]
-    is_body_base64: bool,
-}
-
 /// Request headers that are HTTP machinery, not event properties.
 const NOT_PROPERTIES: [&str; 30] = [
     "authorization",
@@ -232,9 +197,9 @@ fn is_batch(headers: &HeaderMap) -> bool {
 }
 
 fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
-    let broker: BrokerProperties = match headers.get("brokerproperties") {
+    let broker = match headers.get("brokerproperties") {
         None => BrokerProperties::default(),
-        Some(v) => json::parse_object(v.as_bytes(), "BrokerProperties header (a JSON object)")?,
+        Some(v) => BrokerProperties::parse(v.as_bytes())?,
     };
     let properties = headers
         .iter()
@@ -246,65 +211,6 @@ fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
         partition_key: broker.partition_key,
         properties,
     })
-}
-
-fn property_value(v: Value) -> Option<Vec<u8>> {
-    match v {
-        Value::String(s) => Some(s.into_bytes()),
-        Value::Number(n) => Some(n.to_string().into_bytes()),
-        Value::Bool(b) => Some(b.to_string().into_bytes()),
-        _ => None,
-    }
-}
-
-pub(crate) fn batch_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
-    let batch: Vec<Object<BatchEvent>> = json::parse(
-        body,
-        r#"batch: expected [{"Body": …, "UserProperties": {…}, "BrokerProperties": {…}, "IsBodyBase64": false}]"#,
-    )?;
-    if batch.is_empty() {
-        return Err(ApiError::BadRequest("the batch is empty".into()));
-    }
-    batch
-        .into_iter()
-        .enumerate()
-        .map(|(i, Object(e))| {
-            let raw = e.body.get();
-            let text = || {
-                json::raw_string(raw)
-                    .map_err(|why| ApiError::BadRequest(format!("event {i}: Body {why}")))
-            };
-            let body = match (raw.starts_with('"'), e.is_body_base64) {
-                (true, true) => BASE64.decode(text()?.as_bytes()).map_err(|_| {
-                    ApiError::BadRequest(format!("event {i}: Body is not valid base64"))
-                })?,
-                (true, false) => text()?.into_bytes(),
-                (false, true) => {
-                    return Err(ApiError::BadRequest(format!(
-                        "event {i}: IsBodyBase64 needs Body to be a string"
-                    )));
-                }
-                (false, false) => raw.as_bytes().to_vec(),
-            };
-            let properties = e
-                .user_properties
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = property_value(v).ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "event {i}: UserProperties['{k}'] must be a string, number or boolean"
-                        ))
-                    })?;
-                    Ok((k, v))
-                })
-                .collect::<Result<_, ApiError>>()?;
-            Ok(Event {
-                body,
-                partition_key: e.broker_properties.and_then(|b| b.0.partition_key),
-                properties,
-            })
-        })
-        .collect()
 }
 
 /// Sends one event or a batch. Everything is validated before anything is written; 201
@@ -412,39 +318,6 @@ mod tests {
         }
         for h in ["sensor-id", "x-custom", "priority", "messageid"] {
             assert!(is_property(h), "{h}");
-        }
-    }
-
-    #[test]
-    fn batch_events_parse_ok() {
-        let body = br#"[{"Body":"aGk=","IsBodyBase64":true,"UserProperties":{"a":"x","n":1,"b":true},"BrokerProperties":{"PartitionKey":"k","Label":"ignored"}},{"Body":{"j":1}}]"#;
-        let events = batch_events(body).unwrap();
-        assert_eq!(events[0].body, b"hi");
-        assert_eq!(events[0].partition_key.as_deref(), Some("k"));
-        assert_eq!(events[0].properties["n"], b"1");
-        assert_eq!(events[0].properties["b"], b"true");
-        assert_eq!(events[1].body, br#"{"j":1}"#);
-    }
-
-    #[test]
-    fn batch_events_bad_input_fails() {
-        for body in [
-            &b"[]"[..],
-            b"{}",
-            b"[{}]",
-            b"[{\"Body\":\"%%%\",\"IsBodyBase64\":true}]",
-            b"[{\"Body\":1,\"IsBodyBase64\":true}]",
-            b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":[1]}}]",
-            b"[{\"Body\":\"x\",\"UserProperties\":{\"a\":null}}]",
-            b"not json",
-            br#"[{"Body":"\ud800"}]"#,
-            br#"[{"Body":"\udc00","IsBodyBase64":true}]"#,
-        ] {
-            assert!(
-                batch_events(body).is_err(),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
         }
     }
 }

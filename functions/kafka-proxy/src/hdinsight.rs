@@ -9,16 +9,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use hubgate_shared::access::Grant;
-use hubgate_shared::http::{ApiJson, ApiQuery, read_body};
-use hubgate_shared::json::parse_object;
-use hubgate_shared::kafka::{BrokerInfo, PartitionInfo};
-use hubgate_shared::{ApiError, KafkaError, Principal, Resource, Right, authorize};
+use hubgate_server::access::Grant;
+use hubgate_server::http::{ApiJson, ApiQuery, read_body};
+use hubgate_server::json::parse_object;
+use hubgate_server::kafka::{BrokerInfo, PartitionInfo};
+use hubgate_server::{ApiError, KafkaError, Principal, Resource, Right, authorize};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ProxyState;
-use crate::records::{ConsumeResponse, ConsumedRecord, ProduceRequest, ProduceResponse};
+use crate::records::{ConsumeResponse, ConsumedRecord, ProduceResponse};
 
 type AppState = State<Arc<ProxyState>>;
 
@@ -260,7 +260,7 @@ async fn produce_body(
     resource: &Resource,
     bytes: &[u8],
 ) -> Result<ApiJson<ProduceResponse>, ApiError> {
-    let parsed = ProduceRequest::parse(bytes, Utc::now())?;
+    let parsed = crate::records::produce_records(bytes, Utc::now())?;
     s.throttle.check(principal, resource, parsed.len())?;
     let count = s.kafka.partition_count(topic).await?;
     let mut records = Vec::with_capacity(parsed.len());

@@ -1,13 +1,9 @@
 //! kafka-proxy: the HDInsight-compatible `/v1` REST API, the Event Hubs-compatible send
 //! paths and consumer groups over HTTP, forwarded to Kafka. Its router is built from the route
-//! table (`hubgate_shared::routes`), whose layer authorizes each request before its handler.
+//! table (`hubgate_server::routes`), whose layer authorizes each request before its handler.
 
 mod consumer;
 mod eventhubs;
-/// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
-#[cfg(any(test, feature = "fuzzing"))]
-#[doc(hidden)]
-pub mod fuzzing;
 mod hdinsight;
 mod produce;
 mod read;
@@ -22,13 +18,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 use http::HeaderMap;
-use hubgate_shared::access::Access;
-use hubgate_shared::consumer_groups::ConsumerGroups;
-use hubgate_shared::http::table_router;
-use hubgate_shared::idempotency::{self, Begin, Idempotency};
-use hubgate_shared::routes::ProxyRoute;
-use hubgate_shared::throttle::{Throttle, sender_key};
-use hubgate_shared::{ApiError, Clients, Config, Kafka, Principal, Resource, Revocations};
+use hubgate_server::access::Access;
+use hubgate_server::consumer_groups::ConsumerGroups;
+use hubgate_server::http::table_router;
+use hubgate_server::idempotency::{self, Begin, Idempotency};
+use hubgate_server::routes::ProxyRoute;
+use hubgate_server::throttle::{Throttle, sender_key};
+use hubgate_server::{ApiError, Clients, Config, Kafka, Principal, Resource, Revocations};
 
 /// Body limit for small JSON requests (topic creation); produce routes use
 /// `limits.max_publication_bytes` instead.
@@ -140,14 +136,14 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
 
 /// The kafka-proxy app: [`routes`] behind the serving layers.
 pub fn app(state: Arc<ProxyState>) -> Router {
-    hubgate_shared::http::serve(routes(state))
+    hubgate_server::http::serve(routes(state))
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 description of every function's routes (no
 /// credential needed), built once per process.
 async fn openapi() -> Response {
     static DOCUMENT: std::sync::LazyLock<bytes::Bytes> = std::sync::LazyLock::new(|| {
-        bytes::Bytes::from(hubgate_shared::openapi::document().to_string())
+        bytes::Bytes::from(hubgate_server::openapi::document().to_string())
     });
     (
         [(http::header::CONTENT_TYPE, "application/json")],

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hubgate_shared::runtime::{ServeArgs, exit_code, serve, start};
+use hubgate_server::runtime::{ServeArgs, exit_code, serve, start};
 use kafka_proxy::{ProxyState, app};
 
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.

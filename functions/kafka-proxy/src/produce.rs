@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use hubgate_shared::{ApiError, Kafka};
+use hubgate_server::{ApiError, Kafka};
 use rskafka::record::Record;
 
 use crate::records::OffsetResult;
@@ -53,7 +53,7 @@ pub(crate) async fn produce(
                 }
             }
             Err(e) => {
-                let (_, code) = hubgate_shared::http::kafka_status(&e);
+                let (_, code) = hubgate_server::http::kafka_status(&e);
                 for pos in positions {
                     offsets[pos] = Some(OffsetResult {
                         partition,

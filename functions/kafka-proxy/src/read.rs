@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use hubgate_shared::{Kafka, KafkaError};
+use hubgate_server::{Kafka, KafkaError};
 use rskafka::record::RecordAndOffset;
 use tokio::time::Instant;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use hubgate_shared::sas::mint;
-use hubgate_shared::{Clients, Config, Gate};
+use hubgate_server::sas::mint;
+use hubgate_server::{Clients, Config, Gate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

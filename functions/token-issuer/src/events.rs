@@ -7,9 +7,9 @@
 //! * an EventBridge scheduled event (`"detail-type": "Scheduled Event"`): rotate the keys now;
 //! * a Secrets Manager rotation step (`{"Step", "SecretId", "ClientRequestToken"}`).
 
-use hubgate_shared::ApiError;
-use hubgate_shared::names::{validate_hub, validate_publisher};
-use hubgate_shared::secrets::{RotationEvent, RotationStep, SecretError};
+use hubgate_server::ApiError;
+use hubgate_server::names::{validate_hub, validate_publisher};
+use hubgate_server::secrets::{RotationEvent, RotationStep, SecretError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -11,11 +11,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::on;
-use hubgate_shared::access::{Access, Grant};
-use hubgate_shared::http::{ApiJson, read_body, table_router};
-use hubgate_shared::json::parse_object;
-use hubgate_shared::routes::IssuerRoute;
-use hubgate_shared::{ApiError, Clients, Config, Gate, Resource, Revocations, Right, authorize};
+use hubgate_server::access::{Access, Grant};
+use hubgate_server::http::{ApiJson, read_body, table_router};
+use hubgate_server::json::parse_object;
+use hubgate_server::routes::IssuerRoute;
+use hubgate_server::{ApiError, Clients, Config, Gate, Resource, Revocations, Right, authorize};
 
 pub use events::{EventError, handle_event};
 pub use mint::{MintRequest, MintResponse};
@@ -57,7 +57,7 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
 
 /// The token-issuer app: [`routes`] behind the serving layers.
 pub fn app(state: Arc<IssuerState>) -> Router {
-    hubgate_shared::http::serve(routes(state))
+    hubgate_server::http::serve(routes(state))
 }
 
 /// `POST /v1/tokens`: Manage on the hub (or the namespace). The route's layer has checked
@@ -69,7 +69,7 @@ async fn tokens(
     body: Body,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     let request: MintRequest = parse_object(&read_body(body, BODY_LIMIT).await?, "token request")?;
-    hubgate_shared::names::validate_hub(&request.hub)?;
+    hubgate_server::names::validate_hub(&request.hub)?;
     authorize(&principal, Right::Manage, &Resource::hub(&request.hub))?;
     Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hubgate_shared::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
+use hubgate_server::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
 use token_issuer::{IssuerState, app, handle_event};
 
 /// hubgate token-issuer: mints SAS tokens, revokes publishers, rotates keys.

@@ -1,9 +1,9 @@
 //! Minting: which rule signs, which resource the token covers, for how long.
 
-use hubgate_shared::authz::{CONSUMER_GROUPS, PUBLISHERS, unix_now};
-use hubgate_shared::config::signing_rule;
-use hubgate_shared::names::{validate_consumer_group, validate_hub, validate_publisher};
-use hubgate_shared::{ApiError, Right, Rights};
+use hubgate_server::authz::{CONSUMER_GROUPS, PUBLISHERS, unix_now};
+use hubgate_server::config::signing_rule;
+use hubgate_server::names::{validate_consumer_group, validate_hub, validate_publisher};
+use hubgate_server::{ApiError, Right, Rights};
 use serde::{Deserialize, Serialize};
 
 use crate::IssuerState;
@@ -130,7 +130,7 @@ pub(crate) async fn mint(
     }
     let expires_at = unix_now().saturating_add(ttl_secs);
     let resource = format!("https://{}/{path}", s.config.namespace);
-    let token = hubgate_shared::sas::mint(&resource, &rule.name, &rule.primary_key, expires_at);
+    let token = hubgate_server::sas::mint(&resource, &rule.name, &rule.primary_key, expires_at);
     tracing::info!(
         by,
         hub,

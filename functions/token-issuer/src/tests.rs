@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use hubgate_shared::runtime::{BoxError, dispatch_lambda_event};
-use hubgate_shared::sas::mint;
-use hubgate_shared::{Clients, Config, Gate, Resource, Right, authorize};
+use hubgate_server::runtime::{BoxError, dispatch_lambda_event};
+use hubgate_server::sas::mint;
+use hubgate_server::{Clients, Config, Gate, Resource, Right, authorize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -56,7 +56,7 @@ fn manage_token(path: &str) -> String {
     mint(
         &format!("https://ns.test/{path}"),
         "manage",
-        &hubgate_shared::sas::SasKey::new(KEY_A).unwrap(),
+        &hubgate_server::sas::SasKey::new(KEY_A).unwrap(),
         4_000_000_000,
     )
 }
@@ -77,9 +77,9 @@ async fn post(s: Arc<IssuerState>, auth: &str, body: Value) -> (StatusCode, Valu
 }
 
 /// Verifies `token` against `c`'s rules and returns the principal.
-fn verify(c: &Config, token: &str) -> hubgate_shared::Principal {
-    hubgate_shared::Authenticator::new(&c.namespace, &c.rules)
-        .authenticate_sas(token, hubgate_shared::authz::unix_now())
+fn verify(c: &Config, token: &str) -> hubgate_server::Principal {
+    hubgate_server::Authenticator::new(&c.namespace, &c.rules)
+        .authenticate_sas(token, hubgate_server::authz::unix_now())
         .unwrap()
 }
 
@@ -110,7 +110,7 @@ async fn tokens_consumer_group_listen_token_ok() {
         "only that group"
     );
     assert!(authorize(&p, Right::Send, &Resource::consumer_group("hub", "readers")).is_err());
-    let now = hubgate_shared::authz::unix_now();
+    let now = hubgate_server::authz::unix_now();
     assert!((now + 599..=now + 601).contains(&v["expires_at"].as_u64().unwrap()));
 }
 

@@ -1,10 +1,9 @@
 //! Credential checks against the cryptography they cannot avoid, in the same run:
 //! SAS verify vs one HMAC-SHA256, JWT verify vs one RSA-2048 verify, and the group check.
-//! `cargo bench -p hubgate-shared --bench auth`; the ratios are in BENCHMARKS.md.
+//! `cargo bench -p hubgate-core --bench auth`; the ratios are in BENCHMARKS.md.
 #![allow(clippy::unwrap_used)] // a benchmark: any failure should stop it loudly
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -16,10 +15,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
-use hubgate_shared::Right;
-use hubgate_shared::groups::{GroupGrantConfig, GroupPolicy};
-use hubgate_shared::jwt::{JwtValidator, OAuthConfig};
-use hubgate_shared::sas::{SasKey, SasToken, mint};
+use hubgate_core::Right;
+use hubgate_core::groups::{GroupGrantConfig, GroupPolicy};
+use hubgate_core::jwt::{JwtAlgorithm, Verifier, parse_jwks};
+use hubgate_core::sas::{SasKey, SasToken, mint};
 use sha2::Sha256;
 
 const URI: &str = "https://ns.servicebus.windows.net/telemetry/publishers/device-000001";
@@ -30,7 +29,7 @@ fn sas(c: &mut Criterion) {
     let token = SasToken::parse(&header).unwrap();
     let sts = format!(
         "{}\n4000000000",
-        hubgate_shared::sas::encode_uri_component(URI)
+        hubgate_core::sas::encode_uri_component(URI)
     );
     let mut g = c.benchmark_group("sas");
     g.bench_function("hmac_sha256_baseline", |b| {
@@ -84,11 +83,7 @@ fn groups(c: &mut Criterion) {
 /// An Entra-shaped access token signed with a fresh RSA-2048 key, the validator holding the
 /// key (fetched once from a loopback JWKS server), and the bare verify baselines.
 fn jwt(c: &mut Criterion) {
-    hubgate_shared::jwt::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    hubgate_core::jwt::install_crypto_provider();
     let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
     let public = pair.public_key();
     let n = public.modulus().big_endian_without_leading_zero().to_vec();
@@ -123,22 +118,16 @@ fn jwt(c: &mut Criterion) {
     .unwrap();
     let token = format!("{signing_input}.{}", B64URL.encode(&sig));
 
-    let validator = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app =
-            axum::Router::new().route("/jwks", axum::routing::get(move || async move { jwks }));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let config: OAuthConfig = serde_json::from_value(serde_json::json!({
-            "issuers": [iss], "audiences": ["api://hubgate"],
-            "jwks_uri": format!("http://{addr}/jwks"),
-        }))
-        .unwrap();
-        let v = Arc::new(JwtValidator::new(config).unwrap());
-        assert_eq!(v.refresh().await.unwrap(), 1);
-        v.validate(&token).await.unwrap();
-        v
-    });
+    let keys = parse_jwks(jwks.as_bytes(), &[JwtAlgorithm::RS256]).unwrap();
+    assert_eq!(keys.len(), 1);
+    let verifier = Verifier::new(
+        &[iss],
+        &["api://hubgate".to_owned()],
+        &[JwtAlgorithm::RS256],
+        60,
+    )
+    .unwrap();
+    verifier.verify_with(&token, &keys).unwrap();
 
     let components = RsaPublicKeyComponents { n: &n, e: &e };
     let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public.as_ref()).unwrap();
@@ -161,9 +150,8 @@ fn jwt(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    g.bench_function("validate_rs256_cached_key", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(validator.validate(black_box(&token)).await.unwrap()) })
+    g.bench_function("verify_rs256_given_keys", |b| {
+        b.iter(|| black_box(verifier.verify_with(black_box(&token), &keys).unwrap()))
     });
     g.finish();
 }

@@ -186,6 +186,8 @@ pub fn sender_key(principal: &Principal, resource: &Resource) -> String {
         Principal::Jwt {
             subject, tenant, ..
         } => format!("oauth:{}/{subject}", tenant.as_deref().unwrap_or("-")),
+        // A credential kind added later: its name is what identifies it.
+        other => other.name(),
     }
 }
 

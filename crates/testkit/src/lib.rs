@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt as _;
-use hubgate_shared::Config;
+use hubgate_server::Config;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -26,7 +26,7 @@ pub fn sas(config: &Config, rule: &str, scope: &str, expiry: u64) -> String {
         .rule(rule)
         .unwrap_or_else(|| panic!("no rule {rule}"))
         .primary_key;
-    hubgate_shared::sas::mint(
+    hubgate_server::sas::mint(
         &format!("https://{}/{scope}", config.namespace),
         rule,
         key,

@@ -7,157 +7,58 @@
 //! both.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bitflags::bitflags;
-use http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::config::RuleConfig;
+pub use crate::rights::{CONSUMER_GROUPS, PUBLISHERS, Resource, Right, Rights};
 use crate::sas::{SasError, SasKey, SasToken, normalize_host};
 
-/// One right, as named in Event Hubs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Right {
-    Send,
-    Listen,
-    Manage,
+/// A named SAS rule: rights, scope, two keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The key name (`skn`).
+    pub name: String,
+    /// `Send`, `Listen`, `Manage` (Manage implies the others).
+    pub rights: Vec<Right>,
+    /// Restricts the rule to one hub; absent: the whole namespace.
+    #[serde(default)]
+    pub hub: Option<String>,
+    /// Tokens are minted with this key.
+    pub primary_key: SasKey,
+    /// Also accepted for verification (key rotation without downtime).
+    #[serde(default)]
+    pub secondary_key: Option<SasKey>,
 }
 
-impl fmt::Display for Right {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Send => "Send",
-            Self::Listen => "Listen",
-            Self::Manage => "Manage",
-        })
+impl RuleConfig {
+    /// The rule's rights as a set.
+    pub fn rights(&self) -> Rights {
+        self.rights.iter().copied().collect()
     }
-}
 
-bitflags! {
-    /// A set of rights. Use [`Rights::grants`]: it applies "Manage implies Send and Listen".
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub struct Rights: u8 {
-        const SEND = 1;
-        const LISTEN = 2;
-        const MANAGE = 4;
-    }
-}
-
-impl From<Right> for Rights {
-    fn from(r: Right) -> Self {
-        match r {
-            Right::Send => Self::SEND,
-            Right::Listen => Self::LISTEN,
-            Right::Manage => Self::MANAGE,
+    /// Whether the rule applies to `hub` (`None`: the whole namespace).
+    pub fn covers(&self, hub: Option<&str>) -> bool {
+        match (&self.hub, hub) {
+            (None, _) => true,
+            (Some(rh), Some(h)) => rh.eq_ignore_ascii_case(h),
+            (Some(_), None) => false,
         }
     }
 }
 
-impl FromIterator<Right> for Rights {
-    fn from_iter<I: IntoIterator<Item = Right>>(iter: I) -> Self {
-        iter.into_iter()
-            .fold(Self::empty(), |acc, r| acc | r.into())
-    }
-}
-
-impl Rights {
-    /// Whether this set grants `right` (Manage grants everything).
-    pub fn grants(self, right: Right) -> bool {
-        self.contains(Self::MANAGE) || self.contains(right.into())
-    }
-
-    /// The rights actually granted: Manage implies Send and Listen.
-    pub fn effective(self) -> Rights {
-        if self.contains(Self::MANAGE) {
-            Self::all()
-        } else {
-            self
-        }
-    }
-
-    /// Whether this set grants every right in `wanted`.
-    pub fn grants_all(self, wanted: Rights) -> bool {
-        self.contains(Self::MANAGE) || self.contains(wanted)
-    }
-
-    /// The rights as names, for responses and logs.
-    pub fn names(self) -> Vec<Right> {
-        [Right::Send, Right::Listen, Right::Manage]
-            .into_iter()
-            .filter(|r| self.contains((*r).into()))
-            .collect()
-    }
-}
-
-/// What a request acts on, as path segments below the namespace (`hub`,
-/// `hub/publishers/p`, …). Compared case-insensitively, segment by segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
-    segments: Vec<String>,
-}
-
-/// The path segment under which Event Hubs names publishers.
-pub const PUBLISHERS: &str = "publishers";
-
-/// The path segment under which Event Hubs names consumer groups.
-pub const CONSUMER_GROUPS: &str = "consumergroups";
-
-impl Resource {
-    /// The whole namespace (every hub).
-    pub fn namespace() -> Self {
-        Self { segments: vec![] }
-    }
-
-    /// One event hub (Kafka topic).
-    pub fn hub(hub: &str) -> Self {
-        Self {
-            segments: vec![hub.to_lowercase()],
-        }
-    }
-
-    /// One consumer group of a hub.
-    pub fn consumer_group(hub: &str, consumer_group: &str) -> Self {
-        Self {
-            segments: vec![
-                hub.to_lowercase(),
-                CONSUMER_GROUPS.into(),
-                consumer_group.to_lowercase(),
-            ],
-        }
-    }
-
-    /// One publisher on a hub.
-    pub fn publisher(hub: &str, publisher: &str) -> Self {
-        Self {
-            segments: vec![
-                hub.to_lowercase(),
-                PUBLISHERS.into(),
-                publisher.to_lowercase(),
-            ],
-        }
-    }
-
-    /// The lower-cased segments.
-    pub fn segments(&self) -> &[String] {
-        &self.segments
-    }
-
-    /// Whether `scope` is a segment prefix of this resource.
-    pub(crate) fn is_within(&self, scope: &[String]) -> bool {
-        scope.len() <= self.segments.len() && scope.iter().zip(&self.segments).all(|(a, b)| a == b)
-    }
-}
-
-impl fmt::Display for Resource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.segments.is_empty() {
-            f.write_str("/")
-        } else {
-            f.write_str(&self.segments.join("/"))
-        }
-    }
+/// The rule to sign a token for `wanted` on `hub` (or the namespace) with: the one with the
+/// fewest rights that grants them there, hub rules before namespace rules (least privilege).
+pub fn signing_rule<'a>(
+    rules: &'a [RuleConfig],
+    hub: Option<&str>,
+    wanted: Rights,
+) -> Option<&'a RuleConfig> {
+    rules
+        .iter()
+        .filter(|r| r.covers(hub) && r.rights().grants_all(wanted))
+        .min_by_key(|r| (r.rights().effective().bits().count_ones(), r.hub.is_none()))
 }
 
 /// An authenticated caller.
@@ -315,7 +216,7 @@ pub struct Authenticator {
 
 /// Header names that may carry a credential, in order of preference.
 /// `ServiceBusAuthorization` is the Service Bus REST alternative to `Authorization`.
-const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "servicebusauthorization"];
+pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "servicebusauthorization"];
 
 impl Authenticator {
     /// Builds the rule table for `namespace` from `rules`.
@@ -343,13 +244,15 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates the request's credential.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let value = CREDENTIAL_HEADERS
-            .iter()
-            .find_map(|h| headers.get(*h))
-            .ok_or(AuthError::Missing)?;
-        let value = value.to_str().map_err(|_| AuthError::NotText)?.trim();
+    /// Authenticates the request's credential: the value of the first of
+    /// [`CREDENTIAL_HEADERS`] the request has, if any.
+    pub fn authenticate(&self, value: Option<&[u8]>) -> Result<Principal, AuthError> {
+        let value = value.ok_or(AuthError::Missing)?;
+        let value = std::str::from_utf8(value)
+            .ok()
+            .filter(|v| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
+            .ok_or(AuthError::NotText)?
+            .trim();
         let scheme = value.split(char::is_whitespace).next().unwrap_or_default();
         if scheme.eq_ignore_ascii_case(crate::sas::SCHEME) {
             self.authenticate_sas(value, unix_now())
@@ -385,7 +288,7 @@ impl Authenticator {
         Ok(Principal::Sas {
             rule: token.key_name().to_owned(),
             rights: rule.rights,
-            scope: Resource { segments: scope },
+            scope: Resource::from_segments(scope),
             expires_at: token.expiry(),
         })
     }
@@ -406,9 +309,8 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::config::tests::test_config;
     use crate::sas::mint;
+    use crate::testing::{Config, test_config};
 
     fn auth() -> (Authenticator, Config) {
         let c = test_config();
@@ -527,15 +429,18 @@ mod tests {
     #[test]
     fn authenticate_headers_ok_and_fails() {
         let (a, c) = auth();
-        let mut h = HeaderMap::new();
-        assert_eq!(a.authenticate(&h), Err(AuthError::Missing));
-        h.insert("authorization", "Bearer x".parse().unwrap());
-        assert_eq!(a.authenticate(&h), Err(AuthError::BearerNotConfigured));
-        h.insert("authorization", "Basic x".parse().unwrap());
-        assert_eq!(a.authenticate(&h), Err(AuthError::UnknownScheme));
+        assert_eq!(a.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(a.authenticate(Some(b"")), Err(AuthError::Missing));
+        assert_eq!(
+            a.authenticate(Some(b"Bearer x")),
+            Err(AuthError::BearerNotConfigured)
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Basic x")),
+            Err(AuthError::UnknownScheme)
+        );
+        assert_eq!(a.authenticate(Some(b"\xff")), Err(AuthError::NotText));
         let t = token(&c, "manage", "https://ns.test/", u64::MAX / 2);
-        h.remove("authorization");
-        h.insert("servicebusauthorization", t.parse().unwrap());
-        assert!(a.authenticate(&h).is_ok());
+        assert!(a.authenticate(Some(t.as_bytes())).is_ok());
     }
 }

@@ -5,12 +5,9 @@
 //! * The algorithm is pinned before any cryptography: only the configured ones (RS256 by
 //!   default, ES256 if asked) and only with a key of that type from the provider's JWKS.
 //!   `alg: none` and HMAC algorithms can never verify (no symmetric key is ever loaded).
-//! * Keys come only from the configured issuer's JWKS (OIDC discovery, RFC 8414 / OpenID
-//!   Connect Discovery 1.0), fetched over HTTPS (plain HTTP only on loopback, for tests) and
-//!   cached by `kid`. `jku`, `x5u` and `jwk` headers are never followed; `oct` keys are ignored.
-//! * An unknown `kid` refreshes the key set at most once per `jwks_unknown_kid_refresh_secs`
-//!   (default 300, Microsoft's guidance); a background task refreshes every
-//!   `jwks_refresh_secs`; a failed fetch keeps the last good set.
+//! * Keys come only from the provider's JWKS, parsed here ([`parse_jwks`]) and looked up by
+//!   `kid`; the server fetches and caches it. `jku`, `x5u` and `jwk` headers are never
+//!   followed; `oct` keys are ignored.
 //! * `exp`, `nbf`, `iss` and `aud` are required; `iss` must be one of the pinned issuers,
 //!   `aud` one of the configured audiences, `nbf`/`exp` hold within `leeway_secs`, and a `tid`
 //!   claim must be a path segment of the issuer (Entra issuers name their tenant).
@@ -18,8 +15,6 @@
 mod provider;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -50,51 +45,6 @@ impl JwtAlgorithm {
             _ => None,
         }
     }
-}
-
-/// `[oauth]` settings: which provider, which tokens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthConfig {
-    /// Accepted issuers, e.g. both Entra forms for one tenant:
-    /// `https://sts.windows.net/{tid}/` and `https://login.microsoftonline.com/{tid}/v2.0`.
-    pub issuers: Vec<String>,
-    /// Accepted audiences (`aud`), e.g. the API's application ID URI or client id.
-    pub audiences: Vec<String>,
-    /// The JWKS URL; default: from the first issuer's OpenID discovery document.
-    #[serde(default)]
-    pub jwks_uri: Option<String>,
-    /// Allowed algorithms.
-    #[serde(default = "default_algorithms")]
-    pub algorithms: Vec<JwtAlgorithm>,
-    /// Clock leeway for `exp` and `nbf` (seconds).
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
-    /// Least time between two JWKS fetches caused by an unknown `kid` (seconds).
-    #[serde(default = "default_unknown_kid_refresh")]
-    pub jwks_unknown_kid_refresh_secs: u64,
-    /// Background JWKS refresh interval (seconds).
-    #[serde(default = "default_jwks_refresh")]
-    pub jwks_refresh_secs: u64,
-    /// Security groups and the rights their members get.
-    #[serde(default)]
-    pub groups: Vec<crate::groups::GroupGrantConfig>,
-    /// Microsoft Graph, to check membership when a token carries no `groups` claim.
-    #[serde(default)]
-    pub graph: Option<crate::groups::GraphConfig>,
-}
-
-fn default_algorithms() -> Vec<JwtAlgorithm> {
-    vec![JwtAlgorithm::RS256]
-}
-fn default_leeway() -> u64 {
-    60
-}
-fn default_unknown_kid_refresh() -> u64 {
-    300
-}
-fn default_jwks_refresh() -> u64 {
-    3600
 }
 
 /// Why an access token was refused (HTTP 401 with `WWW-Authenticate: Bearer
@@ -201,19 +151,54 @@ impl Claims {
     }
 }
 
+/// One verification key of the provider, with the algorithm it is for.
 #[derive(Clone)]
-struct Key {
+pub struct Key {
     key: DecodingKey,
     alg: JwtAlgorithm,
 }
 
-#[derive(Default)]
-struct KeySet {
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The provider's keys by `kid`.
+#[derive(Clone, Default)]
+pub struct KeySet {
     keys: HashMap<String, Key>,
 }
 
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// The key with this `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.keys.get(kid)
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// Keys from a JWKS document: public RSA / P-256 keys for allowed algorithms, by `kid`.
-fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, String> {
+pub fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, String> {
     #[derive(Deserialize)]
     struct Raw {
         keys: Vec<serde_json::Value>,
@@ -249,194 +234,73 @@ fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, String> {
     Ok(KeySet { keys })
 }
 
-/// Only HTTPS, or plain HTTP to a loopback address (local providers in tests).
-fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    if parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback) {
-        Ok(())
-    } else {
-        Err(format!("{url}: identity provider URLs must use https"))
-    }
-}
-
-/// Validates access tokens against one provider.
-pub struct JwtValidator {
-    config: OAuthConfig,
-    http: reqwest::Client,
-    jwks_uri: tokio::sync::OnceCell<String>,
-    keys: RwLock<Arc<KeySet>>,
-    fetch_gate: tokio::sync::Mutex<()>,
-    last_unknown_kid_fetch: std::sync::Mutex<Option<Instant>>,
+/// The pinned rules a token must meet: issuers, audiences, algorithms, clock leeway.
+pub struct Verifier {
+    algorithms: Vec<JwtAlgorithm>,
     validations: HashMap<JwtAlgorithm, Validation>,
 }
 
-impl std::fmt::Debug for JwtValidator {
+impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtValidator")
-            .field("issuers", &self.config.issuers)
-            .field("audiences", &self.config.audiences)
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.algorithms)
             .finish_non_exhaustive()
     }
 }
 
-impl JwtValidator {
-    /// A validator for `config`; keys are fetched by [`refresh`](Self::refresh) or on demand.
-    pub fn new(config: OAuthConfig) -> Result<Self, String> {
-        if config.issuers.is_empty() || config.audiences.is_empty() {
+impl Verifier {
+    /// Rules for tokens from `issuers` for `audiences`, signed with one of `algorithms`;
+    /// `exp`, `nbf`, `iss` and `aud` are required.
+    pub fn new(
+        issuers: &[String],
+        audiences: &[String],
+        algorithms: &[JwtAlgorithm],
+        leeway_secs: u64,
+    ) -> Result<Self, String> {
+        if issuers.is_empty() || audiences.is_empty() {
             return Err("oauth.issuers and oauth.audiences must not be empty".into());
         }
-        if config.algorithms.is_empty() {
+        if algorithms.is_empty() {
             return Err("oauth.algorithms must not be empty".into());
         }
-        if let Some(u) = &config.jwks_uri {
-            check_url(u)?;
-        }
-        let validations = config
-            .algorithms
+        let validations = algorithms
             .iter()
             .map(|alg| {
                 let mut v = Validation::new(alg.jsonwebtoken());
-                v.set_issuer(&config.issuers);
-                v.set_audience(&config.audiences);
+                v.set_issuer(issuers);
+                v.set_audience(audiences);
                 v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
                 v.validate_exp = true;
                 v.validate_nbf = true;
                 v.validate_aud = true;
-                v.leeway = config.leeway_secs;
+                v.leeway = leeway_secs;
                 (*alg, v)
             })
             .collect();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Self {
-            config,
-            http,
-            jwks_uri: tokio::sync::OnceCell::new(),
-            keys: RwLock::new(Arc::new(KeySet::default())),
-            fetch_gate: tokio::sync::Mutex::new(()),
-            last_unknown_kid_fetch: std::sync::Mutex::new(None),
+            algorithms: algorithms.to_vec(),
             validations,
         })
     }
 
-    /// The settings.
-    pub fn config(&self) -> &OAuthConfig {
-        &self.config
-    }
-
-    async fn jwks_uri(&self) -> Result<&String, String> {
-        self.jwks_uri
-            .get_or_try_init(|| async {
-                if let Some(u) = &self.config.jwks_uri {
-                    return Ok(u.clone());
-                }
-                #[derive(Deserialize)]
-                struct Discovery {
-                    jwks_uri: String,
-                }
-                let issuer = self.config.issuers[0].trim_end_matches('/');
-                let url = format!("{issuer}/.well-known/openid-configuration");
-                check_url(&url)?;
-                let d: Discovery = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| format!("discovery {url}: {e}"))?
-                    .json()
-                    .await
-                    .map_err(|e| format!("discovery {url}: {e}"))?;
-                check_url(&d.jwks_uri)?;
-                Ok(d.jwks_uri)
-            })
-            .await
-    }
-
-    /// Fetches the key set now; on failure the last good set stays.
-    pub async fn refresh(&self) -> Result<usize, String> {
-        let _gate = self.fetch_gate.lock().await;
-        let uri = self.jwks_uri().await?;
-        let body = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("JWKS {uri}: {e}"))?
-            .bytes()
-            .await
-            .map_err(|e| format!("JWKS {uri}: {e}"))?;
-        let set = parse_jwks(&body, &self.config.algorithms)?;
-        let n = set.keys.len();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
-        tracing::info!(keys = n, "identity provider keys loaded");
-        Ok(n)
-    }
-
-    /// Refreshes every `jwks_refresh_secs` in the background (failures keep the last set).
-    pub fn spawn_refresh(self: &Arc<Self>) {
-        let me = Arc::downgrade(self);
-        let every = Duration::from_secs(self.config.jwks_refresh_secs.max(1));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(v) = me.upgrade() else { break };
-                if let Err(e) = v.refresh().await {
-                    tracing::warn!(error = %e, "could not refresh the identity provider keys; keeping the last ones");
-                }
-            }
-        });
-    }
-
-    fn key(&self, kid: &str) -> Option<Key> {
-        self.keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys
-            .get(kid)
-            .cloned()
-    }
-
-    /// An unknown `kid` may mean the provider rotated: refetch, rate-limited.
-    async fn refresh_for_unknown_kid(&self) {
-        let min = Duration::from_secs(self.config.jwks_unknown_kid_refresh_secs);
-        {
-            let mut last = self
-                .last_unknown_kid_fetch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < min) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        if let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "could not refresh the identity provider keys");
-        }
-    }
-
-    /// Validates `token` (the text after `Bearer `) and returns its claims.
-    pub async fn validate(&self, token: &str) -> Result<Claims, JwtError> {
+    /// The algorithm and key id of `token`: its size, form and algorithm are checked before
+    /// any cryptography.
+    pub fn header(&self, token: &str) -> Result<(JwtAlgorithm, String), JwtError> {
         if token.len() > MAX_JWT_LEN {
             return Err(JwtError::TooLarge);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         let alg = JwtAlgorithm::from_header(header.alg)
-            .filter(|a| self.config.algorithms.contains(a))
+            .filter(|a| self.algorithms.contains(a))
             .ok_or(JwtError::AlgorithmNotAllowed)?;
         let kid = header.kid.ok_or(JwtError::MissingKid)?;
-        let key = match self.key(&kid) {
-            Some(k) => k,
-            None => {
-                self.refresh_for_unknown_kid().await;
-                self.key(&kid).ok_or(JwtError::UnknownKey)?
-            }
-        };
+        Ok((alg, kid))
+    }
+
+    /// Verifies `token` (whose [`header`](Self::header) named `alg`) with `key`, and its
+    /// claims: a `tid` claim must be a path segment of the issuer (Entra issuers name their
+    /// tenant).
+    pub fn verify(&self, token: &str, alg: JwtAlgorithm, key: &Key) -> Result<Claims, JwtError> {
         if key.alg != alg {
             return Err(JwtError::AlgorithmNotAllowed);
         }
@@ -457,6 +321,13 @@ impl JwtValidator {
         }
         Ok(claims)
     }
+
+    /// [`header`](Self::header), the key from `keys`, then [`verify`](Self::verify).
+    pub fn verify_with(&self, token: &str, keys: &KeySet) -> Result<Claims, JwtError> {
+        let (alg, kid) = self.header(token)?;
+        let key = keys.get(&kid).ok_or(JwtError::UnknownKey)?;
+        self.verify(token, alg, key)
+    }
 }
 
 /// Installs aws-lc-rs as jsonwebtoken's crypto provider, with RSA keys parsed once (see
@@ -469,15 +340,6 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn check_url_https_or_loopback_ok_and_fails() {
-        assert!(check_url("https://login.microsoftonline.com/t/v2.0").is_ok());
-        assert!(check_url("http://127.0.0.1:9/x").is_ok());
-        assert!(check_url("http://localhost/x").is_ok());
-        assert!(check_url("http://example.com/x").is_err());
-        assert!(check_url("ftp://127.0.0.1/x").is_err());
-    }
 
     #[test]
     fn parse_jwks_skips_oct_enc_and_unknown_keys_ok() {

@@ -1,4 +1,4 @@
-//! JSON request bodies: objects only, parse errors as 400s.
+//! JSON request bodies: objects only, short parse errors ([`JsonError`], a 400 in the HTTP layer).
 //!
 //! serde's derived `Deserialize` for a struct also accepts a JSON **array** of the fields'
 //! values in declaration order, so `[[["k","v",0,{}]]]` would be a valid produce body and
@@ -12,7 +12,11 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::ApiError;
+/// A body that is not what the route takes: the text says what is wrong (a 400 in the
+/// HTTP layer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(pub String);
 
 /// A `T` that was written as a JSON object (never as an array of its fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +56,19 @@ pub fn raw_string(raw: &str) -> Result<String, &'static str> {
 const MAX_DETAIL_CHARS: usize = 160;
 
 /// Parses a JSON request body (or header); `what` names it in the 400's message.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, JsonError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let mut detail = e.to_string();
         if let Some((cut, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
             detail.truncate(cut);
             detail.push('…');
         }
-        ApiError::BadRequest(format!("invalid {what}: {detail}"))
+        JsonError(format!("invalid {what}: {detail}"))
     })
 }
 
 /// [`parse`] for a body that must be a JSON object.
-pub fn parse_object<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, JsonError> {
     parse::<Object<T>>(bytes, what).map(|o| o.0)
 }
 
@@ -92,7 +96,7 @@ mod tests {
     #[test]
     fn parse_long_field_name_message_is_short_ok() {
         let body = format!(r#"{{"{}": 1}}"#, "x".repeat(5000));
-        let Err(ApiError::BadRequest(m)) = parse_object::<Two>(body.as_bytes(), "t") else {
+        let Err(JsonError(m)) = parse_object::<Two>(body.as_bytes(), "t") else {
             panic!("accepted");
         };
         assert!(m.chars().count() < 200 && m.ends_with('…'), "{m}");
@@ -110,7 +114,7 @@ mod tests {
         ] {
             let e = parse_object::<Two>(bad, "thing").unwrap_err();
             assert!(
-                matches!(&e, ApiError::BadRequest(m) if m.starts_with("invalid thing: ")),
+                matches!(&e, JsonError(m) if m.starts_with("invalid thing: ")),
                 "{}: {e:?}",
                 String::from_utf8_lossy(bad)
             );

@@ -15,9 +15,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Deserializer};
 
-use crate::authz::Right;
 use crate::names::{NameError, validate_hub, validate_rule};
-use crate::sas::SasKey;
+pub use hubgate_core::authz::{RuleConfig, signing_rule};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
@@ -145,24 +144,6 @@ impl Default for IssuerConfig {
     }
 }
 
-/// A named SAS rule: rights, scope, two keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// The key name (`skn`).
-    pub name: String,
-    /// `Send`, `Listen`, `Manage` (Manage implies the others).
-    pub rights: Vec<Right>,
-    /// Restricts the rule to one hub; absent: the whole namespace.
-    #[serde(default)]
-    pub hub: Option<String>,
-    /// Tokens are minted with this key.
-    pub primary_key: SasKey,
-    /// Also accepted for verification (key rotation without downtime).
-    #[serde(default)]
-    pub secondary_key: Option<SasKey>,
-}
-
 /// How to reach Kafka.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -176,7 +157,7 @@ pub struct KafkaConfig {
     pub request_timeout_ms: u64,
     /// How long topic metadata (partition counts) is cached (ms).
     pub metadata_ttl_ms: u64,
-    /// Set `TCP_NODELAY` on the Kafka connections (see `shared/src/kafka/nodelay.rs`).
+    /// Set `TCP_NODELAY` on the Kafka connections (see `crates/server/src/kafka/nodelay.rs`).
     /// Without it, produce requests of about 8-64 KB wait ~40 ms for a delayed ACK.
     pub tcp_nodelay: bool,
     /// Combine records of concurrent HTTP requests for the same partition into shared
@@ -496,35 +477,6 @@ impl Config {
 /// exposes.
 pub fn hub_exposed(hubs: &[String], hub: &str) -> bool {
     validate_hub(hub).is_ok() && (hubs.is_empty() || hubs.iter().any(|h| h == hub))
-}
-
-impl RuleConfig {
-    /// The rule's rights as a set.
-    pub fn rights(&self) -> crate::Rights {
-        self.rights.iter().copied().collect()
-    }
-
-    /// Whether the rule applies to `hub` (`None`: the whole namespace).
-    pub fn covers(&self, hub: Option<&str>) -> bool {
-        match (&self.hub, hub) {
-            (None, _) => true,
-            (Some(rh), Some(h)) => rh.eq_ignore_ascii_case(h),
-            (Some(_), None) => false,
-        }
-    }
-}
-
-/// The rule to sign a token for `wanted` on `hub` (or the namespace) with: the one with the
-/// fewest rights that grants them there, hub rules before namespace rules (least privilege).
-pub fn signing_rule<'a>(
-    rules: &'a [RuleConfig],
-    hub: Option<&str>,
-    wanted: crate::Rights,
-) -> Option<&'a RuleConfig> {
-    rules
-        .iter()
-        .filter(|r| r.covers(hub) && r.rights().grants_all(wanted))
-        .min_by_key(|r| (r.rights().effective().bits().count_ones(), r.hub.is_none()))
 }
 
 #[cfg(test)]

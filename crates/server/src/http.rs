@@ -79,6 +79,12 @@ pub enum ApiError {
     Internal(&'static str),
 }
 
+impl From<crate::json::JsonError> for ApiError {
+    fn from(e: crate::json::JsonError) -> Self {
+        Self::BadRequest(e.0)
+    }
+}
+
 impl From<crate::routes::MissingParam> for ApiError {
     fn from(_: crate::routes::MissingParam) -> Self {
         Self::Internal("a handler asked for a parameter its route does not have")

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
-use crate::authz::{AuthError, Authenticator, Principal};
+use crate::authz::{AuthError, Authenticator, CREDENTIAL_HEADERS, Principal};
 use crate::config::{Config, RuleConfig};
 use crate::sas::SasError;
 use crate::secrets::{SecretError, SecretStore};
@@ -160,12 +160,16 @@ impl KeyStore {
         if let Some(r) = &self.reload {
             self.reload_if_older(r.max_age).await;
         }
-        let result = self.current().auth.authenticate(headers);
+        let value = CREDENTIAL_HEADERS
+            .iter()
+            .find_map(|h| headers.get(*h))
+            .map(http::HeaderValue::as_bytes);
+        let result = self.current().auth.authenticate(value);
         match (&result, &self.reload) {
             (Err(AuthError::Sas(SasError::InvalidSignature) | AuthError::UnknownRule), Some(r))
                 if self.reload_if_older(r.min_interval).await =>
             {
-                self.current().auth.authenticate(headers)
+                self.current().auth.authenticate(value)
             }
             _ => result,
         }

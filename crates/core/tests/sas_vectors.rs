@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a failed test
 
-use hubgate_shared::sas::{SasError, SasKey, SasToken, mint};
+use hubgate_core::sas::{SasError, SasKey, SasToken, mint};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod groups;
 pub mod json;
 pub mod jwt;
+pub mod lists;
 pub mod names;
 pub mod rights;
 pub mod routes;

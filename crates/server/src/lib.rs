@@ -1,8 +1,8 @@
 //! The server layer of hubgate's functions: HTTP (routers built from the route table, the one
 //! authorization layer, the error shape), configuration, the serverless runtime glue, the
 //! OAuth key and Graph clients, Secrets Manager, and the Kafka-backed stores (revocations,
-//! consumer groups, idempotency). The I/O-free parts are `hubgate-core`, re-exported here
-//! under their module names.
+//! consumer groups, idempotency). The I/O-free parts are `hubgate-core` and the Kafka layer
+//! `hubgate-kafka`, re-exported here under their module names.
 
 pub mod access;
 pub mod clients;
@@ -13,20 +13,15 @@ pub mod groups;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
-pub mod kafka;
 pub mod keys;
 pub mod openapi;
 pub mod revocation;
 pub mod runtime;
 pub mod secrets;
-pub mod table;
 pub mod throttle;
 
-/// Fuzz target bodies and the corpus replay helper; only with the `fuzzing` feature.
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub use hubgate_core::fuzzing;
 pub use hubgate_core::{authz, json, names, rights, routes, sas};
+pub use hubgate_kafka::{self as kafka, table};
 
 pub use authz::{Authenticator, Principal, Resource, Right, Rights, authorize};
 pub use clients::Clients;

@@ -31,7 +31,7 @@ use rskafka::client::partition::{Compression, PartitionClient};
 use rskafka::record::Record;
 use tokio::sync::oneshot;
 
-use super::KafkaError;
+use crate::KafkaError;
 use crate::config::KafkaConfig;
 
 /// The outcome a waiting request receives: its offsets, or the shared error.

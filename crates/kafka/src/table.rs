@@ -18,7 +18,7 @@ use rskafka::record::Record;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::kafka::{Kafka, KafkaError};
+use crate::{Kafka, KafkaError};
 
 const PARTITION: i32 = 0;
 const FETCH_BYTES: i32 = 1024 * 1024;

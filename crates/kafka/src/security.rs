@@ -1,5 +1,5 @@
 //! TLS and SASL for every Kafka connection: rskafka's client and the admin connection of
-//! [`super::admin`]. TLS is rustls with the aws-lc-rs provider named explicitly (ring is in
+//! [`crate::admin`]. TLS is rustls with the aws-lc-rs provider named explicitly (ring is in
 //! the build too), verified against the system's roots (rustls-platform-verifier) or the
 //! CA file of `kafka.tls_ca_file`. SASL PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 7677)
 //! are rskafka's own implementations.
@@ -12,7 +12,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::ExposeSecret as _;
 
-use super::KafkaError;
+use crate::KafkaError;
 use crate::config::{KafkaConfig, SaslMechanism};
 
 /// How connections to the brokers are secured.

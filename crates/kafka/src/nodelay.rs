@@ -15,7 +15,7 @@
 //! leaves the connection open. Every other TCP connection of hubgate (HTTP server, reqwest,
 //! the AWS SDK) wants `TCP_NODELAY` as well, so the sweep does not need to tell them apart.
 //!
-//! [`Kafka`](super::Kafka) sweeps after it opens a client or a partition client, and a
+//! [`Kafka`](crate::Kafka) sweeps after it opens a client or a partition client, and a
 //! background task sweeps once a second for connections rskafka re-opened on its own.
 //! Where the system refuses (`pidfd_getfd` blocked by a seccomp profile, or not Linux),
 //! the sweep logs one warning and hubgate works as before, 40 ms stalls included.

@@ -6,9 +6,11 @@
 
 mod admin;
 mod coalesce;
+pub mod config;
 mod fetches;
 mod nodelay;
 mod security;
+pub mod table;
 mod watch;
 
 use std::collections::HashMap;

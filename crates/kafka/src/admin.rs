@@ -18,8 +18,8 @@ use rskafka::protocol::primitives::{Int16, Int32, NullableString, String_};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::KafkaError;
-use super::security::Security;
+use crate::KafkaError;
+use crate::security::Security;
 
 /// A broker as the cluster describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,106 @@
+//! `[kafka]`: how to reach the brokers (addresses, timeouts, coalescing, TLS, SASL).
+
+use serde::Deserialize;
+
+use hubgate_core::lists::string_or_list;
+
+/// How to reach Kafka.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port` of one or more brokers.
+    #[serde(deserialize_with = "string_or_list")]
+    pub bootstrap_servers: Vec<String>,
+    /// Kafka client id.
+    pub client_id: String,
+    /// Upper bound for any one Kafka operation, including retries (ms).
+    pub request_timeout_ms: u64,
+    /// How long topic metadata (partition counts) is cached (ms).
+    pub metadata_ttl_ms: u64,
+    /// Set `TCP_NODELAY` on the Kafka connections (see `crates/kafka/src/nodelay.rs`).
+    /// Without it, produce requests of about 8-64 KB wait ~40 ms for a delayed ACK.
+    pub tcp_nodelay: bool,
+    /// Combine records of concurrent HTTP requests for the same partition into shared
+    /// produce requests. Ignored (always off) on AWS Lambda, where an instance serves one
+    /// request at a time.
+    pub coalesce: bool,
+    /// How long a shared produce request waits for more records before it is sent (ms).
+    /// 0: send as soon as the previous request for that partition was acknowledged.
+    pub linger_ms: u64,
+    /// Largest shared produce request, in record bytes (key + value + headers). A single
+    /// HTTP request larger than this is still sent, alone.
+    pub max_batch_bytes: usize,
+    /// Record bytes waiting for a partition beyond which new produce requests get 503
+    /// (bounded memory when Kafka is slow or away).
+    pub max_pending_bytes: usize,
+    /// Connect to the brokers over TLS, verified against the system's root certificates
+    /// (or `tls_ca_file`). MSK (port 9094/9096), Confluent Cloud and the Event Hubs Kafka
+    /// endpoint need it.
+    pub tls: bool,
+    /// PEM file of the CA certificates to trust instead of the system's (a private CA).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Absent: no SASL.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// SASL user name (with `sasl_mechanism`).
+    pub sasl_username: Option<String>,
+    /// SASL password (with `sasl_mechanism`); never printed.
+    pub sasl_password: Option<secrecy::SecretString>,
+}
+
+/// A SASL mechanism rskafka speaks (RFC 4616 PLAIN, RFC 7677 SCRAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: vec!["127.0.0.1:9092".into()],
+            client_id: "hubgate".into(),
+            request_timeout_ms: 10_000,
+            metadata_ttl_ms: 5_000,
+            tcp_nodelay: true,
+            coalesce: true,
+            linger_ms: 0,
+            max_batch_bytes: 512 * 1024,
+            max_pending_bytes: 64 * 1024 * 1024,
+            tls: false,
+            tls_ca_file: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// TLS and SASL settings that belong together are set together (the message names the
+    /// keys as `kafka.*`).
+    pub fn validate(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret as _;
+        let invalid = |m: &str| Err(m.to_owned());
+        if self.tls_ca_file.is_some() && !self.tls {
+            return invalid("kafka.tls_ca_file is set but kafka.tls is false");
+        }
+        let has_user = self.sasl_username.as_ref().is_some_and(|u| !u.is_empty());
+        let has_password = self
+            .sasl_password
+            .as_ref()
+            .is_some_and(|p| !p.expose_secret().is_empty());
+        match self.sasl_mechanism {
+            Some(_) if !has_user || !has_password => {
+                invalid("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")
+            }
+            None if has_user || has_password => invalid(
+                "kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not",
+            ),
+            _ => Ok(()),
+        }
+    }
+}

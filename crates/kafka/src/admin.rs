@@ -7,7 +7,7 @@
 //! Keep every use of that feature inside this module.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::messenger::Messenger;
@@ -174,7 +174,7 @@ fn cluster_info(r: MetadataResponse) -> ClusterInfo {
 #[derive(Default)]
 pub(super) struct AdminConnection {
     /// Never held across an await.
-    kept: std::sync::Mutex<Option<Arc<Connection>>>,
+    kept: parking_lot::Mutex<Option<Arc<Connection>>>,
     /// One connect at a time.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -187,10 +187,7 @@ impl std::fmt::Debug for AdminConnection {
 
 impl AdminConnection {
     fn kept(&self) -> Option<Arc<Connection>> {
-        self.kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.kept.lock().clone()
     }
 
     /// The kept connection, or a new one; `true` when it was kept.
@@ -203,13 +200,13 @@ impl AdminConnection {
             return Ok((m, false));
         }
         let m = Arc::new(connect_any(c).await?);
-        *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&m));
+        *self.kept.lock() = Some(Arc::clone(&m));
         Ok((m, false))
     }
 
     /// Drops `m` if it is still the kept connection.
     fn forget(&self, m: &Arc<Connection>) {
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self.kept.lock();
         if kept.as_ref().is_some_and(|k| Arc::ptr_eq(k, m)) {
             *kept = None;
         }

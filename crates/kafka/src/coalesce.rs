@@ -21,9 +21,10 @@
 //! Why not rskafka's `BatchProducer`: it works per record (a request's records could land
 //! in different produce requests, losing all-or-nothing) and lingers before every flush.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rskafka::client::error::ProtocolError;
@@ -104,13 +105,12 @@ impl Coalescer {
         let queue = Arc::clone(
             self.queues
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
                 .entry((topic.to_owned(), partition))
                 .or_default(),
         );
         let bytes = records.iter().map(record_bytes).sum();
         let (done, rx) = oneshot::channel();
-        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = queue.state.lock();
         if !state.waiting.is_empty() && state.waiting_bytes + bytes > self.max_pending_bytes {
             return Err(KafkaError::Busy);
         }
@@ -164,11 +164,7 @@ impl Sender {
     /// The next batch: waiting requests in order, up to `max_batch_bytes` (at least one).
     /// Requests whose HTTP client went away are dropped unsent.
     fn take(&self) -> Vec<Waiter> {
-        let mut state = self
-            .queue
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.queue.state.lock();
         let max = match self.queue.limit.load(Ordering::Relaxed) {
             0 => self.max_batch_bytes,
             learned => learned.min(self.max_batch_bytes),

@@ -14,8 +14,9 @@
 //! again on its own, so errors (offset out of range, unknown partition) are reported to each
 //! exactly as before.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt as _, Shared};
 use rskafka::record::RecordAndOffset;
@@ -77,10 +78,7 @@ impl Fetches {
             max_bytes,
         };
         let shared = {
-            let mut map = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut map = self.in_flight.lock();
             match map.get(&key) {
                 Some(f) => f.clone(),
                 None => {
@@ -90,10 +88,7 @@ impl Fetches {
                         // Readers woken with this one run first and join; then no one joins
                         // a request already sent.
                         tokio::task::yield_now().await;
-                        in_flight
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&key_done);
+                        in_flight.lock().remove(&key_done);
                         fetch.await
                     });
                     let f = task
@@ -111,10 +106,7 @@ impl Fetches {
     /// How many fetches are in flight (tests).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.in_flight.lock().len()
     }
 }
 

@@ -13,10 +13,11 @@ mod security;
 pub mod table;
 mod watch;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rskafka::BackoffConfig;
@@ -66,6 +67,10 @@ pub enum KafkaError {
     /// One failure of a produce request shared by several HTTP requests.
     #[error(transparent)]
     Shared(Arc<KafkaError>),
+    /// A value for a compacted-topic table could not be serialised (a defect; nothing was
+    /// written).
+    #[error("a table value could not be serialised: {0}")]
+    Encode(String),
 }
 
 impl From<ClientError> for KafkaError {
@@ -101,6 +106,7 @@ impl KafkaError {
                 "Kafka refused a combined produce request; nothing was acknowledged. Retry.".into()
             }
             Self::Shared(e) => e.client_message(),
+            Self::Encode(_) => "internal error".into(),
             other => other.to_string(),
         }
     }
@@ -262,7 +268,7 @@ impl Kafka {
     /// Topics and their partition counts, from a cache at most `metadata_ttl_ms` old.
     pub async fn topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
         let ttl = Duration::from_millis(self.config.metadata_ttl_ms);
-        if let Some((at, map)) = &*self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+        if let Some((at, map)) = &*self.topics.lock()
             && at.elapsed() < ttl
         {
             return Ok(Arc::clone(map));
@@ -284,8 +290,7 @@ impl Kafka {
                 })
                 .collect(),
         );
-        *self.topics.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), Arc::clone(&map)));
+        *self.topics.lock() = Some((Instant::now(), Arc::clone(&map)));
         Ok(map)
     }
 
@@ -308,12 +313,7 @@ impl Kafka {
         partition: i32,
     ) -> Result<Arc<PartitionClient>, KafkaError> {
         let key = (topic.to_owned(), partition);
-        if let Some(pc) = self
-            .partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(pc) = self.partitions.lock().get(&key) {
             return Ok(Arc::clone(pc));
         }
         let count = self.partition_count(topic).await?;
@@ -329,20 +329,14 @@ impl Kafka {
                 .await?,
         );
         self.sweep_nodelay();
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, Arc::clone(&pc));
+        self.partitions.lock().insert(key, Arc::clone(&pc));
         Ok(pc)
     }
 
     /// Forgets cached knowledge of `topic` (after it was deleted or an operation said unknown).
     fn forget(&self, topic: &str) {
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(t, _), _| t != topic);
-        *self.topics.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.partitions.lock().retain(|(t, _), _| t != topic);
+        *self.topics.lock() = None;
     }
 
     /// Maps client errors of a partition operation, forgetting stale metadata.

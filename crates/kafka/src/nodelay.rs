@@ -20,8 +20,8 @@
 //! Where the system refuses (`pidfd_getfd` blocked by a seccomp profile, or not Linux),
 //! the sweep logs one warning and hubgate works as before, 40 ms stalls included.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 /// Socket inodes already handled, so each sweep only touches new connections.
 #[derive(Debug, Default)]
@@ -48,8 +48,8 @@ impl NoDelay {
 
 #[cfg(target_os = "linux")]
 mod imp {
+    use parking_lot::Mutex;
     use std::collections::HashSet;
-    use std::sync::{Mutex, PoisonError};
 
     use rustix::net::sockopt;
     use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
@@ -58,7 +58,7 @@ mod imp {
         // Inodes of the sockets open now: `/proc/self/fd/N` links to `socket:[INODE]`.
         let mut new = Vec::new();
         {
-            let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen = seen.lock();
             for entry in std::fs::read_dir("/proc/self/fd")? {
                 let Ok(entry) = entry else { continue };
                 let Ok(target) = std::fs::read_link(entry.path()) else {
@@ -106,9 +106,7 @@ mod imp {
                 Err(_) => handled.push(inode),
             }
         }
-        seen.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(handled);
+        seen.lock().extend(handled);
         Ok(changed)
     }
 
@@ -135,8 +133,8 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
+    use parking_lot::Mutex;
     use std::collections::HashSet;
-    use std::sync::Mutex;
 
     pub(super) fn sweep(_seen: &Mutex<HashSet<u64>>) -> std::io::Result<usize> {
         Err(std::io::Error::new(

@@ -8,9 +8,10 @@
 //! map only ever changes in topic order and an acknowledged write is in it when the write
 //! returns. Every entry remembers the offset it was written at: an entry's *generation*.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -80,12 +81,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
     }
 
-    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State<V>> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    fn read_state(&self) -> parking_lot::RwLockReadGuard<'_, State<V>> {
+        self.state.read()
     }
 
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State<V>> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, State<V>> {
+        self.state.write()
     }
 
     /// Looks at the map as last read (no I/O).
@@ -250,18 +251,46 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
+        // A value that cannot be serialised fails the write: nothing is written (an empty
+        // value would read back as a record that does not parse).
         let records = writes
             .into_iter()
-            .map(|(key, value)| Record {
-                key: Some(key.into_bytes()),
-                // A value that cannot be serialised is a programming error; write nothing.
-                value: value.map(|v| serde_json::to_vec(&v).unwrap_or_default()),
-                headers: Default::default(),
-                timestamp: Utc::now(),
+            .map(|(key, value)| {
+                let value = value
+                    .map(|v| serde_json::to_vec(&v))
+                    .transpose()
+                    .map_err(|e| KafkaError::Encode(e.to_string()))?;
+                Ok(Record {
+                    key: Some(key.into_bytes()),
+                    value,
+                    headers: Default::default(),
+                    timestamp: Utc::now(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, KafkaError>>()?;
         let offsets = self.kafka.produce(&self.topic, PARTITION, records).await?;
         self.sync().await?;
         Ok(offsets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn table_write_unserialisable_value_fails() {
+        // Nothing listens there: the write must fail before it is sent.
+        let config = crate::config::KafkaConfig {
+            bootstrap_servers: vec!["127.0.0.1:1".into()],
+            request_timeout_ms: 100,
+            ..Default::default()
+        };
+        let kafka = Arc::new(Kafka::new(&config).unwrap_or_else(|e| panic!("{e}")));
+        // JSON object keys must be strings: a map keyed by numbers pairs does not serialise.
+        let table: Table<std::collections::BTreeMap<(i32, i32), i32>> = Table::new(kafka, "t", 1);
+        let value = std::collections::BTreeMap::from([((1, 2), 3)]);
+        let result = table.write(vec![("k".into(), Some(value))]).await;
+        assert!(matches!(result, Err(KafkaError::Encode(_))), "{result:?}");
     }
 }

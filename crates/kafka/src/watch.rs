@@ -8,9 +8,10 @@
 //! made by this process wake them at once. Kafka's load is one small request per watched
 //! partition per interval, however many reads wait.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -61,12 +62,12 @@ impl Watches {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.map.lock();
         map.get(topic).and_then(|t| t.get(&partition)).cloned()
     }
 
     pub(super) fn get(&self, topic: &str, partition: i32) -> Arc<Watch> {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.lock();
         self.any.store(true, Ordering::Release);
         Arc::clone(
             map.entry(topic.to_owned())

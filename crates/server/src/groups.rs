@@ -8,7 +8,7 @@
 //! The group policy itself is I/O-free: [`hubgate_core::groups`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -61,7 +61,7 @@ pub struct GraphClient {
     config: GraphConfig,
     http: reqwest::Client,
     app_token: tokio::sync::Mutex<Option<(String, Instant)>>,
-    cache: std::sync::Mutex<HashMap<(u128, u128), (u64, Instant)>>,
+    cache: parking_lot::Mutex<HashMap<(u128, u128), (u64, Instant)>>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -97,7 +97,7 @@ impl GraphClient {
             config,
             http,
             app_token: tokio::sync::Mutex::new(None),
-            cache: std::sync::Mutex::new(HashMap::new()),
+            cache: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -145,11 +145,7 @@ impl GraphClient {
             (Some(t), Some(o)) => (t, o),
             _ => return Err(GraphError("the token's tid/oid are not GUIDs".into())),
         };
-        if let Some((mask, until)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(t, o))
+        if let Some((mask, until)) = self.cache.lock().get(&(t, o))
             && Instant::now() < *until
         {
             return Ok(*mask);
@@ -186,7 +182,6 @@ impl GraphClient {
         let ttl = Duration::from_secs(token_left.min(self.config.cache_secs));
         self.cache
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .insert((t, o), (mask, Instant::now() + ttl));
         Ok(mask)
     }

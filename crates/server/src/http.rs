@@ -189,6 +189,7 @@ pub fn kafka_status(e: &KafkaError) -> (StatusCode, u32) {
         KafkaError::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
         KafkaError::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
         KafkaError::Shared(e) => kafka_status(e),
+        KafkaError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
         // Timeout, Client, Admin, Config, Busy, CombinedTooLarge, and any failure added later:
         // Kafka is away or overloaded, nothing was acknowledged.
         _ => (StatusCode::SERVICE_UNAVAILABLE, 50301),

@@ -13,8 +13,9 @@
 //! instance, another container behind the load balancer) is not recognised. Bounded by
 //! `MAX_ENTRIES` and `MAX_BYTES`; the oldest answers go first.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -122,7 +123,7 @@ impl Idempotency {
             .finalize()
             .into();
         let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock();
         self.expire(&mut state, now);
         if let Some(e) = state.entries.get(&id) {
             if e.request != request {
@@ -211,11 +212,7 @@ impl Guard {
             return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
         };
         {
-            let mut state = self
-                .store
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.store.state.lock();
             if let Some(e) = state.entries.get_mut(&self.id) {
                 e.slot = Slot::Done {
                     status,
@@ -233,11 +230,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if !self.done {
-            let mut state = self
-                .store
-                .state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.store.state.lock();
             Idempotency::remove(&mut state, &self.id);
         }
     }

@@ -6,7 +6,8 @@
 //! fetch keeps the last good set. The token checks themselves are I/O-free:
 //! [`hubgate_core::jwt`].
 
-use std::sync::{Arc, PoisonError, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hubgate_core::jwt::{Key, KeySet, Verifier, parse_jwks};
@@ -77,7 +78,7 @@ pub struct JwtValidator {
     jwks_uri: tokio::sync::OnceCell<String>,
     keys: RwLock<Arc<KeySet>>,
     fetch_gate: tokio::sync::Mutex<()>,
-    last_unknown_kid_fetch: std::sync::Mutex<Option<Instant>>,
+    last_unknown_kid_fetch: parking_lot::Mutex<Option<Instant>>,
     verifier: Verifier,
 }
 
@@ -113,7 +114,7 @@ impl JwtValidator {
             jwks_uri: tokio::sync::OnceCell::new(),
             keys: RwLock::new(Arc::new(KeySet::default())),
             fetch_gate: tokio::sync::Mutex::new(()),
-            last_unknown_kid_fetch: std::sync::Mutex::new(None),
+            last_unknown_kid_fetch: parking_lot::Mutex::new(None),
             verifier,
         })
     }
@@ -168,7 +169,7 @@ impl JwtValidator {
             .map_err(|e| format!("JWKS {uri}: {e}"))?;
         let set = parse_jwks(&body, &self.config.algorithms)?;
         let n = set.len();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        *self.keys.write() = Arc::new(set);
         tracing::info!(keys = n, "identity provider keys loaded");
         Ok(n)
     }
@@ -189,21 +190,14 @@ impl JwtValidator {
     }
 
     fn key(&self, kid: &str) -> Option<Key> {
-        self.keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(kid)
-            .cloned()
+        self.keys.read().get(kid).cloned()
     }
 
     /// An unknown `kid` may mean the provider rotated: refetch, rate-limited.
     async fn refresh_for_unknown_kid(&self) {
         let min = Duration::from_secs(self.config.jwks_unknown_kid_refresh_secs);
         {
-            let mut last = self
-                .last_unknown_kid_fetch
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut last = self.last_unknown_kid_fetch.lock();
             if last.is_some_and(|t| t.elapsed() < min) {
                 return;
             }

@@ -6,7 +6,8 @@
 //! rotation dropped stops verifying everywhere, even on an instance that never saw a failure.
 //! Without it, the rules are the configuration's, fixed.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use parking_lot::RwLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
@@ -30,18 +31,14 @@ struct Reload {
     max_age: Duration,
     /// When the rules were last (re)loaded or a reload was last attempted. Read on every
     /// request: a std mutex held for one `Instant` read.
-    last: std::sync::Mutex<Instant>,
+    last: parking_lot::Mutex<Instant>,
     /// Single-flight for the reload itself.
     gate: tokio::sync::Mutex<()>,
 }
 
 impl Reload {
     fn older_than(&self, age: Duration) -> bool {
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .elapsed()
-            >= age
+        self.last.lock().elapsed() >= age
     }
 }
 
@@ -81,7 +78,7 @@ impl KeyStore {
                 store,
                 min_interval: Duration::from_millis(config.secret_reload_min_ms),
                 max_age: Duration::from_millis(config.secret_max_age_ms),
-                last: std::sync::Mutex::new(Instant::now()),
+                last: parking_lot::Mutex::new(Instant::now()),
                 gate: tokio::sync::Mutex::new(()),
             }),
         })
@@ -104,7 +101,7 @@ impl KeyStore {
 
     /// The rules in force now.
     pub fn current(&self) -> Arc<Keys> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.current.read())
     }
 
     /// The secret store, when rules come from Secrets Manager.
@@ -125,11 +122,11 @@ impl KeyStore {
         if !reload.older_than(min_age) {
             return false; // another request reloaded while this one waited
         }
-        *reload.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        *reload.last.lock() = Instant::now();
         match reload.store.load().await {
             Ok(rules) => {
                 let keys = Arc::new(Self::keys(&self.namespace, rules));
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = keys;
+                *self.current.write() = keys;
                 tracing::info!(secret = reload.store.secret_id(), "SAS rules reloaded");
                 true
             }

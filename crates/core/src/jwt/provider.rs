@@ -8,8 +8,9 @@
 //! jsonwebtoken's own aws-lc provider. Keys come only from the provider's JWKS; the cache
 //! holds at most [`MAX_KEYS`] and starts over when full.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::PublicKeyComponents;
@@ -68,7 +69,7 @@ fn parsed(
     n: &[u8],
     e: &[u8],
 ) -> Option<Parsed> {
-    let mut keys = KEYS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut keys = KEYS.lock();
     if let Some(found) = keys
         .get(n)
         .and_then(|list| list.iter().find(|(a, x, _)| *a == alg && x == e))

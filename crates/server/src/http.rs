@@ -210,26 +210,64 @@ impl ApiError {
     }
 }
 
+/// What the log should say of an error answer: carried in the response's extensions to the
+/// [`log_errors`] layer, which logs it inside the request's span (an `IntoResponse` does not
+/// log, as axum's error-handling guidance says).
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    level: tracing::Level,
+    message: &'static str,
+    /// The full error, for operators only (broker words, defects).
+    detail: String,
+}
+
+impl ErrorReport {
+    fn of(e: &ApiError) -> Option<Self> {
+        let (level, message, detail) = match e {
+            ApiError::Kafka(k) => (
+                tracing::Level::WARN,
+                "kafka operation failed",
+                format!("{k}: {k:?}"),
+            ),
+            ApiError::PartialProduce { source, .. } => (
+                tracing::Level::WARN,
+                "produce partly failed",
+                format!("{source}: {source:?}"),
+            ),
+            ApiError::Unauthorized(a) => (tracing::Level::INFO, "request refused", a.to_string()),
+            ApiError::Internal(d) => (tracing::Level::ERROR, "internal error", (*d).to_owned()),
+            _ => return None,
+        };
+        Some(Self {
+            level,
+            message,
+            detail,
+        })
+    }
+}
+
+/// Logs the [`ErrorReport`] of an error answer.
+async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(r) = response.extensions().get::<ErrorReport>() {
+        let detail = r.detail.as_str();
+        match r.level {
+            tracing::Level::ERROR => tracing::error!(detail, "{}", r.message),
+            tracing::Level::WARN => tracing::warn!(error = detail, "{}", r.message),
+            _ => tracing::info!(reason = detail, "{}", r.message),
+        }
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error_code) = self.status_and_code();
-        let mut offsets = None;
-        match self {
-            Self::Kafka(ref e) => {
-                // The broker's own words stay in the log.
-                tracing::warn!(error = %e, detail = ?e, "kafka operation failed");
-            }
-            Self::PartialProduce {
-                ref source,
-                offsets: ref o,
-            } => {
-                tracing::warn!(error = %source, detail = ?source, "produce partly failed");
-                offsets = Some(o.clone());
-            }
-            Self::Unauthorized(ref e) => tracing::info!(reason = %e, "request refused"),
-            Self::Internal(detail) => tracing::error!(detail, "internal error"),
-            _ => {}
-        }
+        let offsets = match &self {
+            Self::PartialProduce { offsets, .. } => Some(offsets.clone()),
+            _ => None,
+        };
+        let report = ErrorReport::of(&self);
         let message = self.client_message();
         let body = ErrorBody {
             error_code,
@@ -237,6 +275,9 @@ impl IntoResponse for ApiError {
             offsets,
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(report) = report {
+            response.extensions_mut().insert(report);
+        }
         if let Self::Unauthorized(e) = &self
             && e.is_invalid_bearer()
         {
@@ -439,6 +480,7 @@ fn with_request_layers(router: axum::Router) -> axum::Router {
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
     router
+        .layer(axum::middleware::from_fn(log_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -522,6 +564,16 @@ mod tests {
         let (status, v, _) = body_of(ApiError::TooLarge(10)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(v["error_code"], 41301);
+    }
+
+    #[test]
+    fn api_error_report_for_the_log_layer_ok() {
+        let r = ApiError::Kafka(KafkaError::Timeout).into_response();
+        let report = r.extensions().get::<ErrorReport>().unwrap();
+        assert_eq!(report.level, tracing::Level::WARN);
+        assert!(report.detail.contains("Timeout"), "{}", report.detail);
+        let r = ApiError::BadRequest("x".into()).into_response();
+        assert!(r.extensions().get::<ErrorReport>().is_none());
     }
 
     #[tokio::test]

@@ -27,6 +27,20 @@ pub struct GroupGrantConfig {
     pub hub: Option<String>,
 }
 
+/// `[[oauth.groups]]` that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupConfigError {
+    #[error("at most {MAX_GRANTS} oauth.groups entries")]
+    TooMany,
+    #[error("oauth.groups: '{0}' is not a GUID")]
+    NotAGuid(String),
+    #[error("oauth.groups: {0}")]
+    Hub(#[from] crate::names::NameError),
+    #[error("oauth.groups: group {0} has no rights")]
+    NoRights(String),
+}
+
 /// Parses a GUID without allocating.
 pub fn guid(s: &str) -> Option<u128> {
     uuid::Uuid::try_parse(s).ok().map(|u| u.as_u128())
@@ -67,20 +81,20 @@ fn slot(head: u64) -> usize {
 
 impl GroupPolicy {
     /// Parses the grants (group ids must be GUIDs, hubs valid names).
-    pub fn new(config: &[GroupGrantConfig]) -> Result<Self, String> {
+    pub fn new(config: &[GroupGrantConfig]) -> Result<Self, GroupConfigError> {
         if config.len() > MAX_GRANTS {
-            return Err(format!("at most {MAX_GRANTS} oauth.groups entries"));
+            return Err(GroupConfigError::TooMany);
         }
         let grants = config
             .iter()
             .map(|g| {
-                let group = guid(&g.group)
-                    .ok_or_else(|| format!("oauth.groups: '{}' is not a GUID", g.group))?;
+                let group =
+                    guid(&g.group).ok_or_else(|| GroupConfigError::NotAGuid(g.group.clone()))?;
                 if let Some(h) = &g.hub {
-                    crate::names::validate_hub(h).map_err(|e| format!("oauth.groups: {e}"))?;
+                    crate::names::validate_hub(h)?;
                 }
                 if g.rights.is_empty() {
-                    return Err(format!("oauth.groups: group {} has no rights", g.group));
+                    return Err(GroupConfigError::NoRights(g.group.clone()));
                 }
                 Ok(Grant {
                     group,
@@ -91,7 +105,7 @@ impl GroupPolicy {
                         .map_or_else(Resource::namespace, Resource::hub),
                 })
             })
-            .collect::<Result<Vec<Grant>, String>>()?;
+            .collect::<Result<Vec<Grant>, GroupConfigError>>()?;
         let texts: Vec<[u8; 36]> = grants
             .iter()
             .map(|g| {

@@ -198,12 +198,12 @@ impl KeySet {
 }
 
 /// Keys from a JWKS document: public RSA / P-256 keys for allowed algorithms, by `kid`.
-pub fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, String> {
+pub fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, JwksError> {
     #[derive(Deserialize)]
     struct Raw {
         keys: Vec<serde_json::Value>,
     }
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| JwksError(e.to_string()))?;
     let mut keys = HashMap::new();
     for value in raw.keys {
         // One key of a type this crate does not know must not hide the others.
@@ -234,6 +234,21 @@ pub fn parse_jwks(body: &[u8], allowed: &[JwtAlgorithm]) -> Result<KeySet, Strin
     Ok(KeySet { keys })
 }
 
+/// A JWKS document that is not JSON of the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the JWKS is not a JSON key set: {0}")]
+pub struct JwksError(pub String);
+
+/// `[oauth]` rules that cannot verify anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    #[error("oauth.issuers and oauth.audiences must not be empty")]
+    NoIssuersOrAudiences,
+    #[error("oauth.algorithms must not be empty")]
+    NoAlgorithms,
+}
+
 /// The pinned rules a token must meet: issuers, audiences, algorithms, clock leeway.
 pub struct Verifier {
     algorithms: Vec<JwtAlgorithm>,
@@ -256,12 +271,12 @@ impl Verifier {
         audiences: &[String],
         algorithms: &[JwtAlgorithm],
         leeway_secs: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JwtConfigError> {
         if issuers.is_empty() || audiences.is_empty() {
-            return Err("oauth.issuers and oauth.audiences must not be empty".into());
+            return Err(JwtConfigError::NoIssuersOrAudiences);
         }
         if algorithms.is_empty() {
-            return Err("oauth.algorithms must not be empty".into());
+            return Err(JwtConfigError::NoAlgorithms);
         }
         let validations = algorithms
             .iter()

@@ -4,6 +4,18 @@ use serde::Deserialize;
 
 use hubgate_core::lists::string_or_list;
 
+/// `[kafka]` settings that do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KafkaConfigError {
+    #[error("kafka.tls_ca_file is set but kafka.tls is false")]
+    CaFileWithoutTls,
+    #[error("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")]
+    SaslWithoutCredentials,
+    #[error("kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not")]
+    CredentialsWithoutSasl,
+}
+
 /// How to reach Kafka.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -82,11 +94,10 @@ impl Default for KafkaConfig {
 impl KafkaConfig {
     /// TLS and SASL settings that belong together are set together (the message names the
     /// keys as `kafka.*`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), KafkaConfigError> {
         use secrecy::ExposeSecret as _;
-        let invalid = |m: &str| Err(m.to_owned());
         if self.tls_ca_file.is_some() && !self.tls {
-            return invalid("kafka.tls_ca_file is set but kafka.tls is false");
+            return Err(KafkaConfigError::CaFileWithoutTls);
         }
         let has_user = self.sasl_username.as_ref().is_some_and(|u| !u.is_empty());
         let has_password = self
@@ -94,12 +105,8 @@ impl KafkaConfig {
             .as_ref()
             .is_some_and(|p| !p.expose_secret().is_empty());
         match self.sasl_mechanism {
-            Some(_) if !has_user || !has_password => {
-                invalid("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")
-            }
-            None if has_user || has_password => invalid(
-                "kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not",
-            ),
+            Some(_) if !has_user || !has_password => Err(KafkaConfigError::SaslWithoutCredentials),
+            None if has_user || has_password => Err(KafkaConfigError::CredentialsWithoutSasl),
             _ => Ok(()),
         }
     }

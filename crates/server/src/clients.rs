@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::access::Access;
 use crate::consumer_groups::ConsumerGroups;
+use crate::startup::StartError;
 use crate::{Config, Gate, Kafka, Revocations};
 
 /// Credentials, Kafka, revocations and consumer groups, built from one configuration.
@@ -21,15 +22,15 @@ pub struct Clients {
 impl Clients {
     /// Loads the credentials configuration (SAS rules, from Secrets Manager when `secret_id`
     /// is set; the OAuth provider's keys when `[oauth]` is set). Kafka connects lazily.
-    pub async fn load(config: &Config) -> Result<Self, String> {
+    pub async fn load(config: &Config) -> Result<Self, StartError> {
         let gate = Arc::new(Gate::load(config).await?);
         Self::with_gate(config, gate)
     }
 
     /// Clients around an existing gate (tests, tools). Fails on Kafka TLS settings that
     /// cannot be used (an unreadable `kafka.tls_ca_file`).
-    pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, String> {
-        let kafka = Arc::new(Kafka::new(&config.kafka).map_err(|e| e.to_string())?);
+    pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, StartError> {
+        let kafka = Arc::new(Kafka::new(&config.kafka)?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
         let consumer_groups = Arc::new(ConsumerGroups::new(Arc::clone(&kafka), config));
         let access = Arc::new(Access::new(

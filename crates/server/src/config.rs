@@ -221,6 +221,10 @@ pub enum ConfigError {
     Invalid(String),
     #[error("invalid configuration: {0}")]
     Name(#[from] NameError),
+    #[error("invalid configuration: {0}")]
+    Kafka(#[from] hubgate_kafka::config::KafkaConfigError),
+    #[error("invalid configuration: {0}")]
+    Throttle(#[from] crate::throttle::ThrottleConfigError),
 }
 
 impl Config {
@@ -272,7 +276,7 @@ impl Config {
                 "kafka.bootstrap_servers is empty".into(),
             ));
         }
-        self.kafka.validate().map_err(ConfigError::Invalid)?;
+        self.kafka.validate()?;
         if self.kafka.request_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "kafka.request_timeout_ms must be > 0".into(),
@@ -333,7 +337,7 @@ impl Config {
                 "revocation_topic and consumer_group_topic must differ".into(),
             ));
         }
-        crate::throttle::Throttle::new(&self.throttle).map_err(ConfigError::Invalid)?;
+        crate::throttle::Throttle::new(&self.throttle)?;
         if self.limits.max_publication_bytes == 0
             || self.limits.max_consume_bytes == 0
             || self.limits.max_consume_count == 0

@@ -10,6 +10,7 @@ use crate::authz::{AuthError, Principal};
 use crate::groups::{GraphClient, GroupPolicy};
 use crate::jwt::{JwtValidator, OAuthConfig};
 use crate::keys::KeyStore;
+use crate::startup::StartError;
 
 /// OAuth bearer tokens: validation plus group membership.
 #[derive(Debug)]
@@ -22,10 +23,15 @@ pub struct OAuth {
 impl OAuth {
     /// Builds from `[oauth]`, loads the provider's keys (a failure is logged; keys are fetched
     /// again on demand) and starts the background refresh.
-    pub async fn start(config: &OAuthConfig) -> Result<Self, String> {
+    pub async fn start(config: &OAuthConfig) -> Result<Self, StartError> {
         crate::jwt::install_crypto_provider();
         let policy = Arc::new(GroupPolicy::new(&config.groups)?);
-        let graph = config.graph.clone().map(GraphClient::new).transpose()?;
+        let graph = config
+            .graph
+            .clone()
+            .map(GraphClient::new)
+            .transpose()
+            .map_err(StartError::Graph)?;
         let validator = Arc::new(JwtValidator::new(config.clone())?);
         if let Err(e) = validator.refresh().await {
             tracing::warn!(error = %e, "could not load the identity provider keys at start-up; will retry on demand");
@@ -81,8 +87,8 @@ pub struct Gate {
 
 impl Gate {
     /// SAS rules as configured (file or Secrets Manager) and OAuth when `[oauth]` is set.
-    pub async fn load(config: &crate::Config) -> Result<Self, String> {
-        let keys = Arc::new(KeyStore::load(config).await.map_err(|e| e.to_string())?);
+    pub async fn load(config: &crate::Config) -> Result<Self, StartError> {
+        let keys = Arc::new(KeyStore::load(config).await?);
         let oauth = match &config.oauth {
             Some(o) => Some(Arc::new(OAuth::start(o).await?)),
             None => None,

@@ -87,12 +87,11 @@ struct CheckMemberGroups {
 const GRAPH_BATCH: usize = 20;
 
 impl GraphClient {
-    pub fn new(config: GraphConfig) -> Result<Self, String> {
+    pub fn new(config: GraphConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self {
             config,
             http,

@@ -60,14 +60,47 @@ fn default_jwks_refresh() -> u64 {
     3600
 }
 
+/// The identity provider could not be used: settings, URLs, or its answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OAuthError {
+    #[error(transparent)]
+    Config(#[from] hubgate_core::jwt::JwtConfigError),
+    #[error("{url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{0}: identity provider URLs must use https")]
+    NotHttps(String),
+    #[error("{what} {url}: {reason}")]
+    Fetch {
+        what: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Jwks(#[from] hubgate_core::jwt::JwksError),
+    #[error("the HTTP client could not be built: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 /// Only HTTPS, or plain HTTP to a loopback address (local providers in tests).
-fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+fn check_url(url: &str) -> Result<(), OAuthError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| OAuthError::BadUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback) {
         Ok(())
     } else {
-        Err(format!("{url}: identity provider URLs must use https"))
+        Err(OAuthError::NotHttps(url.to_owned()))
+    }
+}
+
+fn fetch(what: &'static str, url: &str, e: &reqwest::Error) -> OAuthError {
+    OAuthError::Fetch {
+        what,
+        url: url.to_owned(),
+        reason: e.to_string(),
     }
 }
 
@@ -93,7 +126,7 @@ impl std::fmt::Debug for JwtValidator {
 
 impl JwtValidator {
     /// A validator for `config`; keys are fetched by [`refresh`](Self::refresh) or on demand.
-    pub fn new(config: OAuthConfig) -> Result<Self, String> {
+    pub fn new(config: OAuthConfig) -> Result<Self, OAuthError> {
         let verifier = Verifier::new(
             &config.issuers,
             &config.audiences,
@@ -107,7 +140,7 @@ impl JwtValidator {
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(OAuthError::Client)?;
         Ok(Self {
             config,
             http,
@@ -124,7 +157,7 @@ impl JwtValidator {
         &self.config
     }
 
-    async fn jwks_uri(&self) -> Result<&String, String> {
+    async fn jwks_uri(&self) -> Result<&String, OAuthError> {
         self.jwks_uri
             .get_or_try_init(|| async {
                 if let Some(u) = &self.config.jwks_uri {
@@ -143,10 +176,10 @@ impl JwtValidator {
                     .send()
                     .await
                     .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| format!("discovery {url}: {e}"))?
+                    .map_err(|e| fetch("discovery", &url, &e))?
                     .json()
                     .await
-                    .map_err(|e| format!("discovery {url}: {e}"))?;
+                    .map_err(|e| fetch("discovery", &url, &e))?;
                 check_url(&d.jwks_uri)?;
                 Ok(d.jwks_uri)
             })
@@ -154,7 +187,7 @@ impl JwtValidator {
     }
 
     /// Fetches the key set now; on failure the last good set stays.
-    pub async fn refresh(&self) -> Result<usize, String> {
+    pub async fn refresh(&self) -> Result<usize, OAuthError> {
         let _gate = self.fetch_gate.lock().await;
         let uri = self.jwks_uri().await?;
         let body = self
@@ -163,10 +196,10 @@ impl JwtValidator {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("JWKS {uri}: {e}"))?
+            .map_err(|e| fetch("JWKS", uri, &e))?
             .bytes()
             .await
-            .map_err(|e| format!("JWKS {uri}: {e}"))?;
+            .map_err(|e| fetch("JWKS", uri, &e))?;
         let set = parse_jwks(&body, &self.config.algorithms)?;
         let n = set.len();
         *self.keys.write() = Arc::new(set);

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod revocation;
 pub mod runtime;
 pub mod secrets;
+pub mod startup;
 pub mod throttle;
 
 pub use hubgate_core::{authz, json, names, rights, routes, sas};

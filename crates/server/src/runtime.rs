@@ -6,6 +6,7 @@
 //!   reachable under the host's `/api` prefix;
 //! * **standalone** otherwise, on the configured listen address.
 
+pub use crate::startup::{RuntimeError, StartError};
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -35,20 +36,6 @@ impl Mode {
         }
         Ok(Self::Standalone { listen })
     }
-}
-
-/// The server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RuntimeError {
-    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is not a port number: {0:?}")]
-    BadPort(String),
-    #[error("cannot listen on {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("server: {0}")]
-    Serve(std::io::Error),
-    #[error("lambda runtime: {0}")]
-    Lambda(String),
 }
 
 /// The router an Azure custom handler serves: `GET /` for readiness, every route also
@@ -249,10 +236,10 @@ mod tests {
 /// `--listen`), the shared clients (warmed up), and the runtime mode.
 pub async fn start(
     args: &ServeArgs,
-) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), String> {
+) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), StartError> {
     init_tracing();
-    let mut config = args.load().map_err(|e| e.to_string())?;
-    let mode = Mode::detect(config.listen).map_err(|e| e.to_string())?;
+    let mut config = args.load()?;
+    let mode = Mode::detect(config.listen)?;
     if matches!(mode, Mode::Lambda) {
         // One request per instance at a time: nothing to combine, so produce directly.
         config.kafka.coalesce = false;
@@ -268,7 +255,7 @@ pub async fn start(
 }
 
 /// Logs how a function binary ended and turns it into its exit code.
-pub fn exit_code(result: Result<(), String>) -> std::process::ExitCode {
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -93,19 +93,31 @@ impl Default for Throttle {
     }
 }
 
+/// `[[throttle]]` entries that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ThrottleConfigError {
+    #[error("throttle: events_per_sec and burst must be greater than 0")]
+    Zero,
+    #[error("throttle: {0}")]
+    Hub(#[from] crate::names::NameError),
+    #[error("throttle: two entries for {0}")]
+    Duplicate(String),
+}
+
 /// How often (in checks) idle buckets are dropped.
 const SHRINK_EVERY: u64 = 4096;
 
 impl Throttle {
     /// Buckets for `config`; an empty list throttles nothing.
-    pub fn new(config: &[ThrottleConfig]) -> Result<Self, String> {
+    pub fn new(config: &[ThrottleConfig]) -> Result<Self, ThrottleConfigError> {
         let mut default = None;
         let mut hubs = HashMap::new();
         for c in config {
             let (Some(rate), Some(burst)) =
                 (NonZeroU32::new(c.events_per_sec), NonZeroU32::new(c.burst))
             else {
-                return Err("throttle: events_per_sec and burst must be greater than 0".into());
+                return Err(ThrottleConfigError::Zero);
             };
             let bucket = Bucket {
                 limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
@@ -114,14 +126,13 @@ impl Throttle {
             let duplicate = match &c.hub {
                 None => default.replace(bucket).is_some(),
                 Some(hub) => {
-                    crate::names::validate_hub(hub).map_err(|e| format!("throttle: {e}"))?;
+                    crate::names::validate_hub(hub)?;
                     hubs.insert(hub.to_ascii_lowercase(), bucket).is_some()
                 }
             };
             if duplicate {
-                return Err(format!(
-                    "throttle: two entries for {}",
-                    c.hub.as_deref().unwrap_or("the default")
+                return Err(ThrottleConfigError::Duplicate(
+                    c.hub.clone().unwrap_or_else(|| "the default".into()),
                 ));
             }
         }
@@ -260,7 +271,7 @@ mod tests {
 
     #[test]
     fn throttle_bad_config_fails() {
-        let bad = |c: ThrottleConfig| Throttle::new(&[c]).unwrap_err();
+        let bad = |c: ThrottleConfig| Throttle::new(&[c]).unwrap_err().to_string();
         assert!(
             bad(ThrottleConfig {
                 hub: None,
@@ -285,6 +296,7 @@ mod tests {
         assert!(
             Throttle::new(&[twice.clone(), twice])
                 .unwrap_err()
+                .to_string()
                 .contains("two entries")
         );
     }

@@ -164,17 +164,27 @@ async fn authorize(
     ApiJson(decide(&s, &headers, &r.method, &r.path).await)
 }
 
+/// An event the authorizer cannot handle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    #[error("not an API Gateway v2 authorizer event: {0}")]
+    NotAnAuthorizerEvent(serde_json::Error),
+    #[error("the decision could not be written as JSON: {0}")]
+    Encode(serde_json::Error),
+}
+
 /// Handles an API Gateway v2 REQUEST authorizer event; returns the simple response JSON.
 pub async fn handle_event(
     s: &AuthorizerState,
     payload: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(payload)
-        .map_err(|e| format!("not an API Gateway v2 authorizer event: {e}"))?;
+) -> Result<serde_json::Value, EventError> {
+    let event: ApiGatewayV2CustomAuthorizerV2Request =
+        serde_json::from_value(payload).map_err(EventError::NotAnAuthorizerEvent)?;
     let method = event.request_context.http.method.as_str().to_owned();
     let path = event.raw_path.clone().unwrap_or_default();
     let decision = decide(s, &event.headers, &method, &path).await;
-    serde_json::to_value(decision).map_err(|e| e.to_string())
+    serde_json::to_value(decision).map_err(EventError::Encode)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use authorizer::{AuthorizerState, app, handle_event};
 use clap::Parser;
-use hubgate_server::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
+use hubgate_server::runtime::{
+    BoxError, ServeArgs, StartError, exit_code, serve_with_events, start,
+};
 
 /// hubgate authorizer: decides whether a request may reach hubgate's functions.
 #[derive(Debug, Parser)]
@@ -30,7 +32,7 @@ async fn main() -> ExitCode {
             };
             serve_with_events(router, mode, on_event)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StartError::from)
         }
         .await,
     )

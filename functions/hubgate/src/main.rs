@@ -3,13 +3,17 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use hubgate_server::Clients;
+use hubgate_server::config::ConfigError;
 use hubgate_server::config::signing_rule;
+use hubgate_server::names::NameError;
 use hubgate_server::names::{validate_hub, validate_publisher};
-use hubgate_server::runtime::{ServeArgs, exit_code, init_tracing, serve_with_events, start};
+use hubgate_server::runtime::{
+    BoxError, ServeArgs, StartError, exit_code, init_tracing, serve_with_events, start,
+};
+use hubgate_server::sas::KeyError;
 use hubgate_server::sas::{SasKey, mint};
 use hubgate_server::{Config, Right};
 
@@ -84,7 +88,28 @@ async fn main() -> ExitCode {
     exit_code(run(Cli::parse()).await)
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// Why a command failed: the message is for the operator at the terminal.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}: {1}")]
+    File(String, std::io::Error),
+    #[error("the event is not JSON: {0}")]
+    EventNotJson(serde_json::Error),
+    #[error("{0}")]
+    Event(BoxError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => {
             let (config, clients, mode) = start(&args).await?;
@@ -93,9 +118,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let (config, clients) = (Arc::clone(&config), clients.clone());
                 async move { hubgate::handle_event(config, &clients, payload).await }
             };
-            serve_with_events(router, mode, on_event)
+            Ok(serve_with_events(router, mode, on_event)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StartError::from)?)
         }
         Command::Token {
             config,
@@ -105,7 +130,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             right,
             ttl_secs,
         } => {
-            let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+            let config = Config::load(config.as_deref())?;
             println!(
                 "{}",
                 token(
@@ -122,21 +147,23 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Invoke { config, event } => {
             init_tracing();
             let text = match event.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+                Some(file) => {
+                    std::fs::read_to_string(file).map_err(|e| CliError::File(file.to_owned(), e))?
+                }
                 None => event,
             };
             let payload: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| format!("the event is not JSON: {e}"))?;
-            let config = Arc::new(Config::load(config.as_deref()).map_err(|e| e.to_string())?);
+                serde_json::from_str(&text).map_err(CliError::EventNotJson)?;
+            let config = Arc::new(Config::load(config.as_deref())?);
             let clients = Clients::load(&config).await?;
             let result = hubgate::handle_event(config, &clients, payload)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::Event)?;
             println!("{result}");
             Ok(())
         }
         Command::Key => {
-            let key = SasKey::generate().map_err(|e| e.to_string())?;
+            let key = SasKey::generate()?;
             println!("{}", key.expose());
             Ok(())
         }
@@ -152,29 +179,27 @@ fn token(
     rule: Option<&str>,
     right: Right,
     ttl_secs: u64,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     if let Some(h) = hub {
-        validate_hub(h).map_err(|e| e.to_string())?;
+        validate_hub(h)?;
     }
     if let Some(p) = publisher {
         if hub.is_none() {
-            return Err("--publisher needs --hub".into());
+            return Err(CliError::Usage("--publisher needs --hub".into()));
         }
-        validate_publisher(p).map_err(|e| e.to_string())?;
+        validate_publisher(p)?;
     }
     let where_ = hub.map_or_else(|| "the namespace".to_owned(), |h| format!("hub '{h}'"));
     let rule = match rule {
-        Some(name) => config
-            .rule(name)
-            .filter(|r| r.covers(hub))
-            .ok_or_else(|| format!("no rule '{name}' covering {where_} in the configuration"))?,
+        Some(name) => config.rule(name).filter(|r| r.covers(hub)).ok_or_else(|| {
+            CliError::Usage(format!(
+                "no rule '{name}' covering {where_} in the configuration"
+            ))
+        })?,
         None => signing_rule(&config.rules, hub, right.into())
-            .ok_or_else(|| format!("no rule grants {right} on {where_}"))?,
+            .ok_or_else(|| CliError::Usage(format!("no rule grants {right} on {where_}")))?,
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
+    let now = hubgate_server::authz::unix_now();
     let mut uri = format!("https://{}/", config.namespace);
     if let Some(h) = hub {
         uri.push_str(h);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hubgate_server::runtime::{ServeArgs, exit_code, serve, start};
+use hubgate_server::runtime::{ServeArgs, StartError, exit_code, serve, start};
 use kafka_proxy::{ProxyState, app};
 
 /// hubgate kafka-proxy: HDInsight-compatible /v1 API and Event Hubs send paths.
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         async {
             let (config, clients, mode) = start(&cli.serve).await?;
             let router = app(Arc::new(ProxyState::new(config, &clients)));
-            serve(router, mode).await.map_err(|e| e.to_string())
+            serve(router, mode).await.map_err(StartError::from)
         }
         .await,
     )

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hubgate_server::runtime::{BoxError, ServeArgs, exit_code, serve_with_events, start};
+use hubgate_server::runtime::{
+    BoxError, ServeArgs, StartError, exit_code, serve_with_events, start,
+};
 use token_issuer::{IssuerState, app, handle_event};
 
 /// hubgate token-issuer: mints SAS tokens, revokes publishers, rotates keys.
@@ -30,7 +32,7 @@ async fn main() -> ExitCode {
             };
             serve_with_events(router, mode, on_event)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(StartError::from)
         }
         .await,
     )

@@ -117,7 +117,7 @@ pub struct Config {
     pub oauth: Option<crate::jwt::OAuthConfig>,
     /// Per-principal rate limits on sending (`[[throttle]]`; absent: none).
     #[serde(default)]
-    pub throttle: Vec<crate::throttle::ThrottleConfig>,
+    pub throttle: crate::throttle::ThrottlePolicy,
     /// How long an `Idempotency-Key`'s answer is kept for replays (seconds).
     #[serde(default = "default_idempotency_window_secs")]
     pub idempotency_window_secs: u64,
@@ -223,8 +223,6 @@ pub enum ConfigError {
     Name(#[from] NameError),
     #[error("invalid configuration: {0}")]
     Kafka(#[from] hubgate_kafka::config::KafkaConfigError),
-    #[error("invalid configuration: {0}")]
-    Throttle(#[from] crate::throttle::ThrottleConfigError),
 }
 
 impl Config {
@@ -337,7 +335,6 @@ impl Config {
                 "revocation_topic and consumer_group_topic must differ".into(),
             ));
         }
-        crate::throttle::Throttle::new(&self.throttle)?;
         if self.limits.max_publication_bytes == 0
             || self.limits.max_consume_bytes == 0
             || self.limits.max_consume_count == 0
@@ -428,9 +425,15 @@ pub(crate) mod tests {
             "[[rules]]\nname='a'\nrights=['Write']\nprimary_key='AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='",
             "hubs = ['__internal']",
             "[limits]\nmax_publication_bytes = 0",
+            "[[throttle]]\nevents_per_sec = 0\nburst = 1",
+            "[[throttle]]\nevents_per_sec = 1\nburst = 1\n[[throttle]]\nevents_per_sec = 2\nburst = 2",
         ] {
             assert!(Config::from_toml(bad).is_err(), "{bad}");
         }
+        let e = Config::from_toml("[[throttle]]\nhub = 'a/b'\nevents_per_sec = 1\nburst = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("throttle: hub name"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,58 @@ pub struct ThrottleConfig {
     pub burst: u32,
 }
 
+/// One bucket's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rate {
+    per_sec: NonZeroU32,
+    burst: NonZeroU32,
+}
+
+/// `[[throttle]]`, parsed and checked once, when the configuration is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<ThrottleConfig>")]
+pub struct ThrottlePolicy {
+    default: Option<Rate>,
+    /// By lower-cased hub name.
+    hubs: HashMap<String, Rate>,
+}
+
+impl TryFrom<Vec<ThrottleConfig>> for ThrottlePolicy {
+    type Error = ThrottleConfigError;
+
+    fn try_from(config: Vec<ThrottleConfig>) -> Result<Self, Self::Error> {
+        let mut policy = Self::default();
+        for c in config {
+            let (Some(per_sec), Some(burst)) =
+                (NonZeroU32::new(c.events_per_sec), NonZeroU32::new(c.burst))
+            else {
+                return Err(ThrottleConfigError::Zero);
+            };
+            let rate = Rate { per_sec, burst };
+            let duplicate = match &c.hub {
+                None => policy.default.replace(rate).is_some(),
+                Some(hub) => {
+                    crate::names::validate_hub(hub)?;
+                    policy.hubs.insert(hub.to_ascii_lowercase(), rate).is_some()
+                }
+            };
+            if duplicate {
+                return Err(ThrottleConfigError::Duplicate(
+                    c.hub.unwrap_or_else(|| "the default".into()),
+                ));
+            }
+        }
+        Ok(policy)
+    }
+}
+
+impl ThrottlePolicy {
+    /// Whether any bucket is configured.
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.hubs.is_empty()
+    }
+}
+
 /// Why a request was throttled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -109,38 +161,21 @@ pub enum ThrottleConfigError {
 const SHRINK_EVERY: u64 = 4096;
 
 impl Throttle {
-    /// Buckets for `config`; an empty list throttles nothing.
-    pub fn new(config: &[ThrottleConfig]) -> Result<Self, ThrottleConfigError> {
-        let mut default = None;
-        let mut hubs = HashMap::new();
-        for c in config {
-            let (Some(rate), Some(burst)) =
-                (NonZeroU32::new(c.events_per_sec), NonZeroU32::new(c.burst))
-            else {
-                return Err(ThrottleConfigError::Zero);
-            };
-            let bucket = Bucket {
-                limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-                burst,
-            };
-            let duplicate = match &c.hub {
-                None => default.replace(bucket).is_some(),
-                Some(hub) => {
-                    crate::names::validate_hub(hub)?;
-                    hubs.insert(hub.to_ascii_lowercase(), bucket).is_some()
-                }
-            };
-            if duplicate {
-                return Err(ThrottleConfigError::Duplicate(
-                    c.hub.clone().unwrap_or_else(|| "the default".into()),
-                ));
-            }
-        }
-        Ok(Self {
-            default,
-            hubs,
+    /// Buckets for `policy` (an empty policy throttles nothing).
+    pub fn new(policy: &ThrottlePolicy) -> Self {
+        let bucket = |r: &Rate| Bucket {
+            limiter: RateLimiter::keyed(Quota::per_second(r.per_sec).allow_burst(r.burst)),
+            burst: r.burst,
+        };
+        Self {
+            default: policy.default.as_ref().map(bucket),
+            hubs: policy
+                .hubs
+                .iter()
+                .map(|(hub, r)| (hub.clone(), bucket(r)))
+                .collect(),
             checks: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Takes `events` tokens from the bucket of the sender of a request to `resource`.
@@ -217,17 +252,15 @@ mod tests {
     }
 
     fn throttle(entries: &[(Option<&str>, u32, u32)]) -> Throttle {
-        Throttle::new(
-            &entries
-                .iter()
-                .map(|(hub, rate, burst)| ThrottleConfig {
-                    hub: hub.map(str::to_owned),
-                    events_per_sec: *rate,
-                    burst: *burst,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap()
+        let config = entries
+            .iter()
+            .map(|(hub, rate, burst)| ThrottleConfig {
+                hub: hub.map(str::to_owned),
+                events_per_sec: *rate,
+                burst: *burst,
+            })
+            .collect::<Vec<_>>();
+        Throttle::new(&ThrottlePolicy::try_from(config).unwrap())
     }
 
     #[test]
@@ -271,7 +304,7 @@ mod tests {
 
     #[test]
     fn throttle_bad_config_fails() {
-        let bad = |c: ThrottleConfig| Throttle::new(&[c]).unwrap_err().to_string();
+        let bad = |c: ThrottleConfig| ThrottlePolicy::try_from(vec![c]).unwrap_err().to_string();
         assert!(
             bad(ThrottleConfig {
                 hub: None,
@@ -294,7 +327,7 @@ mod tests {
             burst: 1,
         };
         assert!(
-            Throttle::new(&[twice.clone(), twice])
+            ThrottlePolicy::try_from(vec![twice.clone(), twice])
                 .unwrap_err()
                 .to_string()
                 .contains("two entries")

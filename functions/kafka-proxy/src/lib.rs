@@ -51,11 +51,8 @@ pub struct ProxyState {
 impl ProxyState {
     /// Builds the state from the process's shared clients.
     pub fn new(config: Arc<Config>, clients: &Clients) -> Self {
-        // `Config::validate` has checked the entries; an invalid list throttles nothing.
-        let throttle = Arc::new(Throttle::new(&config.throttle).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "invalid throttle configuration; not throttling");
-            Throttle::default()
-        }));
+        // `[[throttle]]` was parsed and checked with the configuration.
+        let throttle = Arc::new(Throttle::new(&config.throttle));
         let idempotency = Idempotency::new(std::time::Duration::from_secs(
             config.idempotency_window_secs,
         ));

@@ -84,7 +84,7 @@ fn secure_config(
     c.kafka.sasl_mechanism = Some(SaslMechanism::ScramSha512);
     c.kafka.sasl_username = Some(USER.into());
     c.kafka.sasl_password = Some(password.to_owned().into());
-    c.kafka.request_timeout_ms = 3000;
+    c.kafka.request_timeout = std::time::Duration::from_secs(3);
     c.validate().unwrap();
     c
 }

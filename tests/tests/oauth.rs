@@ -399,6 +399,6 @@ async fn authorizer_decides_for_bearer_and_sas_with_revocation_ok() {
     let d = authorize(&env, &device, "POST", "/hub/publishers/dev-1/messages").await;
     assert_eq!(
         d,
-        json!({"isAuthorized": false, "context": {"reason": "PublisherRevoked: publisher 'dev-1' is revoked"}})
+        json!({"isAuthorized": false, "context": {"reason": "PublisherRevoked: publisher 'dev-1' is revoked", "status": "401"}})
     );
 }

@@ -78,7 +78,7 @@ async fn zero_loss_under_load_and_broker_restart_ok() {
     let bootstrap = broker.lock().await.bootstrap();
     let toml = test_config_toml(&bootstrap, "");
     let config = Config::from_toml(&toml).unwrap();
-    let timeout = Duration::from_millis(config.kafka.request_timeout_ms);
+    let timeout = config.kafka.request_timeout;
     let mut hg = HubgateProcess::start(&toml);
     let client = http();
     let r = client

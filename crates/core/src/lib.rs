@@ -22,6 +22,7 @@ pub mod routes;
 pub mod sas;
 #[cfg(test)]
 mod testing;
+pub mod units;
 
 pub use authz::{AuthError, Authenticator, Principal, RuleConfig, authorize};
 pub use rights::{Resource, Right, Rights};

@@ -85,10 +85,10 @@ impl Coalescer {
     pub(super) fn new(config: &KafkaConfig) -> Self {
         Self {
             queues: Mutex::new(HashMap::new()),
-            linger: Duration::from_millis(config.linger_ms),
+            linger: config.linger,
             max_batch_bytes: config.max_batch_bytes.max(1),
             max_pending_bytes: config.max_pending_bytes,
-            timeout: Duration::from_millis(config.request_timeout_ms),
+            timeout: config.request_timeout,
         }
     }
 

@@ -1,8 +1,11 @@
 //! `[kafka]`: how to reach the brokers (addresses, timeouts, coalescing, TLS, SASL).
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use hubgate_core::lists::string_or_list;
+use hubgate_core::units::millis;
 
 /// `[kafka]` settings that do not go together.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +29,11 @@ pub struct KafkaConfig {
     /// Kafka client id.
     pub client_id: String,
     /// Upper bound for any one Kafka operation, including retries (ms).
-    pub request_timeout_ms: u64,
+    #[serde(rename = "request_timeout_ms", deserialize_with = "millis")]
+    pub request_timeout: Duration,
     /// How long topic metadata (partition counts) is cached (ms).
-    pub metadata_ttl_ms: u64,
+    #[serde(rename = "metadata_ttl_ms", deserialize_with = "millis")]
+    pub metadata_ttl: Duration,
     /// Set `TCP_NODELAY` on the Kafka connections (see `crates/kafka/src/nodelay.rs`).
     /// Without it, produce requests of about 8-64 KB wait ~40 ms for a delayed ACK.
     pub tcp_nodelay: bool,
@@ -38,7 +43,8 @@ pub struct KafkaConfig {
     pub coalesce: bool,
     /// How long a shared produce request waits for more records before it is sent (ms).
     /// 0: send as soon as the previous request for that partition was acknowledged.
-    pub linger_ms: u64,
+    #[serde(rename = "linger_ms", deserialize_with = "millis")]
+    pub linger: Duration,
     /// Largest shared produce request, in record bytes (key + value + headers). A single
     /// HTTP request larger than this is still sent, alone.
     pub max_batch_bytes: usize,
@@ -75,11 +81,11 @@ impl Default for KafkaConfig {
         Self {
             bootstrap_servers: vec!["127.0.0.1:9092".into()],
             client_id: "hubgate".into(),
-            request_timeout_ms: 10_000,
-            metadata_ttl_ms: 5_000,
+            request_timeout: Duration::from_secs(10),
+            metadata_ttl: Duration::from_secs(5),
             tcp_nodelay: true,
             coalesce: true,
-            linger_ms: 0,
+            linger: Duration::ZERO,
             max_batch_bytes: 512 * 1024,
             max_pending_bytes: 64 * 1024 * 1024,
             tls: false,

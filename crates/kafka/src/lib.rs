@@ -201,7 +201,7 @@ impl Kafka {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_millis(self.config.request_timeout_ms)
+        self.config.request_timeout
     }
 
     /// Runs `fut` within the request timeout.
@@ -267,7 +267,7 @@ impl Kafka {
 
     /// Topics and their partition counts, from a cache at most `metadata_ttl_ms` old.
     pub async fn topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
-        let ttl = Duration::from_millis(self.config.metadata_ttl_ms);
+        let ttl = self.config.metadata_ttl;
         if let Some((at, map)) = &*self.topics.lock()
             && at.elapsed() < ttl
         {

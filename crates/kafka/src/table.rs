@@ -283,7 +283,7 @@ mod tests {
         // Nothing listens there: the write must fail before it is sent.
         let config = crate::config::KafkaConfig {
             bootstrap_servers: vec!["127.0.0.1:1".into()],
-            request_timeout_ms: 100,
+            request_timeout: Duration::from_millis(100),
             ..Default::default()
         };
         let kafka = Arc::new(Kafka::new(&config).unwrap_or_else(|e| panic!("{e}")));

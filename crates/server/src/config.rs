@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use crate::names::{NameError, validate_hub, validate_rule};
 pub use hubgate_core::authz::{RuleConfig, signing_rule};
 use hubgate_core::lists::string_or_list;
+use hubgate_core::units::{millis, seconds};
 pub use hubgate_kafka::config::{KafkaConfig, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
@@ -85,8 +87,12 @@ pub struct Config {
     #[serde(default = "default_revocation_topic")]
     pub revocation_topic: String,
     /// Revocations made elsewhere are seen within this many milliseconds.
-    #[serde(default = "default_revocation_refresh_ms")]
-    pub revocation_refresh_ms: u64,
+    #[serde(
+        default = "default_revocation_refresh",
+        rename = "revocation_refresh_ms",
+        deserialize_with = "millis"
+    )]
+    pub revocation_refresh: Duration,
     /// Replication factor used when creating the revocation topic.
     #[serde(default = "default_replication_factor")]
     pub revocation_replication_factor: i16,
@@ -95,8 +101,12 @@ pub struct Config {
     pub consumer_group_topic: String,
     /// Consumer groups made or deleted elsewhere are seen within this many milliseconds
     /// (checkpoints are read fresh whenever a read starts from one).
-    #[serde(default = "default_revocation_refresh_ms")]
-    pub consumer_group_refresh_ms: u64,
+    #[serde(
+        default = "default_revocation_refresh",
+        rename = "consumer_group_refresh_ms",
+        deserialize_with = "millis"
+    )]
+    pub consumer_group_refresh: Duration,
     /// Replication factor used when creating the consumer-group topic.
     #[serde(default = "default_replication_factor")]
     pub consumer_group_replication_factor: i16,
@@ -104,11 +114,19 @@ pub struct Config {
     #[serde(default)]
     pub secret_id: Option<String>,
     /// Least time between two reloads of the secret triggered by failed signatures (ms).
-    #[serde(default = "default_secret_reload_min_ms")]
-    pub secret_reload_min_ms: u64,
+    #[serde(
+        default = "default_secret_reload_min",
+        rename = "secret_reload_min_ms",
+        deserialize_with = "millis"
+    )]
+    pub secret_reload_min: Duration,
     /// Rules loaded from the secret are reloaded when older than this (ms).
-    #[serde(default = "default_secret_max_age_ms")]
-    pub secret_max_age_ms: u64,
+    #[serde(
+        default = "default_secret_max_age",
+        rename = "secret_max_age_ms",
+        deserialize_with = "millis"
+    )]
+    pub secret_max_age: Duration,
     /// Token issuer settings.
     #[serde(default)]
     pub issuer: IssuerConfig,
@@ -119,12 +137,16 @@ pub struct Config {
     #[serde(default)]
     pub throttle: crate::throttle::ThrottlePolicy,
     /// How long an `Idempotency-Key`'s answer is kept for replays (seconds).
-    #[serde(default = "default_idempotency_window_secs")]
-    pub idempotency_window_secs: u64,
+    #[serde(
+        default = "default_idempotency_window",
+        rename = "idempotency_window_secs",
+        deserialize_with = "seconds"
+    )]
+    pub idempotency_window: Duration,
 }
 
-fn default_idempotency_window_secs() -> u64 {
-    300
+fn default_idempotency_window() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// Token issuer settings.
@@ -132,7 +154,8 @@ fn default_idempotency_window_secs() -> u64 {
 #[serde(deny_unknown_fields, default)]
 pub struct IssuerConfig {
     /// Longest lifetime of a minted token (seconds).
-    pub max_ttl_secs: u64,
+    #[serde(rename = "max_ttl_secs", deserialize_with = "seconds")]
+    pub max_ttl: Duration,
     /// Whether `POST /v1/tokens` may mint tokens with the Manage right.
     pub allow_manage_tokens: bool,
 }
@@ -140,7 +163,7 @@ pub struct IssuerConfig {
 impl Default for IssuerConfig {
     fn default() -> Self {
         Self {
-            max_ttl_secs: 7 * 24 * 3600,
+            max_ttl: Duration::from_secs(7 * 24 * 3600),
             allow_manage_tokens: false,
         }
     }
@@ -159,7 +182,8 @@ pub struct Limits {
     /// Most consumer groups per hub, `$Default` included (Event Hubs Standard: 20).
     pub max_consumer_groups_per_hub: usize,
     /// Longest long poll a read may ask for with `wait_ms` (milliseconds).
-    pub max_wait_ms: u64,
+    #[serde(rename = "max_wait_ms", deserialize_with = "millis")]
+    pub max_wait: Duration,
     /// Most reads of this process waiting for events at once; more get 429.
     pub max_waiting_reads: usize,
 }
@@ -171,7 +195,7 @@ impl Default for Limits {
             max_consume_bytes: 6 * 1024 * 1024,
             max_consume_count: 10_000,
             max_consumer_groups_per_hub: 20,
-            max_wait_ms: 30_000,
+            max_wait: Duration::from_secs(30),
             max_waiting_reads: 1_000,
         }
     }
@@ -189,20 +213,20 @@ fn default_consumer_group_topic() -> String {
     "__hubgate_consumer_groups".into()
 }
 
-fn default_revocation_refresh_ms() -> u64 {
-    1000
+fn default_revocation_refresh() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_replication_factor() -> i16 {
     1
 }
 
-fn default_secret_reload_min_ms() -> u64 {
-    5_000
+fn default_secret_reload_min() -> Duration {
+    Duration::from_secs(5)
 }
 
-fn default_secret_max_age_ms() -> u64 {
-    300_000
+fn default_secret_max_age() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_listen() -> SocketAddr {
@@ -275,7 +299,7 @@ impl Config {
             ));
         }
         self.kafka.validate()?;
-        if self.kafka.request_timeout_ms == 0 {
+        if self.kafka.request_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "kafka.request_timeout_ms must be > 0".into(),
             ));

@@ -124,7 +124,7 @@ impl ConsumerGroups {
                 &config.consumer_group_topic,
                 config.consumer_group_replication_factor,
             ),
-            refresh_every: Duration::from_millis(config.consumer_group_refresh_ms),
+            refresh_every: config.consumer_group_refresh,
             max_per_hub: config.limits.max_consumer_groups_per_hub,
         }
     }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use hubgate_core::units::{millis, seconds};
+
 use hubgate_core::groups::guid;
 pub use hubgate_core::groups::{GroupGrantConfig, GroupPolicy, MAX_GRANTS};
 
@@ -31,11 +33,19 @@ pub struct GraphConfig {
     pub client_secret: SecretString,
     #[serde(default = "default_graph_scope")]
     pub scope: String,
-    #[serde(default = "default_graph_timeout_ms")]
-    pub timeout_ms: u64,
+    #[serde(
+        default = "default_graph_timeout",
+        rename = "timeout_ms",
+        deserialize_with = "millis"
+    )]
+    pub timeout: Duration,
     /// Upper bound on how long an answer is cached (it never outlives the caller's token).
-    #[serde(default = "default_graph_cache_secs")]
-    pub cache_secs: u64,
+    #[serde(
+        default = "default_graph_cache",
+        rename = "cache_secs",
+        deserialize_with = "seconds"
+    )]
+    pub cache: Duration,
 }
 
 fn default_graph_url() -> String {
@@ -44,11 +54,11 @@ fn default_graph_url() -> String {
 fn default_graph_scope() -> String {
     "https://graph.microsoft.com/.default".into()
 }
-fn default_graph_timeout_ms() -> u64 {
-    5_000
+fn default_graph_timeout() -> Duration {
+    Duration::from_secs(5)
 }
-fn default_graph_cache_secs() -> u64 {
-    3_600
+fn default_graph_cache() -> Duration {
+    Duration::from_secs(3_600)
 }
 
 /// Graph could not answer; the request must fail closed.
@@ -89,7 +99,7 @@ const GRAPH_BATCH: usize = 20;
 impl GraphClient {
     pub fn new(config: GraphConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
+            .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
@@ -178,7 +188,7 @@ impl GraphClient {
         }
         let mask = policy.mask(member.iter().map(String::as_str));
         let token_left = token_exp.saturating_sub(crate::authz::unix_now());
-        let ttl = Duration::from_secs(token_left.min(self.config.cache_secs));
+        let ttl = Duration::from_secs(token_left).min(self.config.cache);
         self.cache
             .lock()
             .insert((t, o), (mask, Instant::now() + ttl));

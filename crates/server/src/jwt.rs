@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hubgate_core::jwt::{Key, KeySet, Verifier, parse_jwks};
+use hubgate_core::units::seconds;
 use serde::Deserialize;
 
 pub use hubgate_core::jwt::{Claims, JwtAlgorithm, JwtError, MAX_JWT_LEN, install_crypto_provider};
@@ -31,14 +32,26 @@ pub struct OAuthConfig {
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<JwtAlgorithm>,
     /// Clock leeway for `exp` and `nbf` (seconds).
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
+    #[serde(
+        default = "default_leeway",
+        rename = "leeway_secs",
+        deserialize_with = "seconds"
+    )]
+    pub leeway: Duration,
     /// Least time between two JWKS fetches caused by an unknown `kid` (seconds).
-    #[serde(default = "default_unknown_kid_refresh")]
-    pub jwks_unknown_kid_refresh_secs: u64,
+    #[serde(
+        default = "default_unknown_kid_refresh",
+        rename = "jwks_unknown_kid_refresh_secs",
+        deserialize_with = "seconds"
+    )]
+    pub jwks_unknown_kid_refresh: Duration,
     /// Background JWKS refresh interval (seconds).
-    #[serde(default = "default_jwks_refresh")]
-    pub jwks_refresh_secs: u64,
+    #[serde(
+        default = "default_jwks_refresh",
+        rename = "jwks_refresh_secs",
+        deserialize_with = "seconds"
+    )]
+    pub jwks_refresh: Duration,
     /// Security groups and the rights their members get.
     #[serde(default)]
     pub groups: Vec<crate::groups::GroupGrantConfig>,
@@ -50,14 +63,14 @@ pub struct OAuthConfig {
 fn default_algorithms() -> Vec<JwtAlgorithm> {
     vec![JwtAlgorithm::RS256]
 }
-fn default_leeway() -> u64 {
-    60
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
 }
-fn default_unknown_kid_refresh() -> u64 {
-    300
+fn default_unknown_kid_refresh() -> Duration {
+    Duration::from_secs(300)
 }
-fn default_jwks_refresh() -> u64 {
-    3600
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// The identity provider could not be used: settings, URLs, or its answers.
@@ -131,7 +144,7 @@ impl JwtValidator {
             &config.issuers,
             &config.audiences,
             &config.algorithms,
-            config.leeway_secs,
+            config.leeway.as_secs(),
         )?;
         if let Some(u) = &config.jwks_uri {
             check_url(u)?;
@@ -210,7 +223,7 @@ impl JwtValidator {
     /// Refreshes every `jwks_refresh_secs` in the background (failures keep the last set).
     pub fn spawn_refresh(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
-        let every = Duration::from_secs(self.config.jwks_refresh_secs.max(1));
+        let every = self.config.jwks_refresh.max(Duration::from_secs(1));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -228,7 +241,7 @@ impl JwtValidator {
 
     /// An unknown `kid` may mean the provider rotated: refetch, rate-limited.
     async fn refresh_for_unknown_kid(&self) {
-        let min = Duration::from_secs(self.config.jwks_unknown_kid_refresh_secs);
+        let min = self.config.jwks_unknown_kid_refresh;
         {
             let mut last = self.last_unknown_kid_fetch.lock();
             if last.is_some_and(|t| t.elapsed() < min) {

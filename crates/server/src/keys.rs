@@ -76,8 +76,8 @@ impl KeyStore {
             current: RwLock::new(Arc::new(Self::keys(&config.namespace, rules))),
             reload: Some(Reload {
                 store,
-                min_interval: Duration::from_millis(config.secret_reload_min_ms),
-                max_age: Duration::from_millis(config.secret_max_age_ms),
+                min_interval: config.secret_reload_min,
+                max_age: config.secret_max_age,
                 last: parking_lot::Mutex::new(Instant::now()),
                 gate: tokio::sync::Mutex::new(()),
             }),

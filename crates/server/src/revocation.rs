@@ -50,7 +50,7 @@ impl Revocations {
                 &config.revocation_topic,
                 config.revocation_replication_factor,
             ),
-            refresh_every: Duration::from_millis(config.revocation_refresh_ms),
+            refresh_every: config.revocation_refresh,
         }
     }
 

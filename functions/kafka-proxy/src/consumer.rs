@@ -161,11 +161,11 @@ pub(crate) async fn read_messages(
             "offset must be a non-negative integer".into(),
         ));
     }
-    let wait_ms = query.wait_ms.unwrap_or(0);
-    if wait_ms > limits.max_wait_ms {
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0));
+    if wait > limits.max_wait {
         return Err(ApiError::BadRequest(format!(
             "wait_ms must be from 0 to {}",
-            limits.max_wait_ms
+            limits.max_wait.as_millis()
         )));
     }
     let (start, explicit) = match query.offset {
@@ -179,7 +179,7 @@ pub(crate) async fn read_messages(
         }
     };
     // Held while waiting, so waiting reads stay bounded.
-    let _permit = if wait_ms > 0 {
+    let _permit = if !wait.is_zero() {
         Some(
             Arc::clone(&s.waiting_reads)
                 .try_acquire_owned()
@@ -200,7 +200,7 @@ pub(crate) async fn read_messages(
             from,
             count,
             limits.max_consume_bytes,
-            Duration::from_millis(wait_ms),
+            wait,
         )
     };
     let read = match read(start).await {

@@ -53,9 +53,7 @@ impl ProxyState {
     pub fn new(config: Arc<Config>, clients: &Clients) -> Self {
         // `[[throttle]]` was parsed and checked with the configuration.
         let throttle = Arc::new(Throttle::new(&config.throttle));
-        let idempotency = Idempotency::new(std::time::Duration::from_secs(
-            config.idempotency_window_secs,
-        ));
+        let idempotency = Idempotency::new(config.idempotency_window);
         Self {
             access: Arc::clone(&clients.access),
             kafka: Arc::clone(&clients.kafka),

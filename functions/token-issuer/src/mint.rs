@@ -60,7 +60,7 @@ pub(crate) async fn mint(
         ttl_secs,
     } = request;
     validate_hub(&hub)?;
-    let max = s.config.issuer.max_ttl_secs;
+    let max = s.config.issuer.max_ttl.as_secs();
     if !(1..=max).contains(&ttl_secs) {
         return Err(ApiError::BadRequest(format!(
             "ttl_secs must be from 1 to {max}"

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hubgate_server::Config;
-use hubgate_server::sas::{SasKey, mint};
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
@@ -267,7 +266,6 @@ pub const NAMESPACE: &str = "localhost";
 /// TOML for a configuration with three namespace rules, `manage`, `send` and `listen`, each
 /// with its own fresh key, pointing at `bootstrap`; `extra` TOML goes at the top.
 pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
-    let key = || SasKey::generate().unwrap().expose().to_owned();
     format!(
         r#"
         namespace = "{NAMESPACE}"
@@ -276,22 +274,9 @@ pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
         bootstrap_servers = ["{bootstrap}"]
         request_timeout_ms = 5000
         metadata_ttl_ms = 1000
-        [[rules]]
-        name = "manage"
-        rights = ["Manage"]
-        primary_key = "{}"
-        [[rules]]
-        name = "send"
-        rights = ["Send"]
-        primary_key = "{}"
-        [[rules]]
-        name = "listen"
-        rights = ["Listen"]
-        primary_key = "{}"
+        {}
         "#,
-        key(),
-        key(),
-        key()
+        hubgate_testkit::RULES_TOML
     )
 }
 
@@ -310,15 +295,7 @@ pub fn now() -> u64 {
 
 /// A token signed with `rule`'s primary key for `https://<namespace>/<path>`.
 pub fn token(config: &Config, rule: &str, path: &str, expiry: u64) -> String {
-    let r = config
-        .rule(rule)
-        .unwrap_or_else(|| panic!("no rule {rule}"));
-    mint(
-        &format!("https://{NAMESPACE}/{path}"),
-        rule,
-        &r.primary_key,
-        expiry,
-    )
+    hubgate_testkit::sas(config, rule, path, expiry)
 }
 
 /// A valid-for-an-hour token.

@@ -19,6 +19,33 @@ use tower::ServiceExt as _;
 /// Far in the future (Unix seconds), for tokens that must not expire during a test.
 pub const FAR: u64 = 4_000_000_000;
 
+/// Fixed test keys (base64 of 32 bytes, as Azure writes them).
+pub const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const KEY_B: &str = "r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo=";
+pub const KEY_C: &str = "c2Vjb25kLXRlc3Qta2V5LWZvci1odWJnYXRlLXRlc3RzIQ==";
+
+/// The three namespace rules the tests use: `manage` (Manage, [`KEY_A`]), `send` (Send,
+/// [`KEY_B`]), `listen` (Listen, [`KEY_C`]).
+pub const RULES_TOML: &str = "\n[[rules]]\nname = 'manage'\nrights = ['Manage']\nprimary_key = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='\n\
+[[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = 'r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo='\n\
+[[rules]]\nname = 'listen'\nrights = ['Listen']\nprimary_key = 'c2Vjb25kLXRlc3Qta2V5LWZvci1odWJnYXRlLXRlc3RzIQ=='\n";
+
+/// A configuration for router tests: namespace `ns.test`, `top` (top-level keys), Kafka at a
+/// closed port (so anything that needs it answers 503 after `request_timeout_ms`), the
+/// [`RULES_TOML`] rules unless `tables` brings its own, then `tables` (TOML tables).
+pub fn offline_config(top: &str, request_timeout_ms: u64, tables: &str) -> Config {
+    let rules = if tables.contains("[[rules]]") {
+        ""
+    } else {
+        RULES_TOML
+    };
+    Config::from_toml(&format!(
+        "namespace = 'ns.test'\n{top}\n[kafka]\nbootstrap_servers = ['127.0.0.1:1']\n\
+         request_timeout_ms = {request_timeout_ms}\n{rules}{tables}"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A SAS token (`SharedAccessSignature …`) for `https://<namespace>/<scope>`, signed with the
 /// primary key of `rule` from `config`.
 pub fn sas(config: &Config, rule: &str, scope: &str, expiry: u64) -> String {
@@ -112,7 +139,8 @@ impl Issuer {
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// The body as JSON (`Value::Null` when it is empty or not JSON).
+    /// The body as JSON: `Value::Null` when it is empty, a JSON string of the text when it is
+    /// not JSON.
     pub json: Value,
 }
 
@@ -140,9 +168,15 @@ pub async fn call(
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
     Answer {
         status,
         headers,
-        json: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        json,
     }
 }

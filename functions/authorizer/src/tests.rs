@@ -9,32 +9,25 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use hubgate_server::runtime::{BoxError, dispatch_lambda_event};
-use hubgate_server::sas::mint;
 use hubgate_server::{Clients, Config, Gate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::{AuthorizerState, app, handle_event};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+fn config() -> Config {
+    hubgate_testkit::offline_config("", 300, "")
+}
 
 fn state() -> Arc<AuthorizerState> {
-    let c = Config::from_toml(&format!(
-        "namespace = 'ns.test'\n[kafka]\nbootstrap_servers = ['127.0.0.1:1']\nrequest_timeout_ms = 300\n\
-         [[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = '{KEY}'"
-    ))
-    .unwrap();
+    let c = config();
     let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
     Arc::new(AuthorizerState { clients })
 }
 
+/// A Send token for `path`.
 fn token(path: &str) -> String {
-    mint(
-        &format!("https://ns.test/{path}"),
-        "send",
-        &hubgate_server::sas::SasKey::new(KEY).unwrap(),
-        4_000_000_000,
-    )
+    hubgate_testkit::sas(&config(), "send", path, hubgate_testkit::FAR)
 }
 
 fn fixture() -> Value {

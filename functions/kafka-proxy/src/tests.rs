@@ -1,47 +1,22 @@
-//! Router tests through `tower::ServiceExt::oneshot`. Kafka points at a closed port: every
+//! Router tests through `tower::ServiceExt::oneshot` (`hubgate_testkit::call`). Kafka points at a closed port: every
 //! refusal here must happen before Kafka is asked, and Kafka being down must be a clean 503.
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use hubgate_server::sas::mint;
 use hubgate_server::{Clients, Config, Gate};
+use hubgate_testkit::FAR;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use crate::{ProxyState, app};
 
-const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const KEY_B: &str = "r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo=";
-const FAR: u64 = 4_000_000_000;
-
 fn config(hubs: &str) -> Config {
-    Config::from_toml(&format!(
-        r#"
-        namespace = "ns.test"
-        hubs = [{hubs}]
-        [kafka]
-        bootstrap_servers = ["127.0.0.1:1"]
-        request_timeout_ms = 300
-        [limits]
-        max_publication_bytes = 1000
-        [[rules]]
-        name = "manage"
-        rights = ["Manage"]
-        primary_key = "{KEY_A}"
-        [[rules]]
-        name = "send"
-        rights = ["Send"]
-        primary_key = "{KEY_B}"
-        [[rules]]
-        name = "listen"
-        rights = ["Listen"]
-        primary_key = "{KEY_A}"
-        "#
-    ))
-    .unwrap()
+    hubgate_testkit::offline_config(
+        &format!("hubs = [{hubs}]"),
+        300,
+        "[limits]\nmax_publication_bytes = 1000\n",
+    )
 }
 
 fn router(hubs: &str) -> axum::Router {
@@ -51,9 +26,7 @@ fn router(hubs: &str) -> axum::Router {
 }
 
 fn token(rule: &str, path: &str, expiry: u64) -> String {
-    let c = config("");
-    let key = &c.rule(rule).unwrap().primary_key;
-    mint(&format!("https://ns.test/{path}"), rule, key, expiry)
+    hubgate_testkit::sas(&config(""), rule, path, expiry)
 }
 
 async fn call(
@@ -63,28 +36,9 @@ async fn call(
     auth: Option<&str>,
     body: &str,
 ) -> (StatusCode, Value, http::HeaderMap) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json");
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (status, v, headers)
+    let a =
+        hubgate_testkit::call(app, method, uri, auth, "application/json", body.to_owned()).await;
+    (a.status, a.json, a.headers)
 }
 
 fn assert_error(v: &Value, code: u64, contains: &str) {

@@ -15,25 +15,17 @@ use tower::ServiceExt;
 
 use crate::{IssuerState, app, handle_event};
 
-const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
+/// Only the `manage` rule, and `extra_rules`.
 fn config(extra_rules: &str) -> Config {
-    Config::from_toml(&format!(
-        r#"
-        namespace = "ns.test"
-        [kafka]
-        bootstrap_servers = ["127.0.0.1:1"]
-        request_timeout_ms = 300
-        [issuer]
-        max_ttl_secs = 3600
-        [[rules]]
-        name = "manage"
-        rights = ["Manage"]
-        primary_key = "{KEY_A}"
-        {extra_rules}
-        "#
-    ))
-    .unwrap()
+    let manage = format!(
+        "[[rules]]\nname = 'manage'\nrights = ['Manage']\nprimary_key = '{}'\n",
+        hubgate_testkit::KEY_A
+    );
+    hubgate_testkit::offline_config(
+        "",
+        300,
+        &format!("[issuer]\nmax_ttl_secs = 3600\n{manage}{extra_rules}"),
+    )
 }
 
 const SEND_LISTEN_RULES: &str = r#"
@@ -53,12 +45,7 @@ fn state(c: Config) -> Arc<IssuerState> {
 }
 
 fn manage_token(path: &str) -> String {
-    mint(
-        &format!("https://ns.test/{path}"),
-        "manage",
-        &hubgate_server::sas::SasKey::new(KEY_A).unwrap(),
-        4_000_000_000,
-    )
+    hubgate_testkit::sas(&config(""), "manage", path, hubgate_testkit::FAR)
 }
 
 async fn post(s: Arc<IssuerState>, auth: &str, body: Value) -> (StatusCode, Value) {

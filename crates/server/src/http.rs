@@ -79,6 +79,17 @@ pub enum ApiError {
     Internal(&'static str),
 }
 
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(e: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError as I;
+        match e {
+            I::OtherRequest => Self::Unprocessable(e.to_string()),
+            I::InProgress => Self::Conflict(e.to_string()),
+            _ => Self::BadRequest(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::json::JsonError> for ApiError {
     fn from(e: crate::json::JsonError) -> Self {
         Self::BadRequest(e.0)

@@ -24,8 +24,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sha2::{Digest, Sha256};
 
-use crate::http::ApiError;
-
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
 /// Set on a replayed answer.
@@ -79,6 +77,18 @@ pub enum Begin {
     Replay(Response),
 }
 
+/// Why a request with an `Idempotency-Key` cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdempotencyError {
+    #[error("Idempotency-Key must be 1-{MAX_KEY_LEN} visible ASCII characters")]
+    BadKey,
+    #[error("this Idempotency-Key was used with a different request")]
+    OtherRequest,
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    InProgress,
+}
+
 impl Idempotency {
     pub fn new(window: Duration) -> Arc<Self> {
         Arc::new(Self {
@@ -95,7 +105,7 @@ impl Idempotency {
         method: &str,
         path: &str,
         body: &[u8],
-    ) -> Result<Begin, ApiError> {
+    ) -> Result<Begin, IdempotencyError> {
         let Some(key) = headers.get(HEADER) else {
             return Ok(Begin::Untracked);
         };
@@ -103,11 +113,7 @@ impl Idempotency {
             .to_str()
             .ok()
             .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "Idempotency-Key must be 1-{MAX_KEY_LEN} visible ASCII characters"
-                ))
-            })?;
+            .ok_or(IdempotencyError::BadKey)?;
         let id: Id = Sha256::new()
             .chain_update(scope.as_bytes())
             .chain_update([0])
@@ -127,14 +133,10 @@ impl Idempotency {
         self.expire(&mut state, now);
         if let Some(e) = state.entries.get(&id) {
             if e.request != request {
-                return Err(ApiError::Unprocessable(
-                    "this Idempotency-Key was used with a different request".into(),
-                ));
+                return Err(IdempotencyError::OtherRequest);
             }
             return match &e.slot {
-                Slot::InFlight => Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is still in progress; retry later".into(),
-                )),
+                Slot::InFlight => Err(IdempotencyError::InProgress),
                 Slot::Done {
                     status,
                     content_type,
@@ -260,7 +262,7 @@ mod tests {
         let e = store
             .begin(&h, "pub:a", "POST", "/hub/messages", b"x")
             .unwrap_err();
-        assert_eq!(e.status_and_code().0, StatusCode::CONFLICT);
+        assert_eq!(e, IdempotencyError::InProgress);
         let r = g
             .finish((StatusCode::CREATED, "done").into_response())
             .await;
@@ -281,7 +283,7 @@ mod tests {
         let e = store
             .begin(&h, "pub:a", "POST", "/hub/messages", b"y")
             .unwrap_err();
-        assert_eq!(e.status_and_code().0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e, IdempotencyError::OtherRequest);
         assert!(matches!(
             store
                 .begin(&h, "pub:b", "POST", "/hub/messages", b"y")
@@ -330,12 +332,8 @@ mod tests {
         ));
         let long = headers(&"k".repeat(300));
         assert_eq!(
-            store
-                .begin(&long, "s", "POST", "/", b"x")
-                .unwrap_err()
-                .status_and_code()
-                .0,
-            StatusCode::BAD_REQUEST
+            store.begin(&long, "s", "POST", "/", b"x").unwrap_err(),
+            IdempotencyError::BadKey
         );
     }
 }

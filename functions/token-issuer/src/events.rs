@@ -26,6 +26,8 @@ pub enum EventError {
     #[error("{0}")]
     Api(#[from] ApiError),
     #[error("{0}")]
+    Mint(#[from] crate::mint::MintError),
+    #[error("{0}")]
     Secret(#[from] SecretError),
     #[error("invalid event: {0}")]
     Invalid(String),

@@ -2,8 +2,9 @@
 
 use hubgate_server::authz::{CONSUMER_GROUPS, PUBLISHERS, unix_now};
 use hubgate_server::config::signing_rule;
+use hubgate_server::names::NameError;
 use hubgate_server::names::{validate_consumer_group, validate_hub, validate_publisher};
-use hubgate_server::{ApiError, Right, Rights};
+use hubgate_server::{ApiError, KafkaError, Right, Rights};
 use serde::{Deserialize, Serialize};
 
 use crate::IssuerState;
@@ -35,12 +36,51 @@ pub struct MintResponse {
     pub expires_at: u64,
 }
 
+/// Why a token was not minted (the HTTP route and the direct invocation both report it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintError {
+    /// The request does not say what to mint in a way that can be minted.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("minting Manage tokens is disabled (issuer.allow_manage_tokens = false)")]
+    ManageDisabled,
+    #[error("hub '{0}' does not exist")]
+    UnknownHub(String),
+    #[error("publisher '{0}' is revoked; resume it before minting a token for it")]
+    Revoked(String),
+    #[error("no SAS rule grants {wanted:?} on hub '{hub}'")]
+    NoRule { wanted: Vec<Right>, hub: String },
+    #[error(
+        "the only rule granting that on '{hub}' is '{rule}', which has Manage; add a rule with just the rights wanted"
+    )]
+    OnlyManageRule { hub: String, rule: String },
+    /// The revocation list could not be read.
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+impl From<MintError> for ApiError {
+    fn from(e: MintError) -> Self {
+        match e {
+            MintError::Invalid(m) => Self::BadRequest(m),
+            MintError::Name(n) => Self::BadName(n),
+            MintError::UnknownHub(_) => Self::UnknownTopic(e.to_string()),
+            MintError::Revoked(_) => Self::Conflict(e.to_string()),
+            MintError::Kafka(k) => Self::Kafka(k),
+            other => Self::Forbidden(other.to_string()),
+        }
+    }
+}
+
 /// Checks `requested` (if any) is exactly `only`.
-fn only(requested: Option<&[Right]>, only: Right, what: &str) -> Result<(), ApiError> {
+fn only(requested: Option<&[Right]>, only: Right, what: &str) -> Result<(), MintError> {
     match requested {
         None => Ok(()),
         Some([r]) if *r == only => Ok(()),
-        Some(_) => Err(ApiError::BadRequest(format!(
+        Some(_) => Err(MintError::Invalid(format!(
             "a {what} token has exactly the {only} right; omit `rights` or send [\"{only}\"]"
         ))),
     }
@@ -51,7 +91,7 @@ pub(crate) async fn mint(
     s: &IssuerState,
     request: MintRequest,
     by: &str,
-) -> Result<MintResponse, ApiError> {
+) -> Result<MintResponse, MintError> {
     let MintRequest {
         hub,
         publisher,
@@ -62,13 +102,13 @@ pub(crate) async fn mint(
     validate_hub(&hub)?;
     let max = s.config.issuer.max_ttl.as_secs();
     if !(1..=max).contains(&ttl_secs) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(MintError::Invalid(format!(
             "ttl_secs must be from 1 to {max}"
         )));
     }
     let (path, wanted): (String, Rights) = match (&publisher, &consumer_group) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(MintError::Invalid(
                 "give either publisher or consumer_group, not both".into(),
             ));
         }
@@ -85,7 +125,7 @@ pub(crate) async fn mint(
         (None, None) => {
             let wanted: Rights = rights.unwrap_or_default().into_iter().collect();
             if wanted.is_empty() {
-                return Err(ApiError::BadRequest(
+                return Err(MintError::Invalid(
                     "give publisher, consumer_group, or rights (Send, Listen) for a hub token"
                         .into(),
                 ));
@@ -95,38 +135,30 @@ pub(crate) async fn mint(
     };
     let allow_manage = s.config.issuer.allow_manage_tokens;
     if wanted.contains(Rights::MANAGE) && !allow_manage {
-        return Err(ApiError::Forbidden(
-            "minting Manage tokens is disabled (issuer.allow_manage_tokens = false)".into(),
-        ));
+        return Err(MintError::ManageDisabled);
     }
     if !s.config.hub_allowed(&hub) {
-        return Err(ApiError::UnknownTopic(format!(
-            "hub '{hub}' does not exist"
-        )));
+        return Err(MintError::UnknownHub(hub));
     }
     if let Some(p) = &publisher
         && s.revocations.is_revoked(&hub, p).await?
     {
-        return Err(ApiError::Conflict(format!(
-            "publisher '{p}' is revoked; resume it before minting a token for it"
-        )));
+        return Err(MintError::Revoked(p.clone()));
     }
 
     // Sign with the newest keys, even if another process rotated them.
     s.gate.keys.reload_if_stale().await;
     let keys = s.gate.keys.current();
     // The least-privileged rule granting every wanted right; its rights are the token's.
-    let rule = signing_rule(&keys.rules, Some(&hub), wanted).ok_or_else(|| {
-        ApiError::Forbidden(format!(
-            "no SAS rule grants {:?} on hub '{hub}'",
-            wanted.names()
-        ))
+    let rule = signing_rule(&keys.rules, Some(&hub), wanted).ok_or_else(|| MintError::NoRule {
+        wanted: wanted.names(),
+        hub: hub.clone(),
     })?;
     if rule.rights().grants(Right::Manage) && !allow_manage {
-        return Err(ApiError::Forbidden(format!(
-            "the only rule granting that on '{hub}' is '{}', which has Manage; add a rule with just the rights wanted",
-            rule.name
-        )));
+        return Err(MintError::OnlyManageRule {
+            hub: hub.clone(),
+            rule: rule.name.clone(),
+        });
     }
     let expires_at = unix_now().saturating_add(ttl_secs);
     let resource = format!("https://{}/{path}", s.config.namespace);

@@ -1,5 +1,6 @@
 //! Credential checks against the cryptography they cannot avoid, in the same run:
-//! SAS verify vs one HMAC-SHA256, JWT verify vs one RSA-2048 verify, and the group check.
+//! SAS verify vs one HMAC-SHA256, JWT verify vs one RSA-2048 verify, the group check, and
+//! the route table's lookup vs the same HMAC.
 //! `cargo bench -p hubgate-core --bench auth`; the ratios are in BENCHMARKS.md.
 #![allow(clippy::unwrap_used)] // a benchmark: any failure should stop it loudly
 
@@ -18,6 +19,7 @@ use hmac::{Hmac, Mac};
 use hubgate_core::Right;
 use hubgate_core::groups::{GroupGrantConfig, GroupPolicy};
 use hubgate_core::jwt::{JwtAlgorithm, Verifier, parse_jwks};
+use hubgate_core::routes::{Lookup, lookup};
 use hubgate_core::sas::{SasKey, SasToken, mint};
 use sha2::Sha256;
 
@@ -47,6 +49,19 @@ fn sas(c: &mut Criterion) {
             let t = SasToken::parse(black_box(&header)).unwrap();
             t.verify([&key], 1_700_000_000).unwrap();
             black_box(t)
+        })
+    });
+    // The route table's work per request, against the same HMAC baseline: the path matched
+    // (twice: the normalizing layer and the route's layer) and its parameters validated.
+    g.bench_function("route_lookup_and_params", |b| {
+        let path = "/telemetry/publishers/device-000001/messages";
+        b.iter(|| {
+            let m = hubgate_core::routes::match_path(black_box(path)).unwrap();
+            black_box(m.canonical_path());
+            let Lookup::Found(route, raw) = lookup(black_box("POST"), black_box(path)) else {
+                panic!("no route")
+            };
+            black_box((route, raw.parse().unwrap()))
         })
     });
     g.finish();

@@ -503,13 +503,76 @@ fn literal_matches(segment: &str, literal: &str, any_case: bool) -> bool {
     }
 }
 
+/// One segment of a template.
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    Literal(&'static str),
+    Parameter,
+}
+
+/// A distinct template of the table, split once.
+#[derive(Debug)]
+struct Template {
+    path: &'static str,
+    any_case: bool,
+    segments: Vec<Segment>,
+}
+
+/// The table prepared for matching: its distinct templates, split, and per position the
+/// literals some template has there (a parameter never takes one of those).
+#[derive(Debug)]
+struct Matcher {
+    templates: Vec<Template>,
+    literals_at: Vec<Vec<(&'static str, bool)>>,
+}
+
+static MATCHER: std::sync::LazyLock<Matcher> = std::sync::LazyLock::new(|| {
+    let mut templates: Vec<Template> = Vec::new();
+    let mut literals_at: Vec<Vec<(&'static str, bool)>> = Vec::new();
+    for route in ROUTES {
+        if templates.iter().any(|t| t.path == route.path) {
+            continue;
+        }
+        let any_case = route.keywords_any_case();
+        let segments: Vec<Segment> = route
+            .segments()
+            .map(|t| {
+                if is_parameter(t) {
+                    Segment::Parameter
+                } else {
+                    Segment::Literal(t)
+                }
+            })
+            .collect();
+        for (i, seg) in segments.iter().enumerate() {
+            if literals_at.len() <= i {
+                literals_at.push(Vec::new());
+            }
+            if let Segment::Literal(l) = seg
+                && !literals_at[i].contains(&(l, any_case))
+            {
+                literals_at[i].push((l, any_case));
+            }
+        }
+        templates.push(Template {
+            path: route.path,
+            any_case,
+            segments,
+        });
+    }
+    Matcher {
+        templates,
+        literals_at,
+    }
+});
+
 /// Whether a parameter at position `i` must give way: some template has a literal there
 /// that `segment` is.
 fn shadowed(i: usize, segment: &str) -> bool {
-    ROUTES.iter().any(|r| {
-        r.segments()
-            .nth(i)
-            .is_some_and(|t| !is_parameter(t) && literal_matches(segment, t, r.keywords_any_case()))
+    MATCHER.literals_at.get(i).is_some_and(|literals| {
+        literals
+            .iter()
+            .any(|(l, any_case)| literal_matches(segment, l, *any_case))
     })
 }
 
@@ -519,35 +582,21 @@ pub fn match_path(path: &str) -> Option<PathMatch<'_>> {
     if segments.iter().any(|s| s.is_empty()) {
         return None;
     }
-    let mut seen: Vec<&'static str> = Vec::new();
-    for route in ROUTES {
-        if seen.contains(&route.path) {
-            continue;
-        }
-        seen.push(route.path);
-        let any_case = route.keywords_any_case();
-        let mut template = route.segments();
-        let mut matched = 0;
-        for (i, s) in segments.iter().enumerate() {
-            let Some(t) = template.next() else { break };
-            let ok = if is_parameter(t) {
-                !shadowed(i, s)
-            } else {
-                literal_matches(s, t, any_case)
-            };
-            if !ok {
-                break;
-            }
-            matched += 1;
-        }
-        if matched == segments.len() && template.next().is_none() {
-            return Some(PathMatch {
-                template: route.path,
-                segments,
-            });
-        }
-    }
-    None
+    let template = MATCHER.templates.iter().find(|t| {
+        t.segments.len() == segments.len()
+            && t.segments
+                .iter()
+                .zip(&segments)
+                .enumerate()
+                .all(|(i, (seg, s))| match seg {
+                    Segment::Literal(l) => literal_matches(s, l, t.any_case),
+                    Segment::Parameter => !shadowed(i, s),
+                })
+    })?;
+    Some(PathMatch {
+        template: template.path,
+        segments,
+    })
 }
 
 /// What the table says of `method path` (path without query string).

@@ -1,4 +1,5 @@
-//! End-to-end test harness: a real Kafka-protocol broker (tansu) per test on a free port,
+//! End-to-end test harness: a real Kafka-protocol broker (tansu, or an Apache Kafka node
+//! from `scripts/install-kafka`) per test on a free port,
 //! the hubgate server in-process on another, and independent clients (kafka-python, a
 //! separate rskafka client) to check what reached Kafka.
 //!
@@ -257,6 +258,139 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The Apache Kafka installation: `$HUBGATE_KAFKA_HOME`, or the default of
+/// `scripts/install-kafka`.
+pub fn kafka_home() -> PathBuf {
+    let home = std::env::var_os("HUBGATE_KAFKA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(cache.join("hubgate/kafka-4.4.0"))
+        });
+    match home.filter(|h| h.join(".installed").exists()) {
+        Some(h) => h,
+        None => panic!(
+            "Apache Kafka is not installed: these end-to-end tests need a real Kafka broker. \
+             Run scripts/install-kafka (or scripts/test, which does) and try again."
+        ),
+    }
+}
+
+/// A single-node Apache Kafka (KRaft, combined broker and controller) on free loopback
+/// ports, data in a temp dir; `java -Xmx384m`. Killed by PID when dropped.
+#[derive(Debug)]
+pub struct KafkaNode {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl KafkaNode {
+    /// Formats the node's storage, starts it and waits until it accepts connections.
+    pub fn start() -> Self {
+        let home = kafka_home();
+        let dir = tempfile::tempdir().expect("temp dir for the Kafka node");
+        let (port, controller) = (free_port(), free_port());
+        let properties = format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=PLAINTEXT\nlog.dirs={}\n\
+             offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
+             auto.create.topics.enable=true\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("server.properties"), properties).unwrap();
+        let classpath = format!("{}/libs/*", home.display());
+        let java = |args: &[&str]| kafka_java(args, dir.path());
+        let cluster = java(&["kafka.tools.StorageTool", "random-uuid"]);
+        java(&[
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            &cluster,
+            "-c",
+            "server.properties",
+        ]);
+        let log = std::fs::File::create(dir.path().join("kafka.log")).unwrap();
+        let child = Command::new("java")
+            .args([
+                "-Xmx384m",
+                &format!(
+                    "-Dlog4j2.configurationFile={}/log4j2.properties",
+                    home.display()
+                ),
+                "-cp",
+                &classpath,
+                "kafka.Kafka",
+                "server.properties",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start Apache Kafka");
+        let child = wait_listening(child, port, "kafka", &dir);
+        Self {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default()
+    }
+
+    /// Runs the one-file Java program `tests/java/<program>.java` with Kafka's jars on the
+    /// classpath and `args`; returns its standard output, panics on failure.
+    pub fn java_program(&self, program: &str, args: &[&str]) -> String {
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("java/{program}.java"));
+        let mut all = vec![source.to_str().unwrap()];
+        all.extend_from_slice(args);
+        kafka_java(&all, self.dir.path())
+    }
+}
+
+/// Runs `java -cp '<kafka>/libs/*' <args>` in `dir`; its standard output, trimmed. Panics
+/// with both outputs when it fails.
+fn kafka_java(args: &[&str], dir: &std::path::Path) -> String {
+    let out = Command::new("java")
+        .args(["-cp", &format!("{}/libs/*", kafka_home().display())])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run java (Apache Kafka needs Java 17 or newer)");
+    assert!(
+        out.status.success(),
+        "java {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Drop for KafkaNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

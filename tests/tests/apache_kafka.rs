@@ -1,0 +1,134 @@
+//! On Apache Kafka (one KRaft node from `scripts/install-kafka`): what tansu hides.
+//!
+//! - Batches written compressed by Kafka's own Java producer (gzip, snappy, lz4, zstd) read
+//!   back exactly through `/v1/consumer` and a consumer-group read (tansu decompresses what
+//!   producers write, so only a real broker serves compressed batches as written).
+//! - End offsets, reads at the end and checkpoints at the end of a multi-record batch (tansu
+//!   reports the last batch's base offset + 1 as a partition's end).
+#![allow(clippy::unwrap_used)] // tests: a panic is a failed test
+
+use hubgate_tests::{Gateway, KafkaNode, http, test_config, token_1h};
+use serde_json::{Value, json};
+
+async fn create_topic(gateway: &Gateway, http: &reqwest::Client, topic: &str) {
+    let r = http
+        .put(gateway.url(&format!("/v1/topics/{topic}")))
+        .header("authorization", token_1h(&gateway.config, "manage", ""))
+        .json(&json!({ "partition_count": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+}
+
+async fn get(gateway: &Gateway, http: &reqwest::Client, path: &str) -> (u16, Value, String) {
+    let r = http
+        .get(gateway.url(path))
+        .header("authorization", token_1h(&gateway.config, "listen", ""))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let next = r
+        .headers()
+        .get("nextoffset")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, r.json().await.unwrap_or(Value::Null), next)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_compressed_batches_read_back_ok() {
+    let kafka = KafkaNode::start();
+    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
+    let http = http();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        create_topic(&gateway, &http, &topic).await;
+        kafka.java_program("Produce", &[&kafka.bootstrap(), &topic, codec, "10"]);
+
+        let path = format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0?count=10");
+        let (status, v, next) = get(&gateway, &http, &path).await;
+        assert_eq!(status, 200, "{codec}: {v}\n{}", kafka.log());
+        let records = v["records"].as_array().unwrap();
+        assert_eq!(records.len(), 10, "{codec}: {v}");
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r["key"], format!("k{i}"), "{codec}");
+            assert_eq!(r["value"], format!("value-{i}-{codec}"), "{codec}");
+            assert_eq!(r["offset"], i, "{codec}");
+            assert_eq!(r["headers"]["n"], i.to_string(), "{codec}");
+        }
+        assert_eq!(next, "10", "{codec}");
+
+        let path = format!("/{topic}/consumergroups/$Default/partitions/0/messages?count=10");
+        let (status, v, _) = get(&gateway, &http, &path).await;
+        assert_eq!(status, 200, "{codec}: {v}");
+        let events = v["events"].as_array().unwrap();
+        assert_eq!(events.len(), 10, "{codec}: {v}");
+        assert_eq!(events[9]["body"], format!("value-9-{codec}"), "{codec}");
+        assert_eq!(events[9]["partition_key"], "k9", "{codec}");
+        assert_eq!(v["next_offset"], 10, "{codec}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_end_of_a_multi_record_batch_ok() {
+    let kafka = KafkaNode::start();
+    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
+    let http = http();
+    create_topic(&gateway, &http, "batch").await;
+    let records: Vec<Value> = (0..100)
+        .map(|i| json!({ "value": format!("r{i}") }))
+        .collect();
+    let r = http
+        .post(gateway.url("/v1/producer/topics/batch"))
+        .header("authorization", token_1h(&gateway.config, "send", ""))
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let (status, v, _) = get(&gateway, &http, "/v1/metadata/topics/batch/partitions/0").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["latest_offset"], 100, "{v}");
+    let (status, v, next) = get(
+        &gateway,
+        &http,
+        "/v1/consumer/topics/batch/partitions/0/offsets/99",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["records"][0]["value"], "r99", "{v}");
+    assert_eq!(next, "100");
+    // At the end: no records, the same NextOffset.
+    let (status, v, next) = get(
+        &gateway,
+        &http,
+        "/v1/consumer/topics/batch/partitions/0/offsets/100",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["records"], json!([]));
+    assert_eq!(next, "100");
+
+    let checkpoint = "/batch/consumergroups/$Default/partitions/0/checkpoint";
+    let r = http
+        .put(gateway.url(checkpoint))
+        .header("authorization", token_1h(&gateway.config, "listen", ""))
+        .json(&json!({ "offset": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, v, _) = get(
+        &gateway,
+        &http,
+        "/batch/consumergroups/$Default/partitions/0",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["end_offset"], 100, "{v}");
+    assert_eq!(v["last_enqueued_offset"], 99, "{v}");
+    assert_eq!(v["lag"], 0, "{v}");
+}

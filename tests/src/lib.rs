@@ -357,6 +357,52 @@ impl KafkaNode {
         std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default()
     }
 
+    /// What Kafka's `DumpLogSegments` says of partition 0's first segment of `topic`: one line
+    /// per batch (`compresscodec: …`, offsets, count).
+    pub fn dump_log(&self, topic: &str) -> String {
+        let segment = self
+            .dir
+            .path()
+            .join(format!("data/{topic}-0/00000000000000000000.log"));
+        kafka_java(
+            &[
+                "org.apache.kafka.tools.DumpLogSegments",
+                "--files",
+                segment.to_str().unwrap(),
+            ],
+            self.dir.path(),
+        )
+    }
+
+    /// The first `count` records of `topic` as Kafka's `ConsoleConsumer` prints them:
+    /// `headers<TAB>key<TAB>value` per line.
+    pub fn console_consume(&self, topic: &str, count: usize) -> Vec<String> {
+        let bootstrap = self.bootstrap();
+        let count = count.to_string();
+        kafka_java(
+            &[
+                "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                topic,
+                "--from-beginning",
+                "--max-messages",
+                &count,
+                "--timeout-ms",
+                "30000",
+                "--formatter-property",
+                "print.key=true",
+                "--formatter-property",
+                "print.headers=true",
+            ],
+            self.dir.path(),
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
     /// Runs the one-file Java program `tests/java/<program>.java` with Kafka's jars on the
     /// classpath and `args`; returns its standard output, panics on failure.
     pub fn java_program(&self, program: &str, args: &[&str]) -> String {

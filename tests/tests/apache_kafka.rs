@@ -3,10 +3,13 @@
 //! - Batches written compressed by Kafka's own Java producer (gzip, snappy, lz4, zstd) read
 //!   back exactly through `/v1/consumer` and a consumer-group read (tansu decompresses what
 //!   producers write, so only a real broker serves compressed batches as written).
+//! - Batches hubgate writes with `kafka.compression` are stored with that codec and read
+//!   exactly by Kafka's own console consumer and by hubgate.
 //! - End offsets, reads at the end and checkpoints at the end of a multi-record batch (tansu
 //!   reports the last batch's base offset + 1 as a partition's end).
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
+use hubgate_server::config::ProduceCompression;
 use hubgate_tests::{Gateway, KafkaNode, http, test_config, token_1h};
 use serde_json::{Value, json};
 
@@ -131,4 +134,48 @@ async fn apache_kafka_end_of_a_multi_record_batch_ok() {
     assert_eq!(v["end_offset"], 100, "{v}");
     assert_eq!(v["last_enqueued_offset"], 99, "{v}");
     assert_eq!(v["lag"], 0, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_hubgate_compressed_produce_ok() {
+    let kafka = KafkaNode::start();
+    let http = http();
+    for (codec, compression) in [
+        ("gzip", ProduceCompression::Gzip),
+        ("snappy", ProduceCompression::Snappy),
+        ("lz4", ProduceCompression::Lz4),
+        ("zstd", ProduceCompression::Zstd),
+    ] {
+        let mut config = test_config(&kafka.bootstrap(), "");
+        config.kafka.compression = compression;
+        let gateway = Gateway::start(config).await;
+        let topic = format!("out-{codec}");
+        create_topic(&gateway, &http, &topic).await;
+        let records: Vec<Value> = (0..10)
+            .map(|i| json!({ "key": format!("k{i}"), "value": format!("v{i}"), "headers": {"n": i.to_string()} }))
+            .collect();
+        let r = http
+            .post(gateway.url(&format!("/v1/producer/topics/{topic}")))
+            .header("authorization", token_1h(&gateway.config, "send", ""))
+            .json(&json!({ "records": records }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{codec}: {}", r.text().await.unwrap());
+
+        let dump = kafka.dump_log(&topic);
+        assert!(
+            dump.contains(&format!("compresscodec: {}", codec.to_ascii_uppercase()))
+                || dump.contains(&format!("compresscodec: {codec}")),
+            "{codec}: {dump}"
+        );
+        let lines = kafka.console_consume(&topic, 10);
+        let want: Vec<String> = (0..10).map(|i| format!("n:{i}\tk{i}\tv{i}")).collect();
+        assert_eq!(lines, want, "{codec}");
+
+        let path = format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0?count=10");
+        let (status, v, _) = get(&gateway, &http, &path).await;
+        assert_eq!(status, 200, "{codec}: {v}");
+        assert_eq!(v["records"][9]["value"], "v9", "{codec}: {v}");
+    }
 }

@@ -46,6 +46,7 @@ pub(super) struct Coalescer {
     max_batch_bytes: usize,
     max_pending_bytes: usize,
     timeout: Duration,
+    compression: Compression,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +90,7 @@ impl Coalescer {
             max_batch_bytes: config.max_batch_bytes.max(1),
             max_pending_bytes: config.max_pending_bytes,
             timeout: config.request_timeout,
+            compression: config.compression.rskafka(),
         }
     }
 
@@ -129,6 +131,7 @@ impl Coalescer {
                 linger: self.linger,
                 max_batch_bytes: self.max_batch_bytes,
                 timeout: self.timeout,
+                compression: self.compression,
             };
             tokio::spawn(sender.run());
         }
@@ -145,6 +148,7 @@ struct Sender {
     linger: Duration,
     max_batch_bytes: usize,
     timeout: Duration,
+    compression: Compression,
 }
 
 impl Sender {
@@ -238,7 +242,7 @@ impl Sender {
 
     async fn write(&self, records: Vec<Record>) -> Result<Vec<i64>, KafkaError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let fut = Box::pin(self.pc.produce(records, Compression::NoCompression));
+        let fut = Box::pin(self.pc.produce(records, self.compression));
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(KafkaError::from),
             Err(_) => Err(KafkaError::Timeout),

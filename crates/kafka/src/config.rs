@@ -19,6 +19,35 @@ pub enum KafkaConfigError {
     CredentialsWithoutSasl,
 }
 
+/// How hubgate compresses the record batches it produces (`kafka.compression`). Reading
+/// always understands every codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProduceCompression {
+    /// No compression (the default: the gateway's CPU per record stays lowest, and the
+    /// batches of one HTTP request are small).
+    #[default]
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl ProduceCompression {
+    /// rskafka's name for it.
+    pub fn rskafka(self) -> rskafka::client::partition::Compression {
+        use rskafka::client::partition::Compression as C;
+        match self {
+            Self::None => C::NoCompression,
+            Self::Gzip => C::Gzip,
+            Self::Snappy => C::Snappy,
+            Self::Lz4 => C::Lz4,
+            Self::Zstd => C::Zstd,
+        }
+    }
+}
+
 /// How to reach Kafka.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +74,9 @@ pub struct KafkaConfig {
     /// 0: send as soon as the previous request for that partition was acknowledged.
     #[serde(rename = "linger_ms", deserialize_with = "millis")]
     pub linger: Duration,
+    /// Codec of the batches hubgate produces: `none` (default), `gzip`, `snappy`, `lz4`,
+    /// `zstd`.
+    pub compression: ProduceCompression,
     /// Largest shared produce request, in record bytes (key + value + headers). A single
     /// HTTP request larger than this is still sent, alone.
     pub max_batch_bytes: usize,
@@ -86,6 +118,7 @@ impl Default for KafkaConfig {
             tcp_nodelay: true,
             coalesce: true,
             linger: Duration::ZERO,
+            compression: ProduceCompression::None,
             max_batch_bytes: 512 * 1024,
             max_pending_bytes: 64 * 1024 * 1024,
             tls: false,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rskafka::BackoffConfig;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
-use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::{Record, RecordAndOffset};
 use tokio::sync::OnceCell;
@@ -380,7 +380,7 @@ impl Kafka {
         let result = match &self.coalescer {
             None => {
                 self.produce_requests.fetch_add(1, Ordering::Relaxed);
-                self.timed(pc.produce(records, Compression::NoCompression))
+                self.timed(pc.produce(records, self.config.compression.rskafka()))
                     .await
             }
             Some(c) => {

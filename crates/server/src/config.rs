@@ -20,7 +20,7 @@ use crate::names::{NameError, validate_hub, validate_rule};
 pub use hubgate_core::authz::{RuleConfig, signing_rule};
 use hubgate_core::lists::string_or_list;
 use hubgate_core::units::{millis, seconds};
-pub use hubgate_kafka::config::{KafkaConfig, SaslMechanism};
+pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.

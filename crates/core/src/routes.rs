@@ -457,6 +457,15 @@ impl<'a> PathMatch<'a> {
         ROUTES.iter().filter(|r| r.path == self.template)
     }
 
+    /// Whether the path already has its literals in their canonical form (most requests):
+    /// then [`canonical_path`](Self::canonical_path) is the path itself.
+    pub fn is_canonical(&self) -> bool {
+        self.template[1..]
+            .split('/')
+            .zip(&self.segments)
+            .all(|(t, s)| is_parameter(t) || t == *s)
+    }
+
     /// The path with literals in their canonical form and parameters as sent (still
     /// percent-encoded): what the routers match.
     pub fn canonical_path(&self) -> String {
@@ -762,7 +771,13 @@ mod tests {
 
     #[test]
     fn canonical_path_keeps_params_ok() {
+        assert!(
+            match_path("/Hub/publishers/dev%2D1/messages")
+                .unwrap()
+                .is_canonical()
+        );
         let m = match_path("/Hub/PUBLISHERS/dev%2D1/MESSAGES").unwrap();
+        assert!(!m.is_canonical());
         assert_eq!(m.canonical_path(), "/Hub/publishers/dev%2D1/messages");
         assert_eq!(m.template, "/{hub}/publishers/{publisher}/messages");
     }

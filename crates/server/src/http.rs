@@ -440,8 +440,8 @@ async fn normalize(mut request: Request, next: Next) -> Response {
             return not_found().await.into_response();
         };
         tracing::Span::current().record("route", m.template);
-        let canonical = m.canonical_path();
-        (canonical != path).then_some(canonical)
+        // Most paths are canonical already: no copy then.
+        (!m.is_canonical()).then(|| m.canonical_path())
     };
     if let Some(path) = canonical {
         let uri = request.uri();

@@ -15,29 +15,19 @@ use tower::ServiceExt;
 
 use crate::{IssuerState, app, handle_event};
 
-/// Only the `manage` rule, and `extra_rules`.
-fn config(extra_rules: &str) -> Config {
+/// The `manage` rule, and with `send_listen` also testkit's `send` and `listen` rules.
+fn config(send_listen: bool) -> Config {
+    let issuer = "[issuer]\nmax_ttl_secs = 3600\n";
+    if send_listen {
+        // No [[rules]] here: offline_config adds manage, send and listen (RULES_TOML).
+        return hubgate_testkit::offline_config("", 300, issuer);
+    }
     let manage = format!(
         "[[rules]]\nname = 'manage'\nrights = ['Manage']\nprimary_key = '{}'\n",
         hubgate_testkit::KEY_A
     );
-    hubgate_testkit::offline_config(
-        "",
-        300,
-        &format!("[issuer]\nmax_ttl_secs = 3600\n{manage}{extra_rules}"),
-    )
+    hubgate_testkit::offline_config("", 300, &format!("{issuer}{manage}"))
 }
-
-const SEND_LISTEN_RULES: &str = r#"
-        [[rules]]
-        name = "send"
-        rights = ["Send"]
-        primary_key = "r9rdIglXNiIPN2Lgj/HyhgOuq+aGht0qH3n+/lYQhfo="
-        [[rules]]
-        name = "listen"
-        rights = ["Listen"]
-        primary_key = "c2Vjb25kLXRlc3Qta2V5LWZvci1odWJnYXRlLXRlc3RzIQ=="
-"#;
 
 fn state(c: Config) -> Arc<IssuerState> {
     let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
@@ -45,7 +35,7 @@ fn state(c: Config) -> Arc<IssuerState> {
 }
 
 fn manage_token(path: &str) -> String {
-    hubgate_testkit::sas(&config(""), "manage", path, hubgate_testkit::FAR)
+    hubgate_testkit::sas(&config(false), "manage", path, hubgate_testkit::FAR)
 }
 
 async fn post(s: Arc<IssuerState>, auth: &str, body: Value) -> (StatusCode, Value) {
@@ -72,7 +62,7 @@ fn verify(c: &Config, token: &str) -> hubgate_server::Principal {
 
 #[tokio::test]
 async fn tokens_consumer_group_listen_token_ok() {
-    let c = config(SEND_LISTEN_RULES);
+    let c = config(true);
     let (status, v) = post(
         state(c.clone()),
         &manage_token("hub"),
@@ -103,7 +93,7 @@ async fn tokens_consumer_group_listen_token_ok() {
 
 #[tokio::test]
 async fn tokens_hub_rights_ok() {
-    let c = config(SEND_LISTEN_RULES);
+    let c = config(true);
     let (status, v) = post(
         state(c.clone()),
         &manage_token(""),
@@ -117,7 +107,7 @@ async fn tokens_hub_rights_ok() {
 
 #[tokio::test]
 async fn tokens_without_manage_fails() {
-    let c = config(SEND_LISTEN_RULES);
+    let c = config(true);
     let send = mint(
         "https://ns.test/hub",
         "send",
@@ -133,7 +123,7 @@ async fn tokens_without_manage_fails() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(v["error_code"], 40101);
     // A Manage token for another hub does not cover this one.
-    let c = config(SEND_LISTEN_RULES);
+    let c = config(true);
     let (status, _) = post(
         state(c),
         &manage_token("other"),
@@ -145,7 +135,7 @@ async fn tokens_without_manage_fails() {
 
 #[tokio::test]
 async fn tokens_manage_never_minted_by_default_fails() {
-    let c = config(SEND_LISTEN_RULES);
+    let c = config(true);
     let (status, v) = post(
         state(c),
         &manage_token(""),
@@ -156,7 +146,7 @@ async fn tokens_manage_never_minted_by_default_fails() {
     assert_eq!(v["error_code"], 40301);
     // Only a Manage rule exists: a consumer-group token would carry Manage, so it is refused.
     let (status, v) = post(
-        state(config("")),
+        state(config(false)),
         &manage_token(""),
         json!({"hub": "hub", "consumer_group": "g", "ttl_secs": 60}),
     )
@@ -167,7 +157,7 @@ async fn tokens_manage_never_minted_by_default_fails() {
 
 #[tokio::test]
 async fn tokens_bad_requests_fail() {
-    let s = state(config(SEND_LISTEN_RULES));
+    let s = state(config(true));
     let auth = manage_token("");
     for body in [
         json!({"hub": "hub", "consumer_group": "g", "ttl_secs": 0}),
@@ -190,7 +180,7 @@ async fn tokens_bad_requests_fail() {
 #[tokio::test]
 async fn tokens_publisher_without_revocation_list_fails_closed() {
     let (status, v) = post(
-        state(config(SEND_LISTEN_RULES)),
+        state(config(true)),
         &manage_token(""),
         json!({"hub": "hub", "publisher": "dev-1", "ttl_secs": 60}),
     )
@@ -222,7 +212,7 @@ async fn lambda(s: &Arc<IssuerState>, payload: Value) -> Result<Value, BoxError>
 
 #[tokio::test]
 async fn lambda_apigw_v2_http_event_mints_ok() {
-    let s = state(config(SEND_LISTEN_RULES));
+    let s = state(config(true));
     let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
     event["rawPath"] = json!("/v1/tokens");
     event["requestContext"]["http"]["method"] = json!("POST");
@@ -238,7 +228,7 @@ async fn lambda_apigw_v2_http_event_mints_ok() {
 
 #[tokio::test]
 async fn lambda_direct_invocation_mint_ok() {
-    let s = state(config(SEND_LISTEN_RULES));
+    let s = state(config(true));
     let out = lambda(
         &s,
         json!({"action": "mint", "hub": "hub", "consumer_group": "g", "ttl_secs": 60}),
@@ -256,7 +246,7 @@ async fn lambda_direct_invocation_mint_ok() {
 
 #[tokio::test]
 async fn lambda_events_without_secret_or_unknown_fail() {
-    let s = state(config(SEND_LISTEN_RULES));
+    let s = state(config(true));
     let err = lambda(&s, fixture("example-eventbridge-schedule.json"))
         .await
         .unwrap_err()

@@ -20,6 +20,9 @@ use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 
+pub mod kafka;
+pub use kafka::{KafkaCluster, SharedKafka, console_consume, java_program, kafka_home, unique};
+
 /// A free TCP port on loopback for a helper process to listen on (bound, read, released).
 ///
 /// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), in turn, so
@@ -73,11 +76,11 @@ fn tansu_bin() -> PathBuf {
 /// How long a helper process (broker, gateway, provider) may take to start. Generous: the
 /// waits end as soon as the process is ready or exits, so this only bounds a stuck start on a
 /// loaded CI machine.
-const STARTUP: Duration = Duration::from_secs(120);
+pub(crate) const STARTUP: Duration = Duration::from_secs(120);
 
 /// What a helper process that did not start in time was doing: its log, and its scheduler
 /// state and kernel wait channel (to tell a busy process from a blocked one).
-fn not_started(child: &Child, name: &str, started: Instant, log: &str) -> String {
+pub(crate) fn not_started(child: &Child, name: &str, started: Instant, log: &str) -> String {
     let proc = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", child.id()));
     let state = proc("status")
         .ok()
@@ -261,203 +264,35 @@ impl Drop for Broker {
     }
 }
 
-/// The Apache Kafka installation: `$HUBGATE_KAFKA_HOME`, or the default of
-/// `scripts/install-kafka`.
-pub fn kafka_home() -> PathBuf {
-    let home = std::env::var_os("HUBGATE_KAFKA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(cache.join("hubgate/kafka-4.4.0"))
-        });
-    match home.filter(|h| h.join(".installed").exists()) {
-        Some(h) => h,
-        None => panic!(
-            "Apache Kafka is not installed: these end-to-end tests need a real Kafka broker. \
-             Run scripts/install-kafka (or scripts/test, which does) and try again."
-        ),
-    }
-}
-
-/// A single-node Apache Kafka (KRaft, combined broker and controller) on free loopback
-/// ports, data in a temp dir; `java -Xmx384m`. Killed by PID when dropped.
-#[derive(Debug)]
-pub struct KafkaNode {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl KafkaNode {
-    /// Formats the node's storage, starts it and waits until it accepts connections.
-    pub fn start() -> Self {
-        let home = kafka_home();
-        let dir = tempfile::tempdir().expect("temp dir for the Kafka node");
-        let (port, controller) = (free_port(), free_port());
-        let properties = format!(
-            "process.roles=broker,controller\nnode.id=1\n\
-             controller.quorum.voters=1@127.0.0.1:{controller}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             inter.broker.listener.name=PLAINTEXT\nlog.dirs={}\n\
-             offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
-             transaction.state.log.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
-             auto.create.topics.enable=true\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(dir.path().join("server.properties"), properties).unwrap();
-        let classpath = format!("{}/libs/*", home.display());
-        let java = |args: &[&str]| kafka_java(args, dir.path());
-        let cluster = java(&["kafka.tools.StorageTool", "random-uuid"]);
-        java(&[
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            &cluster,
-            "-c",
-            "server.properties",
-        ]);
-        let log = std::fs::File::create(dir.path().join("kafka.log")).unwrap();
-        let child = Command::new("java")
-            .args([
-                "-Xmx384m",
-                &format!(
-                    "-Dlog4j2.configurationFile={}/log4j2.properties",
-                    home.display()
-                ),
-                "-cp",
-                &classpath,
-                "kafka.Kafka",
-                "server.properties",
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start Apache Kafka");
-        let child = wait_listening(child, port, "kafka", &dir);
-        Self {
-            child: Some(child),
-            port,
-            dir,
-        }
-    }
-
-    /// `127.0.0.1:<port>`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The node's log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("kafka.log")).unwrap_or_default()
-    }
-
-    /// What Kafka's `DumpLogSegments` says of partition 0's first segment of `topic`: one line
-    /// per batch (`compresscodec: …`, offsets, count).
-    pub fn dump_log(&self, topic: &str) -> String {
-        let segment = self
-            .dir
-            .path()
-            .join(format!("data/{topic}-0/00000000000000000000.log"));
-        kafka_java(
-            &[
-                "org.apache.kafka.tools.DumpLogSegments",
-                "--files",
-                segment.to_str().unwrap(),
-            ],
-            self.dir.path(),
-        )
-    }
-
-    /// The first `count` records of `topic` as Kafka's `ConsoleConsumer` prints them:
-    /// `headers<TAB>key<TAB>value` per line.
-    pub fn console_consume(&self, topic: &str, count: usize) -> Vec<String> {
-        let bootstrap = self.bootstrap();
-        let count = count.to_string();
-        kafka_java(
-            &[
-                "org.apache.kafka.tools.consumer.ConsoleConsumer",
-                "--bootstrap-server",
-                &bootstrap,
-                "--topic",
-                topic,
-                "--from-beginning",
-                "--max-messages",
-                &count,
-                "--timeout-ms",
-                "30000",
-                "--formatter-property",
-                "print.key=true",
-                "--formatter-property",
-                "print.headers=true",
-            ],
-            self.dir.path(),
-        )
-        .lines()
-        .map(str::to_owned)
-        .collect()
-    }
-
-    /// Runs the one-file Java program `tests/java/<program>.java` with Kafka's jars on the
-    /// classpath and `args`; returns its standard output, panics on failure.
-    pub fn java_program(&self, program: &str, args: &[&str]) -> String {
-        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("java/{program}.java"));
-        let mut all = vec![source.to_str().unwrap()];
-        all.extend_from_slice(args);
-        kafka_java(&all, self.dir.path())
-    }
-}
-
-/// Runs `java -cp '<kafka>/libs/*' <args>` in `dir`; its standard output, trimmed. Panics
-/// with both outputs when it fails.
-fn kafka_java(args: &[&str], dir: &std::path::Path) -> String {
-    let out = Command::new("java")
-        .args(["-cp", &format!("{}/libs/*", kafka_home().display())])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run java (Apache Kafka needs Java 17 or newer)");
-    assert!(
-        out.status.success(),
-        "java {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-impl Drop for KafkaNode {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// The namespace host the test configuration uses.
 pub const NAMESPACE: &str = "localhost";
 
 /// TOML for a configuration with three namespace rules, `manage`, `send` and `listen`, each
-/// with its own fresh key, pointing at `bootstrap`; `extra` TOML goes at the top.
+/// with its own fresh key, pointing at `bootstrap` (comma-separated servers), with store
+/// topics of its own ([`unique`] names); `extra` TOML goes at the top.
 pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
+    let servers = servers_toml(bootstrap);
+    let (revocations, groups) = (unique("__hubgate_revocations"), unique("__hubgate_groups"));
     format!(
         r#"
         namespace = "{NAMESPACE}"
+        revocation_topic = "{revocations}"
+        consumer_group_topic = "{groups}"
         {extra}
         [kafka]
-        bootstrap_servers = ["{bootstrap}"]
+        bootstrap_servers = {servers}
         request_timeout_ms = 5000
         metadata_ttl_ms = 1000
         {}
         "#,
         hubgate_testkit::RULES_TOML
     )
+}
+
+/// `bootstrap` (comma-separated servers) as a TOML array, for `kafka.bootstrap_servers`.
+pub fn servers_toml(bootstrap: &str) -> String {
+    let servers: Vec<String> = bootstrap.split(',').map(|s| format!("{s:?}")).collect();
+    format!("[{}]", servers.join(", "))
 }
 
 /// [`test_config_toml`], parsed.
@@ -498,7 +333,7 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let clients = hubgate_server::Clients::load(&config).await.unwrap();
-        clients.warm_up().await;
+        clients.warm_up().await.unwrap();
         let app = hubgate::app(Arc::clone(&config), &clients);
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -526,18 +361,66 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// A broker, a gateway on it, and an HTTP client.
+/// The Kafka a test runs on: the shared cluster, or a cluster of its own (for tests that
+/// stop brokers).
+#[derive(Debug)]
+pub enum Brokers {
+    Shared(&'static SharedKafka),
+    Own(KafkaCluster),
+}
+
+impl Brokers {
+    /// The bootstrap servers, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Self::Shared(s) => s.bootstrap(),
+            Self::Own(c) => c.bootstrap(),
+        }
+    }
+
+    /// The test's own cluster; panics on the shared one, which no test may stop.
+    pub fn own(&mut self) -> &mut KafkaCluster {
+        match self {
+            Self::Own(c) => c,
+            Self::Shared(_) => panic!("the shared cluster cannot be stopped: use Env::start_own"),
+        }
+    }
+
+    /// Kills every node of the test's own cluster (SIGKILL).
+    pub fn stop(&mut self) {
+        let c = self.own();
+        for id in c.ids() {
+            c.kill(id);
+        }
+    }
+
+    /// Kills and starts again every node of the test's own cluster (same ports and data).
+    pub fn restart(&mut self) {
+        self.own().restart();
+    }
+}
+
+/// A Kafka cluster, a gateway on it, and an HTTP client.
 #[derive(Debug)]
 pub struct Env {
-    pub broker: Broker,
+    pub broker: Brokers,
     pub gateway: Gateway,
     pub http: reqwest::Client,
 }
 
 impl Env {
-    /// Starts a broker and a gateway with [`test_config`] (`extra` TOML goes at the top).
+    /// Starts a gateway with [`test_config`] (`extra` TOML goes at the top) on the shared
+    /// cluster ([`SharedKafka::get`]).
     pub async fn start(extra: &str) -> Self {
-        let broker = Broker::start();
+        Self::on(Brokers::Shared(SharedKafka::get()), extra).await
+    }
+
+    /// Like [`start`](Self::start), on a cluster of `nodes` nodes of the test's own.
+    pub async fn start_own(nodes: usize, extra: &str) -> Self {
+        Self::on(Brokers::Own(KafkaCluster::start(nodes)), extra).await
+    }
+
+    async fn on(broker: Brokers, extra: &str) -> Self {
         let gateway = Gateway::start(test_config(&broker.bootstrap(), extra)).await;
         Self {
             broker,
@@ -565,13 +448,14 @@ impl Env {
     }
 }
 
-/// hubgate's Kafka handle for `broker`, its configuration adjusted by `tweak`.
+/// hubgate's Kafka handle for `bootstrap` (comma-separated), its configuration adjusted by
+/// `tweak`.
 pub fn kafka_with(
-    broker: &Broker,
+    bootstrap: &str,
     tweak: impl FnOnce(&mut hubgate_server::config::KafkaConfig),
 ) -> hubgate_server::Kafka {
     let mut config = hubgate_server::config::KafkaConfig {
-        bootstrap_servers: vec![broker.bootstrap()],
+        bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
         ..Default::default()
     };
     tweak(&mut config);
@@ -590,7 +474,7 @@ pub fn text_record(text: &str) -> rskafka::record::Record {
 
 /// An rskafka client of the test's own (not the gateway's).
 pub async fn kafka_client(bootstrap: &str) -> Client {
-    ClientBuilder::new(vec![bootstrap.to_owned()])
+    ClientBuilder::new(bootstrap.split(',').map(str::to_owned).collect())
         .build()
         .await
         .unwrap()

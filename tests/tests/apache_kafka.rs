@@ -1,4 +1,4 @@
-//! On Apache Kafka (one KRaft node from `scripts/install-kafka`): what tansu hides.
+//! On Apache Kafka (the shared cluster of `scripts/install-kafka` nodes): what tansu hides.
 //!
 //! - Batches written compressed by Kafka's own Java producer (gzip, snappy, lz4, zstd) read
 //!   back exactly through `/v1/consumer` and a consumer-group read (tansu decompresses what
@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
 use hubgate_server::config::ProduceCompression;
-use hubgate_tests::{Gateway, KafkaNode, http, test_config, token_1h};
+use hubgate_tests::{Gateway, SharedKafka, http, test_config, token_1h, unique};
 use serde_json::{Value, json};
 
 async fn create_topic(gateway: &Gateway, http: &reqwest::Client, topic: &str) {
@@ -42,17 +42,17 @@ async fn get(gateway: &Gateway, http: &reqwest::Client, path: &str) -> (u16, Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_kafka_compressed_batches_read_back_ok() {
-    let kafka = KafkaNode::start();
+    let kafka = SharedKafka::get();
     let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
     let http = http();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let topic = format!("codec-{codec}");
+        let topic = unique(&format!("codec-{codec}"));
         create_topic(&gateway, &http, &topic).await;
         kafka.java_program("Produce", &[&kafka.bootstrap(), &topic, codec, "10"]);
 
         let path = format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0?count=10");
         let (status, v, next) = get(&gateway, &http, &path).await;
-        assert_eq!(status, 200, "{codec}: {v}\n{}", kafka.log());
+        assert_eq!(status, 200, "{codec}: {v}");
         let records = v["records"].as_array().unwrap();
         assert_eq!(records.len(), 10, "{codec}: {v}");
         for (i, r) in records.iter().enumerate() {
@@ -76,15 +76,16 @@ async fn apache_kafka_compressed_batches_read_back_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_kafka_end_of_a_multi_record_batch_ok() {
-    let kafka = KafkaNode::start();
+    let batch = &unique("batch");
+    let kafka = SharedKafka::get();
     let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
     let http = http();
-    create_topic(&gateway, &http, "batch").await;
+    create_topic(&gateway, &http, batch).await;
     let records: Vec<Value> = (0..100)
         .map(|i| json!({ "value": format!("r{i}") }))
         .collect();
     let r = http
-        .post(gateway.url("/v1/producer/topics/batch"))
+        .post(gateway.url(&format!("/v1/producer/topics/{batch}")))
         .header("authorization", token_1h(&gateway.config, "send", ""))
         .json(&json!({ "records": records }))
         .send()
@@ -92,13 +93,18 @@ async fn apache_kafka_end_of_a_multi_record_batch_ok() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
-    let (status, v, _) = get(&gateway, &http, "/v1/metadata/topics/batch/partitions/0").await;
+    let (status, v, _) = get(
+        &gateway,
+        &http,
+        &format!("/v1/metadata/topics/{batch}/partitions/0"),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["latest_offset"], 100, "{v}");
     let (status, v, next) = get(
         &gateway,
         &http,
-        "/v1/consumer/topics/batch/partitions/0/offsets/99",
+        &format!("/v1/consumer/topics/{batch}/partitions/0/offsets/99"),
     )
     .await;
     assert_eq!(status, 200, "{v}");
@@ -108,14 +114,14 @@ async fn apache_kafka_end_of_a_multi_record_batch_ok() {
     let (status, v, next) = get(
         &gateway,
         &http,
-        "/v1/consumer/topics/batch/partitions/0/offsets/100",
+        &format!("/v1/consumer/topics/{batch}/partitions/0/offsets/100"),
     )
     .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["records"], json!([]));
     assert_eq!(next, "100");
 
-    let checkpoint = "/batch/consumergroups/$Default/partitions/0/checkpoint";
+    let checkpoint = &format!("/{batch}/consumergroups/$Default/partitions/0/checkpoint");
     let r = http
         .put(gateway.url(checkpoint))
         .header("authorization", token_1h(&gateway.config, "listen", ""))
@@ -127,7 +133,7 @@ async fn apache_kafka_end_of_a_multi_record_batch_ok() {
     let (status, v, _) = get(
         &gateway,
         &http,
-        "/batch/consumergroups/$Default/partitions/0",
+        &format!("/{batch}/consumergroups/$Default/partitions/0"),
     )
     .await;
     assert_eq!(status, 200, "{v}");
@@ -138,7 +144,7 @@ async fn apache_kafka_end_of_a_multi_record_batch_ok() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_kafka_hubgate_compressed_produce_ok() {
-    let kafka = KafkaNode::start();
+    let kafka = SharedKafka::get();
     let http = http();
     for (codec, compression) in [
         ("gzip", ProduceCompression::Gzip),
@@ -149,7 +155,7 @@ async fn apache_kafka_hubgate_compressed_produce_ok() {
         let mut config = test_config(&kafka.bootstrap(), "");
         config.kafka.compression = compression;
         let gateway = Gateway::start(config).await;
-        let topic = format!("out-{codec}");
+        let topic = unique(&format!("out-{codec}"));
         create_topic(&gateway, &http, &topic).await;
         let records: Vec<Value> = (0..10)
             .map(|i| json!({ "key": format!("k{i}"), "value": format!("v{i}"), "headers": {"n": i.to_string()} }))

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hubgate_tests::{
-    Broker, free_port, http, hubgate_bin, kafka_python_read, latest_offsets, test_config_toml,
-    token_1h,
+    SharedKafka, free_port, http, hubgate_bin, kafka_python_read, latest_offsets, test_config_toml,
+    token_1h, unique,
 };
 
 /// The custom handler process; killed when dropped.
@@ -45,6 +45,7 @@ const HOST_HEADERS: [(&str, &str); 12] = [
         "x-arr-ssl",
         "2048|256|CN=Microsoft Azure RSA TLS Issuing CA 03",
     ),
+    // What the host says of the original request; hubgate does not route by it.
     ("x-original-url", "/telemetry/publishers/dev-1/messages"),
     (
         "x-waws-unencoded-url",
@@ -59,7 +60,8 @@ const HOST_HEADERS: [(&str, &str); 12] = [
 
 #[tokio::test]
 async fn azure_custom_handler_replayed_host_ok() {
-    let broker = Broker::start();
+    let telemetry = &unique("telemetry");
+    let broker = SharedKafka::get();
     let toml = test_config_toml(&broker.bootstrap(), "");
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let app = tempfile::tempdir().unwrap();
@@ -77,7 +79,7 @@ async fn azure_custom_handler_replayed_host_ok() {
 
     // The hub, created through the handler.
     let r = client
-        .put(format!("{base}/v1/topics/telemetry"))
+        .put(format!("{base}/v1/topics/{telemetry}"))
         .header("authorization", token_1h(&config, "manage", ""))
         .json(&serde_json::json!({ "partition_count": 1 }))
         .send()
@@ -88,7 +90,7 @@ async fn azure_custom_handler_replayed_host_ok() {
     // As configured (routePrefix "": the Event Hubs and HDInsight paths unchanged), and with
     // the host's default prefix `api`, which an operator may keep.
     let configured = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
-    let send = token_1h(&config, "send", "telemetry/publishers/dev-1");
+    let send = token_1h(&config, "send", &format!("{telemetry}/publishers/dev-1"));
     let listen = token_1h(&config, "listen", "");
     for (sent, prefix) in [configured, "api"].into_iter().enumerate() {
         let prefix = if prefix.is_empty() {
@@ -114,7 +116,7 @@ async fn azure_custom_handler_replayed_host_ok() {
 
         let r = forward(
             reqwest::Method::POST,
-            "/telemetry/publishers/dev-1/messages",
+            &format!("/{telemetry}/publishers/dev-1/messages"),
         )
         .header("authorization", &send)
         .header("sensor", "t1")
@@ -124,7 +126,7 @@ async fn azure_custom_handler_replayed_host_ok() {
         .unwrap();
         assert_eq!(r.status(), 201, "{prefix}: {}", r.text().await.unwrap());
         assert_eq!(
-            latest_offsets(&broker.bootstrap(), "telemetry").await,
+            latest_offsets(&broker.bootstrap(), telemetry).await,
             [sent as i64 + 1]
         );
 
@@ -140,7 +142,7 @@ async fn azure_custom_handler_replayed_host_ok() {
     }
 
     // The host's headers are HTTP machinery, not event properties; the client's are kept.
-    let records = kafka_python_read(&broker.bootstrap(), "telemetry").await;
+    let records = kafka_python_read(&broker.bootstrap(), telemetry).await;
     assert_eq!(records.len(), 2);
     for r in &records {
         let names: Vec<String> = r.headers().into_iter().map(|(k, _)| k).collect();

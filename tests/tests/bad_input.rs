@@ -2,7 +2,7 @@
 //! shape, nothing reaches Kafka, and the gateway stays healthy.
 #![allow(clippy::unwrap_used)]
 
-use hubgate_tests::{Env, latest_offsets, now, token};
+use hubgate_tests::{Env, latest_offsets, now, token, unique};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -70,11 +70,12 @@ fn without_field(token: &str, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_matrix_4xx_json_nothing_written_fails() {
+    let hub = &unique("hub");
     let env = Env::start("[limits]\nmax_publication_bytes = 4096\n").await;
-    env.create_topic("hub", 2).await;
+    env.create_topic(hub, 2).await;
     let config = &env.gateway.config;
-    let send = env.token("send", "hub");
-    let listen = env.token("listen", "hub");
+    let send = env.token("send", hub);
+    let listen = env.token("listen", hub);
     let sig = send
         .split("sig=")
         .nth(1)
@@ -85,7 +86,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         .to_owned();
     let post = Method::POST;
     let get = Method::GET;
-    let ev = "/hub/messages";
+    let ev = &format!("/{hub}/messages");
     let mut cases = vec![
         // Credentials (SAS).
         case("no authorization", post.clone(), ev, None, b"x", 401),
@@ -262,7 +263,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
             "expired",
             post.clone(),
             ev,
-            Some(&token(config, "send", "hub", 1)),
+            Some(&token(config, "send", hub, 1)),
             b"x",
             401,
         ),
@@ -374,15 +375,15 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
             "token for another hub",
             post.clone(),
             "/other/messages",
-            Some(&env.token("send", "hub")),
+            Some(&env.token("send", hub)),
             b"x",
             401,
         ),
         case(
             "publisher token as another",
             post.clone(),
-            "/hub/publishers/dev-2/messages",
-            Some(&env.token("send", "hub/publishers/dev-1")),
+            &format!("/{hub}/publishers/dev-2/messages"),
+            Some(&env.token("send", &format!("{hub}/publishers/dev-1"))),
             b"x",
             401,
         ),
@@ -456,7 +457,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "publisher slash",
             post.clone(),
-            "/hub/publishers/a%2Fb/messages",
+            &format!("/{hub}/publishers/a%2Fb/messages"),
             Some(&send),
             b"x",
             400,
@@ -464,7 +465,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "publisher too long",
             post.clone(),
-            &format!("/hub/publishers/{}/messages", "p".repeat(300)),
+            &format!("/{hub}/publishers/{}/messages", "p".repeat(300)),
             Some(&send),
             b"x",
             400,
@@ -472,7 +473,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "publisher unicode",
             post.clone(),
-            "/hub/publishers/d%C3%A9v/messages",
+            &format!("/{hub}/publishers/d%C3%A9v/messages"),
             Some(&send),
             b"x",
             400,
@@ -480,7 +481,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "publisher zero-width",
             post.clone(),
-            "/hub/publishers/dev%E2%80%8B1/messages",
+            &format!("/{hub}/publishers/dev%E2%80%8B1/messages"),
             Some(&send),
             b"x",
             400,
@@ -488,7 +489,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "partition negative",
             post.clone(),
-            "/hub/partitions/-1/messages",
+            &format!("/{hub}/partitions/-1/messages"),
             Some(&send),
             b"x",
             400,
@@ -496,7 +497,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "partition not a number",
             post.clone(),
-            "/hub/partitions/zero/messages",
+            &format!("/{hub}/partitions/zero/messages"),
             Some(&send),
             b"x",
             400,
@@ -504,7 +505,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "partition huge",
             post.clone(),
-            "/hub/partitions/99999999999/messages",
+            &format!("/{hub}/partitions/99999999999/messages"),
             Some(&send),
             b"x",
             400,
@@ -512,7 +513,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "partition missing",
             post.clone(),
-            "/hub/partitions/7/messages",
+            &format!("/{hub}/partitions/7/messages"),
             Some(&send),
             b"x",
             404,
@@ -521,7 +522,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce not json",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             b"{records",
             400,
@@ -529,7 +530,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce empty records",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[]}"#,
             400,
@@ -537,7 +538,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce records not a list",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":{"value":1}}"#,
             400,
@@ -545,7 +546,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce unknown field",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"valeu":1}]}"#,
             400,
@@ -553,7 +554,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce negative partition",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"value":1,"partition":-1}]}"#,
             400,
@@ -561,7 +562,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce huge partition",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"value":1,"partition":4294967296}]}"#,
             400,
@@ -569,7 +570,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce missing partition",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"value":1,"partition":5}]}"#,
             404,
@@ -577,7 +578,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce header not text",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"value":1,"headers":{"h":1}}]}"#,
             400,
@@ -585,7 +586,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce truncated",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             br#"{"records":[{"value":"#,
             400,
@@ -593,7 +594,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce not utf-8",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             b"{\"records\":[{\"value\":\"\xff\"}]}",
             400,
@@ -609,7 +610,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "produce over the limit",
             post.clone(),
-            "/v1/producer/topics/hub",
+            &format!("/v1/producer/topics/{hub}"),
             Some(&send),
             &[b' '; 5000],
             413,
@@ -618,7 +619,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume negative partition",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/-1/offsets/0",
+            &format!("/v1/consumer/topics/{hub}/partitions/-1/offsets/0"),
             Some(&listen),
             b"",
             400,
@@ -626,7 +627,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume partition text",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/x/offsets/0",
+            &format!("/v1/consumer/topics/{hub}/partitions/x/offsets/0"),
             Some(&listen),
             b"",
             400,
@@ -634,7 +635,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume negative offset",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/-5",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/-5"),
             Some(&listen),
             b"",
             400,
@@ -642,7 +643,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume offset text",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/abc",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/abc"),
             Some(&listen),
             b"",
             400,
@@ -650,7 +651,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume offset past end",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/9223372036854775807",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/9223372036854775807"),
             Some(&listen),
             b"",
             404,
@@ -658,7 +659,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume offset overflow",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/9223372036854775808",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/9223372036854775808"),
             Some(&listen),
             b"",
             400,
@@ -666,7 +667,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume count zero",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/0?count=0",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0?count=0"),
             Some(&listen),
             b"",
             400,
@@ -674,7 +675,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume count huge",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/0?count=99999999999",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0?count=99999999999"),
             Some(&listen),
             b"",
             400,
@@ -682,7 +683,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume count text",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/0?count=ten",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0?count=ten"),
             Some(&listen),
             b"",
             400,
@@ -690,7 +691,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         case(
             "consume unknown query",
             get.clone(),
-            "/v1/consumer/topics/hub/partitions/0/offsets/0?cnt=1",
+            &format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0?cnt=1"),
             Some(&listen),
             b"",
             400,
@@ -745,7 +746,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         cases.push(c);
     }
 
-    let before = latest_offsets(&env.broker.bootstrap(), "hub").await;
+    let before = latest_offsets(&env.broker.bootstrap(), hub).await;
     let mut failures = Vec::new();
     for c in &cases {
         let r = env
@@ -769,7 +770,7 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
             failures.push(format!("{}: {status} (want {}) {text}", c.name, c.want));
         }
     }
-    let after = latest_offsets(&env.broker.bootstrap(), "hub").await;
+    let after = latest_offsets(&env.broker.bootstrap(), hub).await;
     println!(
         "bad-input matrix: {} cases, {} as expected",
         cases.len(),

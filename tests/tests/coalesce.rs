@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use futures::future::join_all;
 use hubgate_server::{Kafka, KafkaError};
-use hubgate_tests::{Broker, kafka_with as kafka, text_record as record};
+use hubgate_tests::{SharedKafka, kafka_with as kafka, text_record as record, unique};
 
 /// `requests` concurrent produce calls of 3 records each; returns each call's result.
 async fn produce_concurrently(
@@ -22,10 +22,10 @@ async fn produce_concurrently(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesce_concurrent_requests_share_produce_requests_ok() {
-    let broker = Broker::start();
-    let k = kafka(&broker, |_| {});
-    k.create_topic("co", 1, 1, &[]).await.unwrap();
-    let results = produce_concurrently(&k, "co", 200).await;
+    let k = kafka(&SharedKafka::get().bootstrap(), |_| {});
+    let topic = &unique("co");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
+    let results = produce_concurrently(&k, topic, 200).await;
 
     let mut seen = HashSet::new();
     for (i, r) in results.iter().enumerate() {
@@ -48,7 +48,7 @@ async fn coalesce_concurrent_requests_share_produce_requests_ok() {
     );
 
     // Each request's offsets hold exactly its records.
-    let (records, _) = k.fetch("co", 0, 0, 1 << 20, 1000).await.unwrap();
+    let (records, _) = k.fetch(topic, 0, 0, 1 << 20, 1000).await.unwrap();
     let by_offset: BTreeMap<i64, Vec<u8>> = records
         .into_iter()
         .map(|r| (r.offset, r.record.value.unwrap()))
@@ -63,10 +63,10 @@ async fn coalesce_concurrent_requests_share_produce_requests_ok() {
 
 #[tokio::test]
 async fn coalesce_off_one_produce_request_each_ok() {
-    let broker = Broker::start();
-    let k = kafka(&broker, |c| c.coalesce = false);
-    k.create_topic("plain", 1, 1, &[]).await.unwrap();
-    let results = produce_concurrently(&k, "plain", 20).await;
+    let k = kafka(&SharedKafka::get().bootstrap(), |c| c.coalesce = false);
+    let topic = &unique("plain");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
+    let results = produce_concurrently(&k, topic, 20).await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(k.produce_requests(), 20);
 }
@@ -75,11 +75,11 @@ async fn coalesce_off_one_produce_request_each_ok() {
 /// everything after the first exceeds a one-byte pending limit.
 #[tokio::test]
 async fn coalesce_pending_limit_answers_busy_fails() {
-    let broker = Broker::start();
-    let k = kafka(&broker, |c| c.max_pending_bytes = 1);
-    k.create_topic("busy", 1, 1, &[]).await.unwrap();
-    k.produce("busy", 0, vec![record("warm")]).await.unwrap(); // partition client cached
-    let results = produce_concurrently(&k, "busy", 5).await;
+    let k = kafka(&SharedKafka::get().bootstrap(), |c| c.max_pending_bytes = 1);
+    let topic = &unique("busy");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
+    k.produce(topic, 0, vec![record("warm")]).await.unwrap(); // partition client cached
+    let results = produce_concurrently(&k, topic, 5).await;
     assert!(results[0].is_ok(), "{:?}", results[0]);
     for r in &results[1..] {
         let e = r.as_ref().unwrap_err();
@@ -92,15 +92,15 @@ async fn coalesce_pending_limit_answers_busy_fails() {
 /// fetch request, and each gets all the records.
 #[tokio::test]
 async fn fetch_concurrent_same_offset_shares_one_request_ok() {
-    let broker = Broker::start();
-    let k = kafka(&broker, |_| {});
-    k.create_topic("tail", 1, 1, &[]).await.unwrap();
+    let k = kafka(&SharedKafka::get().bootstrap(), |_| {});
+    let topic = &unique("tail");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
     let records = (0..5).map(|i| record(&format!("e{i}"))).collect();
-    k.produce("tail", 0, records).await.unwrap();
+    k.produce(topic, 0, records).await.unwrap();
     // The partition client exists, so every fetch below is in flight at once.
-    k.fetch("tail", 0, 0, 1 << 20, 0).await.unwrap();
+    k.fetch(topic, 0, 0, 1 << 20, 0).await.unwrap();
     let before = k.fetch_requests();
-    let answers = join_all((0..100).map(|_| k.fetch("tail", 0, 0, 1 << 20, 0))).await;
+    let answers = join_all((0..100).map(|_| k.fetch(topic, 0, 0, 1 << 20, 0))).await;
     for a in answers {
         let (records, high_watermark) = a.unwrap();
         assert_eq!(records.len(), 5);
@@ -110,7 +110,7 @@ async fn fetch_concurrent_same_offset_shares_one_request_ok() {
     println!("100 concurrent reads at one offset -> {sent} Kafka fetch request(s)");
     assert_eq!(sent, 1);
     // Another offset, or the same one later, is a new request.
-    k.fetch("tail", 0, 1, 1 << 20, 0).await.unwrap();
-    k.fetch("tail", 0, 0, 1 << 20, 0).await.unwrap();
+    k.fetch(topic, 0, 1, 1 << 20, 0).await.unwrap();
+    k.fetch(topic, 0, 0, 1 << 20, 0).await.unwrap();
     assert_eq!(k.fetch_requests() - before, 3);
 }

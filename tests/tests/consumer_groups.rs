@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use hubgate_tests::{Broker, Env, HubgateProcess, http, test_config_toml, token_1h};
+use hubgate_tests::{Env, HubgateProcess, SharedKafka, http, test_config_toml, token_1h, unique};
 use reqwest::Client;
 use serde_json::{Value, json};
 
@@ -58,19 +58,20 @@ fn offsets(read: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// Two hubgate processes on one broker (`extra` TOML for both), a client, a Manage token,
-/// and the hub `hub` with `partitions` partitions.
+/// Two hubgate processes on the shared cluster (`extra` TOML for both), a client, a Manage
+/// token, and a hub of their own, `hub`, with `partitions` partitions.
 struct TwoInstances {
     a: HubgateProcess,
     b: HubgateProcess,
     client: Client,
     manage: String,
     config: hubgate_server::Config,
-    _broker: Broker,
+    hub: String,
 }
 
 async fn two_instances(extra: &str, partitions: i32) -> TwoInstances {
-    let broker = Broker::start();
+    let hub = &unique("hub");
+    let broker = SharedKafka::get();
     let toml = test_config_toml(&broker.bootstrap(), extra);
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let a = HubgateProcess::start(&toml);
@@ -79,7 +80,7 @@ async fn two_instances(extra: &str, partitions: i32) -> TwoInstances {
     let manage = token_1h(&config, "manage", "");
     let (status, _) = put(
         &client,
-        &a.url("/v1/topics/hub"),
+        &a.url(&format!("/v1/topics/{hub}")),
         &manage,
         json!({"partition_count": partitions}),
     )
@@ -91,7 +92,7 @@ async fn two_instances(extra: &str, partitions: i32) -> TwoInstances {
         client,
         manage,
         config,
-        _broker: broker,
+        hub: hub.clone(),
     }
 }
 
@@ -103,12 +104,13 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         client,
         manage,
         config,
-        _broker,
+        hub,
     } = two_instances("", 2).await;
+    let hub = &hub;
     for i in 0..5 {
         send(
             &client,
-            &a.url("/hub/partitions/0/messages"),
+            &a.url(&format!("/{hub}/partitions/0/messages")),
             &manage,
             &format!("event-{i}"),
         )
@@ -118,7 +120,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     // The group, created through one instance, is seen by the other.
     let (status, group) = put(
         &client,
-        &a.url("/hub/consumergroups/readers"),
+        &a.url(&format!("/{hub}/consumergroups/readers")),
         &manage,
         json!({"user_metadata": "the billing readers"}),
     )
@@ -128,13 +130,13 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     assert_eq!(group["user_metadata"], "the billing readers");
     let (status, _) = put(
         &client,
-        &b.url("/hub/ConsumerGroups/readers"),
+        &b.url(&format!("/{hub}/ConsumerGroups/readers")),
         &manage,
         json!({}),
     )
     .await;
     assert_eq!(status, 409);
-    let (status, list) = get(&client, &b.url("/hub/consumergroups"), &manage).await;
+    let (status, list) = get(&client, &b.url(&format!("/{hub}/consumergroups")), &manage).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = list["consumer_groups"]
         .as_array()
@@ -148,7 +150,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     let r = client
         .post(a.url("/v1/tokens"))
         .header("authorization", &manage)
-        .json(&json!({"hub": "hub", "consumer_group": "readers", "ttl_secs": 600}))
+        .json(&json!({"hub": hub, "consumer_group": "readers", "ttl_secs": 600}))
         .send()
         .await
         .unwrap();
@@ -159,7 +161,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         .to_owned();
 
     // Reader 1 on instance a: no checkpoint yet, so from the earliest event.
-    let messages = "/hub/consumergroups/readers/partitions/0/messages";
+    let messages = &format!("/{hub}/consumergroups/readers/partitions/0/messages");
     let r = client
         .get(a.url(&format!("{messages}?count=2")))
         .header("authorization", &reader)
@@ -181,7 +183,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
             .parse::<chrono::DateTime<chrono::Utc>>()
             .is_ok()
     );
-    let checkpoint = "/hub/consumergroups/readers/partitions/0/checkpoint";
+    let checkpoint = &format!("/{hub}/consumergroups/readers/partitions/0/checkpoint");
     let (status, c) = put(&client, &a.url(checkpoint), &reader, json!({"offset": 2})).await;
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["offset"], 2);
@@ -206,14 +208,14 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     // Runtime information: offsets, last enqueued event and the group's lag.
     send(
         &client,
-        &b.url("/hub/partitions/0/messages"),
+        &b.url(&format!("/{hub}/partitions/0/messages")),
         &manage,
         "event-5",
     )
     .await;
     let (status, p) = get(
         &client,
-        &a.url("/hub/consumergroups/readers/partitions/0"),
+        &a.url(&format!("/{hub}/consumergroups/readers/partitions/0")),
         &reader,
     )
     .await;
@@ -226,7 +228,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     assert_eq!(p["lag"], 1);
     let (status, all) = get(
         &client,
-        &b.url("/hub/consumergroups/readers/partitions"),
+        &b.url(&format!("/{hub}/consumergroups/readers/partitions")),
         &reader,
     )
     .await;
@@ -238,24 +240,32 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     assert_eq!(parts[1]["last_enqueued_offset"], Value::Null);
 
     // The group's token works for that group only.
-    let send_token = token_1h(&config, "send", "hub");
+    let send_token = token_1h(&config, "send", hub);
     for (url, token, why) in [
         (
-            a.url("/hub/consumergroups/others/partitions/0/messages"),
+            a.url(&format!(
+                "/{hub}/consumergroups/others/partitions/0/messages"
+            )),
             &reader,
             "another group",
         ),
         (
-            a.url("/hub/consumergroups/$Default/partitions/0/messages"),
+            a.url(&format!(
+                "/{hub}/consumergroups/$Default/partitions/0/messages"
+            )),
             &reader,
             "$Default",
         ),
         (
-            a.url("/v1/consumer/topics/hub/partitions/0/offsets/0"),
+            a.url(&format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0")),
             &reader,
             "the hub's /v1 read",
         ),
-        (a.url("/hub/consumergroups"), &reader, "group management"),
+        (
+            a.url(&format!("/{hub}/consumergroups")),
+            &reader,
+            "group management",
+        ),
         (a.url(messages), &send_token, "a Send token"),
         (a.url(messages), &String::new(), "no credential"),
     ] {
@@ -263,7 +273,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         assert_eq!(status, 401, "{why}: {body}");
     }
     let r = client
-        .post(a.url("/hub/messages"))
+        .post(a.url(&format!("/{hub}/messages")))
         .header("authorization", &reader)
         .body("x")
         .send()
@@ -271,10 +281,12 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         .unwrap();
     assert_eq!(r.status(), 401, "a Listen token cannot send");
     // A hub-wide Listen token reads through any group, $Default included.
-    let hub_listen = token_1h(&config, "listen", "hub");
+    let hub_listen = token_1h(&config, "listen", hub);
     let (status, read) = get(
         &client,
-        &b.url("/hub/consumergroups/$Default/partitions/0/messages?count=1"),
+        &b.url(&format!(
+            "/{hub}/consumergroups/$Default/partitions/0/messages?count=1"
+        )),
         &hub_listen,
     )
     .await;
@@ -282,7 +294,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
 
     // Deleting the group (through b) removes its checkpoints everywhere.
     let r = client
-        .delete(b.url("/hub/consumergroups/readers"))
+        .delete(b.url(&format!("/{hub}/consumergroups/readers")))
         .header("authorization", &manage)
         .send()
         .await
@@ -294,7 +306,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
     assert_eq!(status, 404, "reading a deleted group");
     let (status, _) = put(
         &client,
-        &a.url("/hub/consumergroups/readers"),
+        &a.url(&format!("/{hub}/consumergroups/readers")),
         &manage,
         json!({}),
     )
@@ -312,7 +324,7 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
         "the new group starts at the earliest event"
     );
     let r = client
-        .delete(a.url("/hub/consumergroups/$Default"))
+        .delete(a.url(&format!("/{hub}/consumergroups/$Default")))
         .header("authorization", &manage)
         .send()
         .await
@@ -323,29 +335,34 @@ async fn consumer_group_two_instances_share_checkpoints_ok() {
 
 #[tokio::test]
 async fn consumer_group_long_poll_returns_on_event_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 1).await;
+    env.create_topic(hub, 1).await;
     // A second instance receives the event: the reader's instance learns of it from Kafka.
     let toml = test_config_toml(&env.broker.bootstrap(), "");
     let other = HubgateProcess::start(&toml);
     let other_config = hubgate_server::Config::from_toml(&toml).unwrap();
-    let listen = env.token("listen", "hub");
-    let url = env
-        .gateway
-        .url("/hub/consumergroups/$Default/partitions/0/messages?wait_ms=20000");
+    let listen = env.token("listen", hub);
+    let url = env.gateway.url(&format!(
+        "/{hub}/consumergroups/$Default/partitions/0/messages?wait_ms=20000"
+    ));
 
     for (sender, name) in [
-        (other.url("/hub/messages"), "another instance"),
-        (env.gateway.url("/hub/messages"), "the same instance"),
+        (other.url(&format!("/{hub}/messages")), "another instance"),
+        (
+            env.gateway.url(&format!("/{hub}/messages")),
+            "the same instance",
+        ),
     ] {
         let token = if name == "the same instance" {
-            env.token("send", "hub")
+            env.token("send", hub)
         } else {
-            token_1h(&other_config, "send", "hub")
+            token_1h(&other_config, "send", hub)
         };
         let (_, before) = get(
             &env.http,
-            &env.gateway.url("/hub/consumergroups/$Default/partitions/0"),
+            &env.gateway
+                .url(&format!("/{hub}/consumergroups/$Default/partitions/0")),
             &listen,
         )
         .await;
@@ -382,7 +399,8 @@ async fn consumer_group_long_poll_returns_on_event_ok() {
     // Nothing arrives: an empty answer after the wait, with where to continue.
     let (_, before) = get(
         &env.http,
-        &env.gateway.url("/hub/consumergroups/$Default/partitions/0"),
+        &env.gateway
+            .url(&format!("/{hub}/consumergroups/$Default/partitions/0")),
         &listen,
     )
     .await;
@@ -391,7 +409,7 @@ async fn consumer_group_long_poll_returns_on_event_ok() {
     let (status, read) = get(
         &env.http,
         &env.gateway.url(&format!(
-            "/hub/consumergroups/$Default/partitions/0/messages?wait_ms=1000&offset={end}"
+            "/{hub}/consumergroups/$Default/partitions/0/messages?wait_ms=1000&offset={end}"
         )),
         &listen,
     )
@@ -404,13 +422,14 @@ async fn consumer_group_long_poll_returns_on_event_ok() {
 
 #[tokio::test]
 async fn consumer_group_limits_and_bad_input_fails() {
+    let hub = &unique("hub");
     let env = Env::start(
         "[limits]\nmax_consumer_groups_per_hub = 3\nmax_wait_ms = 5000\nmax_waiting_reads = 1",
     )
     .await;
-    env.create_topic("hub", 1).await;
+    env.create_topic(hub, 1).await;
     let manage = env.token("manage", "");
-    let group = |g: &str| env.gateway.url(&format!("/hub/consumergroups/{g}"));
+    let group = |g: &str| env.gateway.url(&format!("/{hub}/consumergroups/{g}"));
     for g in ["g1", "g2"] {
         assert_eq!(put(&env.http, &group(g), &manage, json!({})).await.0, 201);
     }
@@ -425,8 +444,9 @@ async fn consumer_group_limits_and_bad_input_fails() {
     );
 
     let read = |q: &str| {
-        env.gateway
-            .url(&format!("/hub/consumergroups/g1/partitions/0/messages{q}"))
+        env.gateway.url(&format!(
+            "/{hub}/consumergroups/g1/partitions/0/messages{q}"
+        ))
     };
     for (url, want, why) in [
         (
@@ -440,13 +460,13 @@ async fn consumer_group_limits_and_bad_input_fails() {
         (read("?colour=red"), 400, "unknown parameter"),
         (
             env.gateway
-                .url("/hub/consumergroups/nope/partitions/0/messages"),
+                .url(&format!("/{hub}/consumergroups/nope/partitions/0/messages")),
             404,
             "unknown group",
         ),
         (
             env.gateway
-                .url("/hub/consumergroups/g1/partitions/7/messages"),
+                .url(&format!("/{hub}/consumergroups/g1/partitions/7/messages")),
             404,
             "unknown partition",
         ),
@@ -457,18 +477,19 @@ async fn consumer_group_limits_and_bad_input_fails() {
             "unknown hub",
         ),
         (
-            env.gateway
-                .url("/hub/consumergroups/bad%20name/partitions/0/messages"),
+            env.gateway.url(&format!(
+                "/{hub}/consumergroups/bad%20name/partitions/0/messages"
+            )),
             400,
             "bad group name",
         ),
         (
-            env.gateway.url("/hub/consumergroups/g1"),
+            env.gateway.url(&format!("/{hub}/consumergroups/g1")),
             200,
             "get a group",
         ),
         (
-            env.gateway.url("/hub/consumergroups/g9"),
+            env.gateway.url(&format!("/{hub}/consumergroups/g9")),
             404,
             "get an unknown group",
         ),
@@ -481,7 +502,7 @@ async fn consumer_group_limits_and_bad_input_fails() {
     }
     let checkpoint = env
         .gateway
-        .url("/hub/consumergroups/g1/partitions/0/checkpoint");
+        .url(&format!("/{hub}/consumergroups/g1/partitions/0/checkpoint"));
     for (body, why) in [
         (json!({"offset": 1}), "past the end of an empty partition"),
         (json!({"offset": -1}), "negative"),
@@ -529,23 +550,15 @@ async fn consumer_group_limits_and_bad_input_fails() {
 
 #[tokio::test]
 async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
-    // In memory: tansu 0.6 with SQLite storage stops answering metadata requests after a
-    // topic is deleted and created again (connections close with an early EOF).
-    let broker = Broker::start_in_memory();
-    let gateway =
-        hubgate_tests::Gateway::start(hubgate_tests::test_config(&broker.bootstrap(), "")).await;
-    let env = Env {
-        broker,
-        gateway,
-        http: http(),
-    };
-    env.create_topic("again", 1).await;
+    let again = &unique("again");
+    let env = Env::start("").await;
+    env.create_topic(again, 1).await;
     let manage = env.token("manage", "");
     let url = |p: &str| env.gateway.url(p);
     for i in 0..3 {
         send(
             &env.http,
-            &url("/again/messages"),
+            &url(&format!("/{again}/messages")),
             &manage,
             &format!("old-{i}"),
         )
@@ -554,7 +567,7 @@ async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
     assert_eq!(
         put(
             &env.http,
-            &url("/again/consumergroups/g"),
+            &url(&format!("/{again}/consumergroups/g")),
             &manage,
             json!({})
         )
@@ -562,7 +575,9 @@ async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
         .0,
         201
     );
-    let checkpoint = url("/again/consumergroups/g/partitions/0/checkpoint");
+    let checkpoint = url(&format!(
+        "/{again}/consumergroups/g/partitions/0/checkpoint"
+    ));
     assert_eq!(
         put(&env.http, &checkpoint, &manage, json!({"offset": 3}))
             .await
@@ -575,15 +590,37 @@ async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
     client
         .controller_client()
         .unwrap()
-        .delete_topic("again", 5_000)
+        .delete_topic(again, 5_000)
         .await
         .unwrap();
     let controller = client.controller_client().unwrap();
-    controller.create_topic("again", 1, 1, 5_000).await.unwrap();
-    send(&env.http, &url("/again/messages"), &manage, "new-0").await;
+    controller.create_topic(again, 1, 1, 5_000).await.unwrap();
+    // Until the new partition is ready on its broker, a send is 503 (retry), never 404: the
+    // topic exists (Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a moment after a create).
+    let started = std::time::Instant::now();
+    loop {
+        let r = env
+            .http
+            .post(url(&format!("/{again}/messages")))
+            .header("authorization", &manage)
+            .body("new-0")
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => break,
+            503 if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            s => panic!(
+                "send after the topic was created again: {s} {}",
+                r.text().await.unwrap()
+            ),
+        }
+    }
     let (status, read) = get(
         &env.http,
-        &url("/again/consumergroups/g/partitions/0/messages"),
+        &url(&format!("/{again}/consumergroups/g/partitions/0/messages")),
         &manage,
     )
     .await;
@@ -597,7 +634,9 @@ async fn consumer_group_checkpoint_past_the_end_restarts_at_earliest_ok() {
     // An explicit offset past the end is the caller's mistake: 404, not a silent restart.
     let (status, _) = get(
         &env.http,
-        &url("/again/consumergroups/g/partitions/0/messages?offset=3"),
+        &url(&format!(
+            "/{again}/consumergroups/g/partitions/0/messages?offset=3"
+        )),
         &manage,
     )
     .await;
@@ -613,13 +652,14 @@ async fn consumer_group_racing_creates_one_wins_ok() {
         b,
         client,
         manage,
-        _broker,
+        hub,
         ..
     } = two_instances("[limits]\nmax_consumer_groups_per_hub = 100", 1).await;
+    let hub = &hub;
     // Both instances have read the store once, so neither pays for that in the race.
     for gw in [&a, &b] {
         assert_eq!(
-            get(&client, &gw.url("/hub/consumergroups"), &manage)
+            get(&client, &gw.url(&format!("/{hub}/consumergroups")), &manage)
                 .await
                 .0,
             200
@@ -627,7 +667,7 @@ async fn consumer_group_racing_creates_one_wins_ok() {
     }
     let mut both_passed_the_check = 0;
     for round in 0..30 {
-        let path = format!("/hub/consumergroups/g{round}");
+        let path = format!("/{hub}/consumergroups/g{round}");
         let (url_a, url_b) = (a.url(&path), b.url(&path));
         let (ra, rb) = tokio::join!(
             put(

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hubgate_tests::{
-    Broker, Env, HubgateProcess, NAMESPACE, Sdk, http, kafka_python_read, latest_offsets,
-    sdk_token, test_config_toml, token_1h,
+    Env, HubgateProcess, KafkaCluster, NAMESPACE, Sdk, http, kafka_python_read, latest_offsets,
+    sdk_token, test_config_toml, token_1h, unique,
 };
 use serde_json::{Value, json};
 
@@ -22,15 +22,16 @@ fn headers_map(h: Vec<(String, Vec<u8>)>) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn eventhubs_single_event_properties_and_partition_key_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 4).await;
+    env.create_topic(hub, 4).await;
     let r = env
         .http
         .post(
             env.gateway
-                .url("/hub/messages?timeout=60&api-version=2014-01"),
+                .url(&format!("/{hub}/messages?timeout=60&api-version=2014-01")),
         )
-        .header("authorization", env.token("send", "hub"))
+        .header("authorization", env.token("send", hub))
         .header(
             "content-type",
             "application/atom+xml;type=entry;charset=utf-8",
@@ -48,7 +49,7 @@ async fn eventhubs_single_event_properties_and_partition_key_ok() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert!(r.bytes().await.unwrap().is_empty());
-    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     assert_eq!(py.len(), 1);
     assert_eq!(py[0].key().unwrap(), b"pk-1");
     assert_eq!(py[0].value().unwrap(), b"<entry>payload</entry>");
@@ -64,8 +65,9 @@ async fn eventhubs_single_event_properties_and_partition_key_ok() {
 
 #[tokio::test]
 async fn eventhubs_batch_base64_and_user_properties_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 3).await;
+    env.create_topic(hub, 3).await;
     let batch = json!([
         {"Body": "aGVsbG8gd29ybGQ=", "IsBodyBase64": true, "UserProperties": {"Sequence": 1, "Kind": "greeting"}, "BrokerProperties": {"PartitionKey": "dev-a"}},
         {"Body": "plain text", "UserProperties": {"Sequence": 2, "Flag": true}, "BrokerProperties": {"PartitionKey": "dev-b"}},
@@ -73,15 +75,15 @@ async fn eventhubs_batch_base64_and_user_properties_ok() {
     ]);
     let r = env
         .http
-        .post(env.gateway.url("/hub/messages"))
-        .header("authorization", env.token("send", "hub"))
+        .post(env.gateway.url(&format!("/{hub}/messages")))
+        .header("authorization", env.token("send", hub))
         .header("content-type", format!("{BATCH}; charset=utf-8"))
         .body(batch.to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     assert_eq!(py.len(), 3);
     let find = |body: &[u8]| {
         py.iter()
@@ -114,18 +116,35 @@ async fn eventhubs_batch_base64_and_user_properties_ok() {
 
 #[tokio::test]
 async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 3).await;
-    let hub_send = env.token("send", "hub");
-    let publisher = env.token("send", "hub/publishers/dev-9");
+    env.create_topic(hub, 3).await;
+    let hub_send = env.token("send", hub);
+    let publisher = env.token("send", &format!("{hub}/publishers/dev-9"));
     let cases = [
-        ("/hub/partitions/2/messages", &hub_send, "p2"),
-        ("/hub/Partitions/1/MESSAGES", &hub_send, "p1"),
-        ("/hub/Messages", &hub_send, "hub-any"),
-        ("/hub/publishers/dev-9/messages", &publisher, "pub-plural"),
-        ("/hub/publisher/dev-9/messages", &publisher, "pub-singular"),
-        ("/hub/PUBLISHERS/dev-9/Messages", &publisher, "pub-upper"),
-        ("/HUB/publishers/DEV-9/messages", &publisher, "pub-case"),
+        (&format!("/{hub}/partitions/2/messages"), &hub_send, "p2"),
+        (&format!("/{hub}/Partitions/1/MESSAGES"), &hub_send, "p1"),
+        (&format!("/{hub}/Messages"), &hub_send, "hub-any"),
+        (
+            &format!("/{hub}/publishers/dev-9/messages"),
+            &publisher,
+            "pub-plural",
+        ),
+        (
+            &format!("/{hub}/publisher/dev-9/messages"),
+            &publisher,
+            "pub-singular",
+        ),
+        (
+            &format!("/{hub}/PUBLISHERS/dev-9/Messages"),
+            &publisher,
+            "pub-upper",
+        ),
+        (
+            &format!("/{}/publishers/DEV-9/messages", hub.to_uppercase()),
+            &publisher,
+            "pub-case",
+        ),
     ];
     for (path, token, body) in cases {
         let r = env
@@ -137,10 +156,14 @@ async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
             .await
             .unwrap();
         // "HUB" is another Kafka topic (which does not exist): the token covers it, Kafka does not.
-        let want = if path.starts_with("/HUB") { 404 } else { 201 };
+        let want = if path.starts_with(&format!("/{}/", hub.to_uppercase())) {
+            404
+        } else {
+            201
+        };
         assert_eq!(r.status(), want, "{path}: {}", r.text().await.unwrap());
     }
-    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     let by_body = |b: &str| {
         py.iter()
             .find(|r| r.value().unwrap() == b.as_bytes())
@@ -160,7 +183,7 @@ async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
     // Unknown keywords are 404, not a send.
     let r = env
         .http
-        .post(env.gateway.url("/hub/subscribers/x/messages"))
+        .post(env.gateway.url(&format!("/{hub}/subscribers/x/messages")))
         .header("authorization", hub_send.as_str())
         .body("x")
         .send()
@@ -169,7 +192,7 @@ async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
     assert_eq!(r.status(), 404);
     let r = env
         .http
-        .post(env.gateway.url("/hub/partitions/7/messages"))
+        .post(env.gateway.url(&format!("/{hub}/partitions/7/messages")))
         .header("authorization", hub_send.as_str())
         .body("x")
         .send()
@@ -178,20 +201,19 @@ async fn eventhubs_partition_and_publisher_paths_and_case_variants_ok() {
     assert_eq!(r.status(), 404);
     assert_eq!(
         py.len(),
-        kafka_python_read(&env.broker.bootstrap(), "hub")
-            .await
-            .len()
+        kafka_python_read(&env.broker.bootstrap(), hub).await.len()
     );
 }
 
 #[tokio::test]
 async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
+    let hub = &unique("hub");
     // 256 KiB emulates the Event Hubs Basic tier.
     let env = Env::start("[limits]\nmax_publication_bytes = 262144").await;
-    env.create_topic("hub", 2).await;
+    env.create_topic(hub, 2).await;
     let bootstrap = env.broker.bootstrap();
-    let before = latest_offsets(&bootstrap, "hub").await;
-    let send = env.token("send", "hub");
+    let before = latest_offsets(&bootstrap, hub).await;
+    let send = env.token("send", hub);
     let post = |path: &str, ct: &str, body: Vec<u8>| {
         env.http
             .post(env.gateway.url(path))
@@ -201,7 +223,7 @@ async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
             .send()
     };
     let r = post(
-        "/hub/messages",
+        &format!("/{hub}/messages"),
         "application/octet-stream",
         vec![b'x'; 262_145],
     )
@@ -214,7 +236,7 @@ async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
     let big_batch =
         json!([{"Body": "x".repeat(200_000)}, {"Body": "y".repeat(70_000)}]).to_string();
     assert_eq!(
-        post("/hub/messages", BATCH, big_batch.into_bytes())
+        post(&format!("/{hub}/messages"), BATCH, big_batch.into_bytes())
             .await
             .unwrap()
             .status(),
@@ -222,14 +244,14 @@ async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
     );
     // Exactly at the limit is fine (and is written).
     let r = post(
-        "/hub/partitions/0/messages",
+        &format!("/{hub}/partitions/0/messages"),
         "application/octet-stream",
         vec![b'z'; 262_144],
     )
     .await
     .unwrap();
     assert_eq!(r.status(), 201);
-    let after_ok = latest_offsets(&bootstrap, "hub").await;
+    let after_ok = latest_offsets(&bootstrap, hub).await;
     assert_eq!(after_ok[0], before[0] + 1);
     // A batch with one bad event writes none of its events.
     for bad in [
@@ -238,15 +260,19 @@ async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
         json!([]),
         json!({"Body": "not an array"}),
     ] {
-        let r = post("/hub/messages", BATCH, bad.to_string().into_bytes())
-            .await
-            .unwrap();
+        let r = post(
+            &format!("/{hub}/messages"),
+            BATCH,
+            bad.to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(r.json::<Value>().await.unwrap()["error_code"], 40001);
     }
     let r = env
         .http
-        .post(env.gateway.url("/hub/messages"))
+        .post(env.gateway.url(&format!("/{hub}/messages")))
         .header("authorization", send.as_str())
         .header("brokerproperties", "{not json")
         .body("x")
@@ -255,7 +281,7 @@ async fn eventhubs_oversized_and_bad_batches_write_nothing_fails() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(
-        latest_offsets(&bootstrap, "hub").await,
+        latest_offsets(&bootstrap, hub).await,
         after_ok,
         "nothing more written"
     );
@@ -265,16 +291,17 @@ const ATOM_REVOKE: &str = r#"<entry xmlns="http://www.w3.org/2005/Atom"><content
 
 #[tokio::test]
 async fn revocation_lifecycle_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 2).await;
-    let manage = env.token("manage", "hub");
-    let device = env.token("send", "hub/publishers/dev-1");
-    let hub_send = env.token("send", "hub");
+    env.create_topic(hub, 2).await;
+    let manage = env.token("manage", hub);
+    let device = env.token("send", &format!("{hub}/publishers/dev-1"));
+    let hub_send = env.token("send", hub);
     let send_as = |token: String, publisher: &'static str| {
         env.http
             .post(
                 env.gateway
-                    .url(&format!("/hub/publishers/{publisher}/messages")),
+                    .url(&format!("/{hub}/publishers/{publisher}/messages")),
             )
             .header("authorization", token)
             .body("e")
@@ -298,24 +325,41 @@ async fn revocation_lifecycle_ok() {
 
     // Only Manage may revoke.
     assert_eq!(
-        call("PUT", "/hub/revokedpublishers/dev-1", &hub_send, "")
-            .await
-            .unwrap()
-            .status(),
+        call(
+            "PUT",
+            &format!("/{hub}/revokedpublishers/dev-1"),
+            &hub_send,
+            ""
+        )
+        .await
+        .unwrap()
+        .status(),
         401
     );
-    let r = call("PUT", "/hub/RevokedPublishers/dev-1", &manage, ATOM_REVOKE)
-        .await
-        .unwrap();
+    let r = call(
+        "PUT",
+        &format!("/{hub}/RevokedPublishers/dev-1"),
+        &manage,
+        ATOM_REVOKE,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 201);
-    let r = call("PUT", "/hub/revokedpublishers/DEV-1", &manage, "")
-        .await
-        .unwrap();
+    let r = call(
+        "PUT",
+        &format!("/{hub}/revokedpublishers/DEV-1"),
+        &manage,
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         r.status(),
         409,
         "already revoked (names are case-insensitive)"
     );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error_code"], 40902, "the code README documents: {v}");
 
     // The device's own token and a hub-wide Send token are both refused for that publisher.
     let r = send_as(device.clone(), "dev-1").await.unwrap();
@@ -335,7 +379,7 @@ async fn revocation_lifecycle_ok() {
         "others unaffected"
     );
 
-    let r = call("GET", "/hub/revokedpublishers", &manage, "")
+    let r = call("GET", &format!("/{hub}/revokedpublishers"), &manage, "")
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -344,21 +388,31 @@ async fn revocation_lifecycle_ok() {
     assert_eq!(list["revoked_publishers"][0]["publisher"], "dev-1");
     assert_eq!(
         list["revoked_publishers"][0]["revoked_by"],
-        "sas:manage@hub"
+        format!("sas:manage@{hub}")
     );
 
     assert_eq!(
-        call("DELETE", "/hub/revokedpublishers/dev-1", &manage, "")
-            .await
-            .unwrap()
-            .status(),
+        call(
+            "DELETE",
+            &format!("/{hub}/revokedpublishers/dev-1"),
+            &manage,
+            ""
+        )
+        .await
+        .unwrap()
+        .status(),
         200
     );
     assert_eq!(
-        call("DELETE", "/hub/revokedpublishers/dev-1", &manage, "")
-            .await
-            .unwrap()
-            .status(),
+        call(
+            "DELETE",
+            &format!("/{hub}/revokedpublishers/dev-1"),
+            &manage,
+            ""
+        )
+        .await
+        .unwrap()
+        .status(),
         404
     );
     assert_eq!(
@@ -366,7 +420,7 @@ async fn revocation_lifecycle_ok() {
         201,
         "resumed"
     );
-    let list: Value = call("GET", "/hub/revokedPublishers", &manage, "")
+    let list: Value = call("GET", &format!("/{hub}/revokedPublishers"), &manage, "")
         .await
         .unwrap()
         .json()
@@ -406,24 +460,26 @@ async fn time_until_status(
 
 #[tokio::test]
 async fn revocation_two_processes_and_restarts_ok() {
-    let mut broker = Broker::start();
+    let hub = &unique("hub");
+    // A broker of its own: it restarts.
+    let mut broker = KafkaCluster::start(1);
     let toml = test_config_toml(&broker.bootstrap(), "");
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let mut a = HubgateProcess::start(&toml);
     let b = HubgateProcess::start(&toml);
     let client = http();
     let manage = token_1h(&config, "manage", "");
-    let device = token_1h(&config, "send", "hub/publishers/dev-1");
+    let device = token_1h(&config, "send", &format!("{hub}/publishers/dev-1"));
     let r = client
-        .put(a.url("/v1/topics/hub"))
+        .put(a.url(&format!("/v1/topics/{hub}")))
         .header("authorization", &manage)
         .json(&json!({"partition_count": 1}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let send_b = b.url("/hub/publishers/dev-1/messages");
-    let send_a = a.url("/hub/publishers/dev-1/messages");
+    let send_b = b.url(&format!("/{hub}/publishers/dev-1/messages"));
+    let send_a = a.url(&format!("/{hub}/publishers/dev-1/messages"));
     for url in [&send_a, &send_b] {
         assert_eq!(
             client
@@ -440,7 +496,7 @@ async fn revocation_two_processes_and_restarts_ok() {
 
     // Revoke through A; B refuses within revocation_refresh_ms (1 s).
     let r = client
-        .put(a.url("/hub/revokedpublishers/dev-1"))
+        .put(a.url(&format!("/{hub}/revokedpublishers/dev-1")))
         .header("authorization", &manage)
         .send()
         .await
@@ -455,7 +511,7 @@ async fn revocation_two_processes_and_restarts_ok() {
 
     // Resume through B; A accepts again.
     let r = client
-        .delete(b.url("/hub/revokedpublishers/dev-1"))
+        .delete(b.url(&format!("/{hub}/revokedpublishers/dev-1")))
         .header("authorization", &manage)
         .send()
         .await
@@ -470,7 +526,7 @@ async fn revocation_two_processes_and_restarts_ok() {
 
     // Revoke again; the revocation survives a restart of hubgate and of the broker.
     let r = client
-        .put(b.url("/hub/revokedpublishers/dev-1"))
+        .put(b.url(&format!("/{hub}/revokedpublishers/dev-1")))
         .header("authorization", &manage)
         .send()
         .await
@@ -492,15 +548,16 @@ async fn revocation_two_processes_and_restarts_ok() {
     broker.restart();
     let delay = time_until_status(&client, &send_a, &device, 401).await;
     println!("after the broker restart A refuses the revoked publisher ({delay:?})");
-    let other = token_1h(&config, "send", "hub/publishers/dev-2");
-    let url = a.url("/hub/publishers/dev-2/messages");
+    let other = token_1h(&config, "send", &format!("{hub}/publishers/dev-2"));
+    let url = a.url(&format!("/{hub}/publishers/dev-2/messages"));
     time_until_status(&client, &url, &other, 201).await;
 }
 
 #[tokio::test]
 async fn revocation_sdk_tokens_send_then_fail_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 2).await;
+    env.create_topic(hub, 2).await;
     let key = env
         .gateway
         .config
@@ -509,13 +566,13 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
         .primary_key
         .expose()
         .to_owned();
-    let manage = env.token("manage", "hub");
+    let manage = env.token("manage", hub);
     for (sdk, publisher) in [(Sdk::Python, "py-device"), (Sdk::JavaScript, "js-device")] {
-        let audience = format!("https://{NAMESPACE}/hub/publishers/{publisher}");
+        let audience = format!("https://{NAMESPACE}/{hub}/publishers/{publisher}");
         let token = sdk_token(sdk, "send", &key, &audience).await;
         let url = env
             .gateway
-            .url(&format!("/hub/publishers/{publisher}/messages"));
+            .url(&format!("/{hub}/publishers/{publisher}/messages"));
         let r = env
             .http
             .post(&url)
@@ -531,7 +588,9 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
             r.text().await.unwrap()
         );
         // The same token on another publisher's path is refused.
-        let other = env.gateway.url("/hub/publishers/someone-else/messages");
+        let other = env
+            .gateway
+            .url(&format!("/{hub}/publishers/someone-else/messages"));
         assert_eq!(
             env.http
                 .post(&other)
@@ -547,7 +606,7 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
             .http
             .put(
                 env.gateway
-                    .url(&format!("/hub/revokedpublishers/{publisher}")),
+                    .url(&format!("/{hub}/revokedpublishers/{publisher}")),
             )
             .header("authorization", &manage)
             .send()
@@ -564,7 +623,7 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
             .unwrap();
         assert_eq!(r.status(), 401, "{sdk:?} token after revocation");
     }
-    let py = kafka_python_read(&env.broker.bootstrap(), "hub").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     let bodies: Vec<Vec<u8>> = py.iter().map(|r| r.value().unwrap()).collect();
     assert!(
         bodies.contains(&b"from Python".to_vec()) && bodies.contains(&b"from JavaScript".to_vec())

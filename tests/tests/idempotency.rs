@@ -2,11 +2,11 @@
 #![allow(clippy::unwrap_used)]
 
 use futures::future::join_all;
-use hubgate_tests::{Env, latest_offsets};
+use hubgate_tests::{Env, latest_offsets, unique};
 use serde_json::json;
 
-async fn written(env: &Env) -> i64 {
-    latest_offsets(&env.broker.bootstrap(), "hub")
+async fn written(env: &Env, hub: &str) -> i64 {
+    latest_offsets(&env.broker.bootstrap(), hub)
         .await
         .iter()
         .sum()
@@ -14,10 +14,11 @@ async fn written(env: &Env) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_retries_write_once_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 2).await;
-    let dev1 = env.token("send", "hub/publishers/dev-1");
-    let dev2 = env.token("send", "hub/publishers/dev-2");
+    env.create_topic(hub, 2).await;
+    let dev1 = env.token("send", &format!("{hub}/publishers/dev-1"));
+    let dev2 = env.token("send", &format!("{hub}/publishers/dev-2"));
     let post = |path: &str, token: &str, key: &str, body: &str| {
         env.http
             .post(env.gateway.url(path))
@@ -28,37 +29,57 @@ async fn idempotency_key_retries_write_once_ok() {
     };
 
     // Event Hubs send: the retry is replayed, not written.
-    let first = post("/hub/publishers/dev-1/messages", &dev1, "k1", "a")
-        .await
-        .unwrap();
+    let first = post(
+        &format!("/{hub}/publishers/dev-1/messages"),
+        &dev1,
+        "k1",
+        "a",
+    )
+    .await
+    .unwrap();
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
-    let again = post("/hub/publishers/dev-1/messages", &dev1, "k1", "a")
-        .await
-        .unwrap();
+    let again = post(
+        &format!("/{hub}/publishers/dev-1/messages"),
+        &dev1,
+        "k1",
+        "a",
+    )
+    .await
+    .unwrap();
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
-    assert_eq!(written(&env).await, 1);
+    assert_eq!(written(&env, hub).await, 1);
 
     // Same key, different body: 422, nothing written. Another publisher: its own keys.
-    let other = post("/hub/publishers/dev-1/messages", &dev1, "k1", "b")
-        .await
-        .unwrap();
+    let other = post(
+        &format!("/{hub}/publishers/dev-1/messages"),
+        &dev1,
+        "k1",
+        "b",
+    )
+    .await
+    .unwrap();
     assert_eq!(other.status(), 422);
     let e: serde_json::Value = other.json().await.unwrap();
     assert_eq!(e["error_code"], 42201);
-    let dev2_first = post("/hub/publishers/dev-2/messages", &dev2, "k1", "a")
-        .await
-        .unwrap();
+    let dev2_first = post(
+        &format!("/{hub}/publishers/dev-2/messages"),
+        &dev2,
+        "k1",
+        "a",
+    )
+    .await
+    .unwrap();
     assert_eq!(dev2_first.status(), 201);
-    assert_eq!(written(&env).await, 2);
+    assert_eq!(written(&env, hub).await, 2);
 
     // HDInsight produce: the replay carries the original offsets.
-    let send = env.token("send", "hub");
+    let send = env.token("send", hub);
     let body = json!({"records": [{"value": 1}, {"value": 2}]}).to_string();
     let produce = || {
         env.http
-            .post(env.gateway.url("/v1/producer/topics/hub"))
+            .post(env.gateway.url(&format!("/v1/producer/topics/{hub}")))
             .header("authorization", &send)
             .header("content-type", "application/json")
             .header("idempotency-key", "order-7")
@@ -72,12 +93,18 @@ async fn idempotency_key_retries_write_once_ok() {
     assert_eq!(b.headers()["idempotent-replayed"], "true");
     let b: serde_json::Value = b.json().await.unwrap();
     assert_eq!(a, b);
-    assert_eq!(written(&env).await, 4);
+    assert_eq!(written(&env, hub).await, 4);
 
     // Ten concurrent retries of one new request: written once; the others replay or 409.
-    let results =
-        join_all((0..10).map(|_| post("/hub/publishers/dev-1/messages", &dev1, "k-conc", "c")))
-            .await;
+    let results = join_all((0..10).map(|_| {
+        post(
+            &format!("/{hub}/publishers/dev-1/messages"),
+            &dev1,
+            "k-conc",
+            "c",
+        )
+    }))
+    .await;
     let statuses: Vec<u16> = results
         .into_iter()
         .map(|r| r.unwrap().status().as_u16())
@@ -87,13 +114,16 @@ async fn idempotency_key_retries_write_once_ok() {
         "{statuses:?}"
     );
     assert!(statuses.contains(&201));
-    assert_eq!(written(&env).await, 5, "{statuses:?}");
+    assert_eq!(written(&env, hub).await, 5, "{statuses:?}");
 
     // Without the header nothing changes: each request writes.
     for _ in 0..2 {
         let r = env
             .http
-            .post(env.gateway.url("/hub/publishers/dev-1/messages"))
+            .post(
+                env.gateway
+                    .url(&format!("/{hub}/publishers/dev-1/messages")),
+            )
             .header("authorization", &dev1)
             .body("n")
             .send()
@@ -101,5 +131,5 @@ async fn idempotency_key_retries_write_once_ok() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    assert_eq!(written(&env).await, 7);
+    assert_eq!(written(&env, hub).await, 7);
 }

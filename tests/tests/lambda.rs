@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hubgate_tests::{Broker, free_port, latest_offsets, test_config_toml, token_1h};
+use hubgate_tests::{SharedKafka, free_port, latest_offsets, test_config_toml, token_1h, unique};
 use serde_json::{Value, json};
 
 /// `cargo-lambda` (its directory also holds the zig it links with).
@@ -202,7 +202,8 @@ fn authorizer_event(method: &str, path: &str, authorization: &str) -> Value {
 
 #[tokio::test]
 async fn lambda_functions_under_cargo_lambda_ok() {
-    let broker = Broker::start();
+    let telemetry = &unique("telemetry");
+    let broker = SharedKafka::get();
     let toml = test_config_toml(&broker.bootstrap(), "");
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -231,7 +232,7 @@ async fn lambda_functions_under_cargo_lambda_ok() {
     assert_eq!(r.json::<Value>().await.unwrap()["kafka"], "ok");
     println!("lambda: first answer {:?} after start", started.elapsed());
     let r = client
-        .put(watch.url("kafka-proxy", "/v1/topics/telemetry"))
+        .put(watch.url("kafka-proxy", &format!("/v1/topics/{telemetry}")))
         .header("authorization", &manage)
         .json(&json!({ "partition_count": 1 }))
         .send()
@@ -241,7 +242,7 @@ async fn lambda_functions_under_cargo_lambda_ok() {
     let r = client
         .post(watch.url("token-issuer", "/v1/tokens"))
         .header("authorization", &manage)
-        .json(&json!({ "hub": "telemetry", "publisher": "dev-1", "ttl_secs": 600 }))
+        .json(&json!({ "hub": telemetry, "publisher": "dev-1", "ttl_secs": 600 }))
         .send()
         .await
         .unwrap();
@@ -253,7 +254,10 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         .unwrap()
         .to_owned();
     let r = client
-        .post(watch.url("kafka-proxy", "/telemetry/publishers/dev-1/messages"))
+        .post(watch.url(
+            "kafka-proxy",
+            &format!("/{telemetry}/publishers/dev-1/messages"),
+        ))
         .header("authorization", &device)
         .body("over the function URL")
         .send()
@@ -263,7 +267,7 @@ async fn lambda_functions_under_cargo_lambda_ok() {
     let r = client
         .post(watch.url("authorizer", "/v1/authorize"))
         .json(
-            &json!({ "method": "POST", "path": "/telemetry/publishers/dev-1/messages",
+            &json!({ "method": "POST", "path": &format!("/{telemetry}/publishers/dev-1/messages"),
                        "authorization": device }),
         )
         .send()
@@ -278,18 +282,18 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         "kafka-proxy",
         &http_event(
             "POST",
-            "/telemetry/publishers/dev-1/messages",
+            &format!("/{telemetry}/publishers/dev-1/messages"),
             &device,
             Some("by invoke"),
         ),
     );
     assert_eq!(answer["statusCode"], 201, "{answer}");
-    assert_eq!(latest_offsets(&broker.bootstrap(), "telemetry").await, [2]);
+    assert_eq!(latest_offsets(&broker.bootstrap(), telemetry).await, [2]);
     let answer = watch.invoke(
         "kafka-proxy",
         &http_event(
             "POST",
-            "/telemetry/publishers/dev-2/messages",
+            &format!("/{telemetry}/publishers/dev-2/messages"),
             &device,
             Some("as dev-2"),
         ),
@@ -298,7 +302,7 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         answer["statusCode"], 401,
         "dev-1's token as dev-2: {answer}"
     );
-    let body = json!({ "hub": "telemetry", "rights": ["Listen"], "ttl_secs": 60 }).to_string();
+    let body = json!({ "hub": telemetry, "rights": ["Listen"], "ttl_secs": 60 }).to_string();
     let answer = watch.invoke(
         "token-issuer",
         &http_event("POST", "/v1/tokens", &manage, Some(&body)),
@@ -308,20 +312,28 @@ async fn lambda_functions_under_cargo_lambda_ok() {
     // The authorizer event: allowed for the device's own publisher, denied for another.
     let allow = watch.invoke(
         "authorizer",
-        &authorizer_event("POST", "/telemetry/publishers/dev-1/messages", &device),
+        &authorizer_event(
+            "POST",
+            &format!("/{telemetry}/publishers/dev-1/messages"),
+            &device,
+        ),
     );
     assert_eq!(allow["isAuthorized"], true, "{allow}");
     assert_eq!(allow["context"]["publisher"], "dev-1", "{allow}");
     let deny = watch.invoke(
         "authorizer",
-        &authorizer_event("POST", "/telemetry/publishers/dev-2/messages", &device),
+        &authorizer_event(
+            "POST",
+            &format!("/{telemetry}/publishers/dev-2/messages"),
+            &device,
+        ),
     );
     assert_eq!(deny["isAuthorized"], false, "{deny}");
 
     // A direct invocation of the token issuer (a provisioning pipeline).
     let minted = watch.invoke(
         "token-issuer",
-        &json!({ "action": "mint", "hub": "telemetry", "publisher": "dev-9", "ttl_secs": 60 }),
+        &json!({ "action": "mint", "hub": telemetry, "publisher": "dev-9", "ttl_secs": 60 }),
     );
     assert!(
         minted["token"]
@@ -330,5 +342,5 @@ async fn lambda_functions_under_cargo_lambda_ok() {
             .starts_with("SharedAccessSignature "),
         "{minted}"
     );
-    assert_eq!(latest_offsets(&broker.bootstrap(), "telemetry").await, [2]);
+    assert_eq!(latest_offsets(&broker.bootstrap(), telemetry).await, [2]);
 }

@@ -3,12 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use hubgate_server::Config;
-use hubgate_tests::{Broker, HubgateProcess, http, test_config_toml, token_1h};
+use hubgate_tests::{HubgateProcess, SharedKafka, http, test_config_toml, token_1h, unique};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_structured_and_free_of_secrets_ok() {
-    let broker = Broker::start();
+    let hub = &unique("hub");
+    let broker = SharedKafka::get();
     let toml = test_config_toml(&broker.bootstrap(), "");
     let config = Config::from_toml(&toml).unwrap();
     let env = [
@@ -18,7 +19,7 @@ async fn logs_structured_and_free_of_secrets_ok() {
     let hg = HubgateProcess::start_with_env(&toml, &env);
     let client = http();
     let manage = token_1h(&config, "manage", "");
-    let device = token_1h(&config, "send", "hub/publishers/dev-1");
+    let device = token_1h(&config, "send", &format!("{hub}/publishers/dev-1"));
     let sig = |t: &str| {
         t.split("sig=")
             .nth(1)
@@ -35,7 +36,7 @@ async fn logs_structured_and_free_of_secrets_ok() {
     let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXRoYXQtc2hvdWxkLW5vdC1iZS1sb2dnZWQ";
 
     let r = client
-        .put(hg.url("/v1/topics/hub"))
+        .put(hg.url(&format!("/v1/topics/{hub}")))
         .header("authorization", &manage)
         .json(&json!({"partition_count": 1}))
         .send()
@@ -55,7 +56,7 @@ async fn logs_structured_and_free_of_secrets_ok() {
         (&format!("Bearer {jwt}"), 401),
     ] {
         let r = client
-            .post(hg.url("/hub/publishers/dev-1/messages"))
+            .post(hg.url(&format!("/{hub}/publishers/dev-1/messages")))
             .header("authorization", auth)
             .header("idempotency-key", "log-test")
             .body("e")
@@ -67,7 +68,7 @@ async fn logs_structured_and_free_of_secrets_ok() {
     let minted: Value = client
         .post(hg.url("/v1/tokens"))
         .header("authorization", &manage)
-        .json(&json!({"hub": "hub", "publisher": "dev-2", "ttl_secs": 60}))
+        .json(&json!({"hub": hub, "publisher": "dev-2", "ttl_secs": 60}))
         .send()
         .await
         .unwrap()
@@ -93,10 +94,16 @@ async fn logs_structured_and_free_of_secrets_ok() {
         .collect();
     let done = lines
         .iter()
-        .find(|l| l["status"] == 201 && l["spans"][0]["path"] == "/hub/publishers/dev-1/messages")
+        .find(|l| {
+            l["status"] == 201
+                && l["spans"][0]["path"] == format!("/{hub}/publishers/dev-1/messages")
+        })
         .unwrap_or_else(|| panic!("no line for the send: {log}"));
     let span = &done["spans"][0];
-    assert_eq!(span["principal"], "sas:send@hub/publishers/dev-1");
+    assert_eq!(
+        span["principal"],
+        format!("sas:send@{hub}/publishers/dev-1")
+    );
     assert_eq!(span["route"], "/{hub}/publishers/{publisher}/messages");
     assert_eq!(span["method"], "POST");
     assert!(span["request_id"].as_str().is_some_and(|id| id.len() >= 32));

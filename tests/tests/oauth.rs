@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use hubgate_tests::{Env, GraphStub, Oidc, latest_offsets, now};
+use hubgate_tests::{Env, GraphStub, Oidc, latest_offsets, now, unique};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -18,7 +18,8 @@ const ADMINS: &str = "99999999-9999-9999-9999-999999999999";
 const MEMBER_OID: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 const GRAPH_OID: &str = "aaaaaaaa-0000-0000-0000-000000000003";
 
-fn oauth_toml(oidc: &Oidc, graph: Option<&str>) -> String {
+/// `[oauth]` with the writers group granted Send and Listen on `hub`.
+fn oauth_toml(oidc: &Oidc, graph: Option<&str>, hub: &str) -> String {
     let graph = graph.map_or_else(String::new, |base| {
         format!(
             "[oauth.graph]\nbase_url = '{base}'\ntoken_url = '{base}/token'\nclient_id = 'hubgate'\nclient_secret = 'not-a-real-secret'\n"
@@ -27,7 +28,7 @@ fn oauth_toml(oidc: &Oidc, graph: Option<&str>) -> String {
     format!(
         "[oauth]\nissuers = ['{}', 'https://sts.windows.net/{TID}/']\naudiences = ['api://hubgate']\n\
          jwks_unknown_kid_refresh_secs = 0\n\
-         [[oauth.groups]]\ngroup = '{WRITERS}'\nrights = ['Send', 'Listen']\nhub = 'hub'\n\
+         [[oauth.groups]]\ngroup = '{WRITERS}'\nrights = ['Send', 'Listen']\nhub = '{hub}'\n\
          [[oauth.groups]]\ngroup = '{ADMINS}'\nrights = ['Manage']\nhub = 'admin-hub'\n{graph}",
         oidc.issuer()
     )
@@ -45,18 +46,20 @@ async fn produce(env: &Env, topic: &str, auth: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn oauth_member_produces_and_outsider_is_forbidden_ok() {
+    let other = &unique("other");
+    let hub = &unique("hub");
     let oidc = Oidc::start(TID, "kid-1");
-    let env = Env::start(&oauth_toml(&oidc, None)).await;
-    env.create_topic("hub", 1).await;
-    env.create_topic("other", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, None, hub)).await;
+    env.create_topic(hub, 1).await;
+    env.create_topic(other, 1).await;
     let member = format!("Bearer {}", oidc.token("member").await);
-    let r = produce(&env, "hub", &member).await;
+    let r = produce(&env, hub, &member).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let r = env
         .http
         .get(
             env.gateway
-                .url("/v1/consumer/topics/hub/partitions/0/offsets/0"),
+                .url(&format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0")),
         )
         .header("authorization", &member)
         .send()
@@ -64,16 +67,16 @@ async fn oauth_member_produces_and_outsider_is_forbidden_ok() {
         .unwrap();
     assert_eq!(r.status(), 200, "Listen through the same group");
     // Valid token, wrong hub: 403, not 401.
-    let r = produce(&env, "other", &member).await;
+    let r = produce(&env, other, &member).await;
     assert_eq!(r.status(), 403);
     assert_eq!(r.json::<Value>().await.unwrap()["error_code"], 40302);
     // Valid token, not a member: 403.
     let outsider = format!("Bearer {}", oidc.token("outsider").await);
-    let r = produce(&env, "hub", &outsider).await;
+    let r = produce(&env, hub, &outsider).await;
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("www-authenticate").is_none());
     // The token issuer takes bearer tokens too: Manage from a group, on that group's hub only.
-    let mint = |auth: String, hub: &'static str| {
+    let mint = |auth: String, hub: &str| {
         env.http
             .post(env.gateway.url("/v1/tokens"))
             .header("authorization", auth)
@@ -81,12 +84,12 @@ async fn oauth_member_produces_and_outsider_is_forbidden_ok() {
             .send()
     };
     assert_eq!(
-        mint(member.clone(), "hub").await.unwrap().status(),
+        mint(member.clone(), hub).await.unwrap().status(),
         403,
         "Send/Listen group, no Manage"
     );
     assert_eq!(
-        mint(outsider.clone(), "hub").await.unwrap().status(),
+        mint(outsider.clone(), hub).await.unwrap().status(),
         403,
         "Manage elsewhere only"
     );
@@ -95,7 +98,7 @@ async fn oauth_member_produces_and_outsider_is_forbidden_ok() {
     // Member tokens work on the Event Hubs paths too (one authorize() for both).
     let r = env
         .http
-        .post(env.gateway.url("/hub/messages"))
+        .post(env.gateway.url(&format!("/{hub}/messages")))
         .header("authorization", &member)
         .body("eh")
         .send()
@@ -131,12 +134,13 @@ fn claims_with(oidc: &Oidc, change: impl FnOnce(&mut Value)) -> Value {
 /// Starts a provider and a gateway, lets `forge` make a token (given the provider and its
 /// kid), and checks it is refused with 401 + `WWW-Authenticate`, with nothing written.
 async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
+    let hub = &unique("hub");
     hubgate_server::jwt::install_crypto_provider();
     let oidc = Oidc::start(TID, "kid-1");
-    let env = Env::start(&oauth_toml(&oidc, None)).await;
-    env.create_topic("hub", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, None, hub)).await;
+    env.create_topic(hub, 1).await;
     let token = forge(&oidc, &oidc.kid.clone());
-    let r = produce(&env, "hub", &format!("Bearer {token}")).await;
+    let r = produce(&env, hub, &format!("Bearer {token}")).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()
@@ -148,7 +152,7 @@ async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
     assert_eq!(v["error_code"], 40101, "{v}");
     println!("refused: {}", v["message"]);
     assert_eq!(
-        latest_offsets(&env.broker.bootstrap(), "hub").await,
+        latest_offsets(&env.broker.bootstrap(), hub).await,
         vec![0],
         "nothing written"
     );
@@ -158,15 +162,14 @@ async fn assert_refused(forge: impl FnOnce(&Oidc, &str) -> String) {
 /// one defect only.
 #[tokio::test]
 async fn oauth_forged_token_with_good_claims_ok() {
+    let hub = &unique("hub");
     hubgate_server::jwt::install_crypto_provider();
     let oidc = Oidc::start(TID, "kid-1");
-    let env = Env::start(&oauth_toml(&oidc, None)).await;
-    env.create_topic("hub", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, None, hub)).await;
+    env.create_topic(hub, 1).await;
     let good = sign(&oidc, &oidc.kid, &claims(&oidc));
     assert_eq!(
-        produce(&env, "hub", &format!("Bearer {good}"))
-            .await
-            .status(),
+        produce(&env, hub, &format!("Bearer {good}")).await.status(),
         200
     );
 }
@@ -306,12 +309,13 @@ async fn oauth_garbage_token_fails() {
 
 #[tokio::test]
 async fn oauth_app_only_token_uses_graph_and_fails_closed_ok() {
+    let hub = &unique("hub");
     let oidc = Oidc::start(TID, "kid-1");
     let graph = GraphStub::start(GRAPH_OID, &[WRITERS], false).await;
-    let env = Env::start(&oauth_toml(&oidc, Some(&graph.base))).await;
-    env.create_topic("hub", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, Some(&graph.base), hub)).await;
+    env.create_topic(hub, 1).await;
     let token = format!("Bearer {}", oidc.token("graph").await);
-    let r = produce(&env, "hub", &token).await;
+    let r = produce(&env, hub, &token).await;
     assert_eq!(
         r.status(),
         200,
@@ -319,29 +323,32 @@ async fn oauth_app_only_token_uses_graph_and_fails_closed_ok() {
         r.text().await.unwrap()
     );
 
+    // Another gateway (its own hub, on the same cluster) whose Graph fails.
+    let hub2 = &unique("hub");
     let failing = GraphStub::start(GRAPH_OID, &[WRITERS], true).await;
-    let env2 = Env::start(&oauth_toml(&oidc, Some(&failing.base))).await;
-    env2.create_topic("hub", 1).await;
-    let r = produce(&env2, "hub", &token).await;
+    let env2 = Env::start(&oauth_toml(&oidc, Some(&failing.base), hub2)).await;
+    env2.create_topic(hub2, 1).await;
+    let r = produce(&env2, hub2, &token).await;
     assert_eq!(r.status(), 503, "Graph down: fail closed");
     assert_eq!(r.json::<Value>().await.unwrap()["error_code"], 50302);
     assert_eq!(
-        latest_offsets(&env2.broker.bootstrap(), "hub").await,
+        latest_offsets(&env2.broker.bootstrap(), hub2).await,
         vec![0]
     );
 }
 
 #[tokio::test]
 async fn oauth_provider_key_rotation_accepted_after_refresh_ok() {
+    let hub = &unique("hub");
     let mut oidc = Oidc::start(TID, "kid-1");
-    let env = Env::start(&oauth_toml(&oidc, None)).await;
-    env.create_topic("hub", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, None, hub)).await;
+    env.create_topic(hub, 1).await;
     let first = format!("Bearer {}", oidc.token("member").await);
-    assert_eq!(produce(&env, "hub", &first).await.status(), 200);
+    assert_eq!(produce(&env, hub, &first).await.status(), 200);
     oidc.rotate("kid-2");
     let second = format!("Bearer {}", oidc.token("member").await);
     assert_eq!(
-        produce(&env, "hub", &second).await.status(),
+        produce(&env, hub, &second).await.status(),
         200,
         "new kid fetched on demand"
     );
@@ -361,18 +368,19 @@ async fn authorize(env: &Env, authorization: &str, method: &str, path: &str) -> 
 
 #[tokio::test]
 async fn authorizer_decides_for_bearer_and_sas_with_revocation_ok() {
+    let hub = &unique("hub");
     let oidc = Oidc::start(TID, "kid-1");
-    let env = Env::start(&oauth_toml(&oidc, None)).await;
-    env.create_topic("hub", 1).await;
+    let env = Env::start(&oauth_toml(&oidc, None, hub)).await;
+    env.create_topic(hub, 1).await;
     let member = format!("Bearer {}", oidc.token("member").await);
-    let d = authorize(&env, &member, "POST", "/hub/messages").await;
+    let d = authorize(&env, &member, "POST", &format!("/{hub}/messages")).await;
     assert_eq!(
         d,
         json!({"isAuthorized": true, "context": {"principalKind": "jwt", "principal": format!("jwt:{TID}/{MEMBER_OID}"),
                                                   "rights": "Send,Listen", "publisher": ""}})
     );
     let outsider = format!("Bearer {}", oidc.token("outsider").await);
-    let d = authorize(&env, &outsider, "POST", "/hub/messages").await;
+    let d = authorize(&env, &outsider, "POST", &format!("/{hub}/messages")).await;
     assert_eq!(d["isAuthorized"], false);
     assert!(
         d["context"]["reason"]
@@ -382,21 +390,39 @@ async fn authorizer_decides_for_bearer_and_sas_with_revocation_ok() {
         "{d}"
     );
 
-    let device = env.token("send", "hub/publishers/dev-1");
-    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-1/messages").await;
+    let device = env.token("send", &format!("{hub}/publishers/dev-1"));
+    let d = authorize(
+        &env,
+        &device,
+        "POST",
+        &format!("/{hub}/publishers/dev-1/messages"),
+    )
+    .await;
     assert_eq!(d["isAuthorized"], true, "{d}");
     assert_eq!(d["context"]["publisher"], "dev-1");
-    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-2/messages").await;
+    let d = authorize(
+        &env,
+        &device,
+        "POST",
+        &format!("/{hub}/publishers/dev-2/messages"),
+    )
+    .await;
     assert_eq!(d["isAuthorized"], false, "another publisher's path");
     let r = env
         .http
-        .put(env.gateway.url("/hub/revokedpublishers/dev-1"))
-        .header("authorization", env.token("manage", "hub"))
+        .put(env.gateway.url(&format!("/{hub}/revokedpublishers/dev-1")))
+        .header("authorization", env.token("manage", hub))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let d = authorize(&env, &device, "POST", "/hub/publishers/dev-1/messages").await;
+    let d = authorize(
+        &env,
+        &device,
+        "POST",
+        &format!("/{hub}/publishers/dev-1/messages"),
+    )
+    .await;
     assert_eq!(
         d,
         json!({"isAuthorized": false, "context": {"reason": "PublisherRevoked: publisher 'dev-1' is revoked", "status": "401"}})

@@ -12,25 +12,26 @@
 
 use std::process::Command;
 
-use hubgate_tests::{Broker, HubgateProcess, http, test_config_toml, token_1h};
+use hubgate_tests::{HubgateProcess, SharedKafka, http, test_config_toml, token_1h, unique};
 use serde_json::json;
 
 #[tokio::test]
 async fn openapi_schemathesis_live_server_ok() {
+    let hub = &unique("hub");
     let schemathesis = std::env::var("HUBGATE_SCHEMATHESIS").expect(
         "HUBGATE_SCHEMATHESIS is not set: run the tests with scripts/test (it installs schemathesis)",
     );
-    let broker = Broker::start();
+    let broker = SharedKafka::get();
     let toml = test_config_toml(&broker.bootstrap(), "");
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let server = HubgateProcess::start(&toml);
     let manage = token_1h(&config, "manage", "");
     let client = http();
 
-    // What the document's examples name: hub "hub" with events, group $Default, publisher
+    // What the document's examples name: hub hub with events, group $Default, publisher
     // device-1; and a group with a checkpoint.
     let r = client
-        .put(server.url("/v1/topics/hub"))
+        .put(server.url(&format!("/v1/topics/{hub}")))
         .header("authorization", &manage)
         .json(&json!({"partition_count": 2}))
         .send()
@@ -39,7 +40,7 @@ async fn openapi_schemathesis_live_server_ok() {
     assert_eq!(r.status(), 201);
     for body in [&b"text"[..], &[0xff, 0x00, 0x9c][..]] {
         let r = client
-            .post(server.url("/hub/publishers/device-1/messages"))
+            .post(server.url(&format!("/{hub}/publishers/device-1/messages")))
             .header("authorization", &manage)
             .header("sensor", "s-1")
             .body(body.to_vec())
@@ -49,7 +50,7 @@ async fn openapi_schemathesis_live_server_ok() {
         assert_eq!(r.status(), 201);
     }
     let r = client
-        .put(server.url("/hub/consumergroups/readers"))
+        .put(server.url(&format!("/{hub}/consumergroups/readers")))
         .header("authorization", &manage)
         .send()
         .await

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hubgate_tests::{Env, NAMESPACE, kafka_python_read, latest_offsets, now, token};
+use hubgate_tests::{Env, NAMESPACE, kafka_python_read, latest_offsets, now, token, unique};
 use serde_json::{Value, json};
 
 /// `GET path` on the gateway with `token`: the status and the JSON body.
@@ -22,8 +22,9 @@ async fn get_json(env: &Env, path: &str, token: &str) -> (reqwest::StatusCode, V
 
 #[tokio::test]
 async fn hdinsight_produce_consume_roundtrip_ok() {
+    let orders = &unique("orders");
     let env = Env::start("").await;
-    env.create_topic("orders", 3).await;
+    env.create_topic(orders, 3).await;
     let manage = env.token("manage", "");
 
     // Produce: keyed, explicit partition, JSON value, null key, headers.
@@ -36,8 +37,8 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
     ]});
     let r = env
         .http
-        .post(env.gateway.url("/v1/producer/topics/orders"))
-        .header("authorization", env.token("send", "orders"))
+        .post(env.gateway.url(&format!("/v1/producer/topics/{orders}")))
+        .header("authorization", env.token("send", orders))
         .json(&body)
         .send()
         .await
@@ -60,9 +61,9 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
         let r = env
             .http
             .get(env.gateway.url(&format!(
-                "/v1/consumer/topics/orders/partitions/{p}/offsets/0?count=100"
+                "/v1/consumer/topics/{orders}/partitions/{p}/offsets/0?count=100"
             )))
-            .header("authorization", env.token("listen", "orders"))
+            .header("authorization", env.token("listen", orders))
             .send()
             .await
             .unwrap();
@@ -79,7 +80,7 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
     assert_eq!(http_records.len(), 5);
 
     // Read back with kafka-python: values, keys, headers and partitions equal.
-    let py = kafka_python_read(&env.broker.bootstrap(), "orders").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), orders).await;
     assert_eq!(py.len(), 5);
     for (i, o) in offsets.iter().enumerate() {
         let (p, off) = (
@@ -135,9 +136,14 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
             v
         }
     };
-    assert_eq!(
-        get("/v1/metadata/topics").await,
-        json!({"topics": ["orders"]})
+    // The shared cluster holds other tests' topics too.
+    let topics = get("/v1/metadata/topics").await;
+    assert!(
+        topics["topics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(orders)),
+        "{topics}"
     );
     let brokers = get("/v1/metadata/brokers").await;
     assert_eq!(brokers["brokers"][0]["hostName"], "127.0.0.1");
@@ -145,9 +151,9 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
         brokers["brokers"][0]["port"].as_i64().unwrap().to_string(),
         env.broker.bootstrap().split(':').nth(1).unwrap()
     );
-    let parts = get("/v1/metadata/topics/orders/partitions").await;
+    let parts = get(&format!("/v1/metadata/topics/{orders}/partitions")).await;
     assert_eq!(parts["partitions"].as_array().unwrap().len(), 3);
-    let p2 = get("/v1/metadata/topics/orders/partitions/2").await;
+    let p2 = get(&format!("/v1/metadata/topics/{orders}/partitions/2")).await;
     assert_eq!(p2["partition_id"], 2);
     assert_eq!(p2["earliest_offset"], 0);
     let in_p2 = offsets.iter().filter(|o| o["partition"] == 2).count();
@@ -156,16 +162,16 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
 
 #[tokio::test]
 async fn eventhubs_publisher_send_ok() {
+    let telemetry = &unique("telemetry");
     let env = Env::start("").await;
-    env.create_topic("telemetry", 4).await;
-    let t = env.token("send", "telemetry/publishers/device-7");
+    env.create_topic(telemetry, 4).await;
+    let t = env.token("send", &format!("{telemetry}/publishers/device-7"));
     for i in 0..3 {
         let r = env
             .http
-            .post(
-                env.gateway
-                    .url("/telemetry/publishers/device-7/messages?api-version=2014-01&timeout=60"),
-            )
+            .post(env.gateway.url(&format!(
+                "/{telemetry}/publishers/device-7/messages?api-version=2014-01&timeout=60"
+            )))
             .header("authorization", &t)
             .header(
                 "content-type",
@@ -181,7 +187,7 @@ async fn eventhubs_publisher_send_ok() {
             "201 with an empty body"
         );
     }
-    let py = kafka_python_read(&env.broker.bootstrap(), "telemetry").await;
+    let py = kafka_python_read(&env.broker.bootstrap(), telemetry).await;
     assert_eq!(py.len(), 3);
     let partition = py[0].partition;
     for (i, r) in py.iter().enumerate() {
@@ -197,90 +203,92 @@ async fn eventhubs_publisher_send_ok() {
 
 #[tokio::test]
 async fn rejections_are_401_and_write_nothing_fails() {
+    let hub = &unique("hub");
+    let newtopic = &unique("newtopic");
     let env = Env::start("").await;
-    env.create_topic("hub", 2).await;
+    env.create_topic(hub, 2).await;
     let c = &env.gateway.config;
     let bootstrap = env.broker.bootstrap();
-    let before = latest_offsets(&bootstrap, "hub").await;
+    let before = latest_offsets(&bootstrap, hub).await;
 
     let wrong_key = {
         let other = &c.rule("manage").unwrap().primary_key;
         hubgate_server::sas::mint(
-            &format!("https://{NAMESPACE}/hub"),
+            &format!("https://{NAMESPACE}/{hub}"),
             "send",
             other,
             now() + 3600,
         )
     };
     let one_record = json!({"records": [{"value": "x"}]}).to_string();
-    let cases: Vec<(&str, &str, &str, String, String)> = vec![
+    let cases: Vec<(&str, &str, String, String, String)> = vec![
         (
             "publisher A's token on B's path",
             "POST",
-            "/hub/publishers/b/messages",
-            env.token("send", "hub/publishers/a"),
+            format!("/{hub}/publishers/b/messages"),
+            env.token("send", &format!("{hub}/publishers/a")),
             "x".into(),
         ),
         (
             "publisher token on the hub-wide produce route",
             "POST",
-            "/v1/producer/topics/hub",
-            env.token("send", "hub/publishers/a"),
+            format!("/v1/producer/topics/{hub}"),
+            env.token("send", &format!("{hub}/publishers/a")),
             one_record.clone(),
         ),
         (
             "expired token",
             "POST",
-            "/hub/publishers/a/messages",
-            token(c, "send", "hub", now() - 1),
+            format!("/{hub}/publishers/a/messages"),
+            token(c, "send", hub, now() - 1),
             "x".into(),
         ),
         (
             "expired at exactly now",
             "POST",
-            "/hub/publishers/a/messages",
-            token(c, "send", "hub", now()),
+            format!("/{hub}/publishers/a/messages"),
+            token(c, "send", hub, now()),
             "x".into(),
         ),
         (
             "wrong key",
             "POST",
-            "/hub/publishers/a/messages",
+            format!("/{hub}/publishers/a/messages"),
             wrong_key,
             "x".into(),
         ),
         (
             "Listen-only token producing",
             "POST",
-            "/v1/producer/topics/hub",
-            env.token("listen", "hub"),
+            format!("/v1/producer/topics/{hub}"),
+            env.token("listen", hub),
             one_record.clone(),
         ),
         (
             "Listen-only token on the publisher path",
             "POST",
-            "/hub/publishers/a/messages",
-            env.token("listen", "hub"),
+            format!("/{hub}/publishers/a/messages"),
+            env.token("listen", hub),
             "x".into(),
         ),
         (
             "Send-only token creating a topic",
             "PUT",
-            "/v1/topics/newtopic",
+            format!("/v1/topics/{newtopic}"),
             env.token("send", ""),
             r#"{"partition_count":1}"#.into(),
         ),
         (
             "token for another hub",
             "POST",
-            "/v1/producer/topics/hub",
+            format!("/v1/producer/topics/{hub}"),
             env.token("send", "other"),
             one_record.clone(),
         ),
         (
             "no credential",
             "POST",
-            "/v1/producer/topics/hub",
+            format!("/v1/producer/topics/{hub}"),
             String::new(),
             one_record,
         ),
@@ -288,7 +296,7 @@ async fn rejections_are_401_and_write_nothing_fails() {
     for (name, method, path, auth, body) in cases {
         let mut req = env
             .http
-            .request(method.parse().unwrap(), env.gateway.url(path))
+            .request(method.parse().unwrap(), env.gateway.url(&path))
             .header("content-type", "application/json")
             .body(body);
         if !auth.is_empty() {
@@ -301,38 +309,39 @@ async fn rejections_are_401_and_write_nothing_fails() {
         assert!(!v["message"].as_str().unwrap().is_empty(), "{name}");
     }
     assert_eq!(
-        latest_offsets(&bootstrap, "hub").await,
+        latest_offsets(&bootstrap, hub).await,
         before,
         "nothing written"
     );
     assert!(
-        latest_offsets(&bootstrap, "newtopic").await.is_empty(),
+        latest_offsets(&bootstrap, newtopic).await.is_empty(),
         "no topic created"
     );
 }
 
 #[tokio::test]
 async fn consume_offsets_and_limits_ok() {
+    let log = &unique("log");
     let env = Env::start("").await;
-    env.create_topic("log", 1).await;
+    env.create_topic(log, 1).await;
     let records: Vec<Value> = (0..10)
         .map(|i| json!({"value": format!("v{i}"), "partition": 0}))
         .collect();
     let r = env
         .http
-        .post(env.gateway.url("/v1/producer/topics/log"))
-        .header("authorization", env.token("send", "log"))
+        .post(env.gateway.url(&format!("/v1/producer/topics/{log}")))
+        .header("authorization", env.token("send", log))
         .json(&json!({ "records": records }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let listen = env.token("listen", "log");
+    let listen = env.token("listen", log);
     let read = |offset: i64, query: &'static str| {
         let req = env
             .http
             .get(env.gateway.url(&format!(
-                "/v1/consumer/topics/log/partitions/0/offsets/{offset}{query}"
+                "/v1/consumer/topics/{log}/partitions/0/offsets/{offset}{query}"
             )))
             .header("authorization", &listen);
         async move {
@@ -374,7 +383,7 @@ async fn consume_offsets_and_limits_ok() {
         .http
         .get(
             env.gateway
-                .url("/v1/consumer/topics/log/partitions/5/offsets/0"),
+                .url(&format!("/v1/consumer/topics/{log}/partitions/5/offsets/0")),
         )
         .header("authorization", &listen)
         .send()
@@ -397,9 +406,10 @@ async fn consume_offsets_and_limits_ok() {
 
 #[tokio::test]
 async fn create_topic_conflicts_and_properties_ok() {
+    let events = &unique("events");
     let env = Env::start("").await;
     let manage = env.token("manage", "");
-    let put = |topic: &'static str, body: Value| {
+    let put = |topic: &str, body: Value| {
         let req = env
             .http
             .put(env.gateway.url(&format!("/v1/topics/{topic}")))
@@ -410,24 +420,28 @@ async fn create_topic_conflicts_and_properties_ok() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let (s, v) = put("events", json!({"partition_count": 2, "replication_factor": 1, "topic_properties": {"retention.ms": 86_400_000, "cleanup.policy": "delete"}})).await;
+    let (s, v) = put(events, json!({"partition_count": 2, "replication_factor": 1, "topic_properties": {"retention.ms": 86_400_000, "cleanup.policy": "delete"}})).await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["topic_properties"]["retention.ms"], 86_400_000);
-    let (s, v) = put("events", json!({})).await;
+    let (s, v) = put(events, json!({})).await;
     assert_eq!((s, v["error_code"].as_u64()), (409, Some(40901)));
-    let (s, v) = put("EVENTS", json!({})).await;
+    let (s, v) = put(&events.to_uppercase(), json!({})).await;
     assert_eq!(s, 409, "case-only difference: {v}");
     assert!(v["message"].as_str().unwrap().contains("case-insensitive"));
 }
 
 #[tokio::test]
 async fn broker_restart_keeps_records_and_gateway_recovers_ok() {
-    let mut env = Env::start("").await;
-    env.create_topic("durable", 1).await;
-    let send = env.token("send", "durable/publishers/p1");
+    let durable = &unique("durable");
+    let mut env = Env::start_own(1, "").await;
+    env.create_topic(durable, 1).await;
+    let send = env.token("send", &format!("{durable}/publishers/p1"));
     let post = |body: &'static str| {
         env.http
-            .post(env.gateway.url("/durable/publishers/p1/messages"))
+            .post(
+                env.gateway
+                    .url(&format!("/{durable}/publishers/p1/messages")),
+            )
             .header("authorization", &send)
             .body(body)
             .send()
@@ -447,7 +461,7 @@ async fn broker_restart_keeps_records_and_gateway_recovers_ok() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, 201, "gateway works again after the broker restart");
-    let values: Vec<Vec<u8>> = kafka_python_read(&env.broker.bootstrap(), "durable")
+    let values: Vec<Vec<u8>> = kafka_python_read(&env.broker.bootstrap(), durable)
         .await
         .iter()
         .map(|r| r.value().unwrap())
@@ -464,18 +478,29 @@ async fn broker_restart_keeps_records_and_gateway_recovers_ok() {
 /// dead, and the next metadata request connects again instead of failing.
 #[tokio::test]
 async fn metadata_after_broker_restart_ok() {
-    let mut env = Env::start("").await;
-    env.create_topic("orders", 2).await;
+    let orders = &unique("orders");
+    let mut env = Env::start_own(1, "").await;
+    env.create_topic(orders, 2).await;
     let manage = env.token("manage", "");
     for _ in 0..3 {
-        let (status, v) = get_json(&env, "/v1/metadata/topics/orders/partitions", &manage).await;
+        let (status, v) = get_json(
+            &env,
+            &format!("/v1/metadata/topics/{orders}/partitions"),
+            &manage,
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
     }
     env.broker.restart();
     let (status, v) = get_json(&env, "/v1/metadata/brokers", &manage).await;
     assert_eq!(status, 200, "after the restart: {v}");
-    let (status, v) = get_json(&env, "/v1/metadata/topics/orders/partitions/1", &manage).await;
+    let (status, v) = get_json(
+        &env,
+        &format!("/v1/metadata/topics/{orders}/partitions/1"),
+        &manage,
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["partition_id"], 1);
 }

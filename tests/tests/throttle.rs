@@ -5,21 +5,22 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use hubgate_tests::{Env, latest_offsets};
+use hubgate_tests::{Env, latest_offsets, unique};
 use serde_json::json;
 
 const BATCH: &str = "application/vnd.microsoft.servicebus.json";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_noisy_publisher_does_not_slow_others_ok() {
+    let hub = &unique("hub");
     // 20 events/s per publisher, bursts of 20, on every hub.
     let env = Env::start("[[throttle]]\nevents_per_sec = 20\nburst = 20\n").await;
-    env.create_topic("hub", 1).await;
+    env.create_topic(hub, 1).await;
     let send = |publisher: &'static str, events: usize| {
         let url = env
             .gateway
-            .url(&format!("/hub/publishers/{publisher}/messages"));
-        let token = env.token("send", &format!("hub/publishers/{publisher}"));
+            .url(&format!("/{hub}/publishers/{publisher}/messages"));
+        let token = env.token("send", &format!("{hub}/publishers/{publisher}"));
         let body = json!(
             (0..events)
                 .map(|i| json!({"Body": format!("{publisher}-{i}")}))
@@ -100,7 +101,7 @@ async fn throttle_noisy_publisher_does_not_slow_others_ok() {
     assert!(retry_after.is_none());
 
     // Kafka holds exactly what was accepted.
-    let written: i64 = latest_offsets(&env.broker.bootstrap(), "hub")
+    let written: i64 = latest_offsets(&env.broker.bootstrap(), hub)
         .await
         .iter()
         .sum();

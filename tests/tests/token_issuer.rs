@@ -9,7 +9,9 @@ use std::time::Duration;
 use hubgate_server::config::RuleConfig;
 use hubgate_server::sas::{SasKey, mint};
 use hubgate_server::secrets::secret_value;
-use hubgate_tests::{Broker, Env, HubgateProcess, Moto, NAMESPACE, http, now};
+use hubgate_tests::{
+    Env, HubgateProcess, Moto, NAMESPACE, SharedKafka, http, now, servers_toml, unique,
+};
 use serde_json::{Value, json};
 
 async fn mint_via(client: &reqwest::Client, base: &str, manage: &str, body: Value) -> (u16, Value) {
@@ -23,9 +25,15 @@ async fn mint_via(client: &reqwest::Client, base: &str, manage: &str, body: Valu
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-async fn send(client: &reqwest::Client, base: &str, publisher: &str, token: &str) -> u16 {
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    hub: &str,
+    publisher: &str,
+    token: &str,
+) -> u16 {
     client
-        .post(format!("{base}/hub/publishers/{publisher}/messages"))
+        .post(format!("{base}/{hub}/publishers/{publisher}/messages"))
         .header("authorization", token)
         .body("event")
         .send()
@@ -37,30 +45,31 @@ async fn send(client: &reqwest::Client, base: &str, publisher: &str, token: &str
 
 #[tokio::test]
 async fn issuer_mint_send_revoke_and_consumer_group_ok() {
+    let hub = &unique("hub");
     let env = Env::start("").await;
-    env.create_topic("hub", 2).await;
+    env.create_topic(hub, 2).await;
     let base = &env.gateway.base;
-    let manage = env.token("manage", "hub");
+    let manage = env.token("manage", hub);
     let (status, v) = mint_via(
         &env.http,
         base,
         &manage,
-        json!({"hub": "hub", "publisher": "dev-1", "ttl_secs": 600}),
+        json!({"hub": hub, "publisher": "dev-1", "ttl_secs": 600}),
     )
     .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         v["resource"],
-        format!("https://{NAMESPACE}/hub/publishers/dev-1")
+        format!("https://{NAMESPACE}/{hub}/publishers/dev-1")
     );
     let token = v["token"].as_str().unwrap();
     assert!(
         token.contains("skn=send"),
         "signed with the Send rule: {token}"
     );
-    assert_eq!(send(&env.http, base, "dev-1", token).await, 201);
+    assert_eq!(send(&env.http, base, hub, "dev-1", token).await, 201);
     assert_eq!(
-        send(&env.http, base, "dev-2", token).await,
+        send(&env.http, base, hub, "dev-2", token).await,
         401,
         "another publisher"
     );
@@ -68,7 +77,7 @@ async fn issuer_mint_send_revoke_and_consumer_group_ok() {
     // Revoked publishers get no new token.
     let r = env
         .http
-        .put(env.gateway.url("/hub/revokedpublishers/dev-1"))
+        .put(env.gateway.url(&format!("/{hub}/revokedpublishers/dev-1")))
         .header("authorization", &manage)
         .send()
         .await
@@ -78,7 +87,7 @@ async fn issuer_mint_send_revoke_and_consumer_group_ok() {
         &env.http,
         base,
         &manage,
-        json!({"hub": "hub", "publisher": "dev-1", "ttl_secs": 600}),
+        json!({"hub": hub, "publisher": "dev-1", "ttl_secs": 600}),
     )
     .await;
     assert_eq!(status, 409, "{v}");
@@ -88,16 +97,16 @@ async fn issuer_mint_send_revoke_and_consumer_group_ok() {
         &env.http,
         base,
         &manage,
-        json!({"hub": "hub", "consumer_group": "readers", "ttl_secs": 600}),
+        json!({"hub": hub, "consumer_group": "readers", "ttl_secs": 600}),
     )
     .await;
     assert_eq!(status, 200, "{v}");
     let listen = v["token"].as_str().unwrap();
     assert!(listen.contains("skn=listen"));
-    assert_eq!(send(&env.http, base, "dev-2", listen).await, 401);
+    assert_eq!(send(&env.http, base, hub, "dev-2", listen).await, 401);
     let r = env
         .http
-        .post(env.gateway.url("/v1/producer/topics/hub"))
+        .post(env.gateway.url(&format!("/v1/producer/topics/{hub}")))
         .header("authorization", listen)
         .json(&json!({"records": [{"value": "x"}]}))
         .send()
@@ -108,8 +117,8 @@ async fn issuer_mint_send_revoke_and_consumer_group_ok() {
     let (status, _) = mint_via(
         &env.http,
         base,
-        &env.token("send", "hub"),
-        json!({"hub": "hub", "consumer_group": "g", "ttl_secs": 60}),
+        &env.token("send", hub),
+        json!({"hub": hub, "consumer_group": "g", "ttl_secs": 60}),
     )
     .await;
     assert_eq!(status, 401);
@@ -164,7 +173,8 @@ fn fixture(name: &str) -> Value {
 
 #[tokio::test]
 async fn issuer_rotation_with_secrets_manager_ok() {
-    let broker = Broker::start();
+    let hub = &unique("hub");
+    let broker = SharedKafka::get();
     let moto = Moto::start();
     let initial = rules();
     moto.secretsmanager(
@@ -175,8 +185,11 @@ async fn issuer_rotation_with_secrets_manager_ok() {
 
     let toml = format!(
         "namespace = '{NAMESPACE}'\nsecret_id = '{SECRET}'\nsecret_reload_min_ms = 200\n\
-         [kafka]\nbootstrap_servers = ['{}']\nrequest_timeout_ms = 5000\n",
-        broker.bootstrap()
+         revocation_topic = '{}'\nconsumer_group_topic = '{}'\n\
+         [kafka]\nbootstrap_servers = {}\nrequest_timeout_ms = 5000\n",
+        unique("__hubgate_revocations"),
+        unique("__hubgate_groups"),
+        servers_toml(&broker.bootstrap())
     );
     // P issues tokens and rotates; Q is another instance that started before any rotation.
     let p = HubgateProcess::start_with_env(&toml, &moto.env());
@@ -184,7 +197,7 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     let client = http();
     let manage = manage_token(&initial);
     let r = client
-        .put(p.url("/v1/topics/hub"))
+        .put(p.url(&format!("/v1/topics/{hub}")))
         .header("authorization", &manage)
         .json(&json!({"partition_count": 1}))
         .send()
@@ -200,7 +213,7 @@ async fn issuer_rotation_with_secrets_manager_ok() {
                 &client,
                 &base,
                 &manage,
-                json!({"hub": "hub", "publisher": "dev-1", "ttl_secs": 3600}),
+                json!({"hub": hub, "publisher": "dev-1", "ttl_secs": 3600}),
             )
             .await;
             assert_eq!(status, 200, "{v}");
@@ -208,7 +221,7 @@ async fn issuer_rotation_with_secrets_manager_ok() {
         }
     };
     let t1 = mint_t(manage.clone()).await;
-    assert_eq!(send(&client, &q.base, "dev-1", &t1).await, 201);
+    assert_eq!(send(&client, &q.base, hub, "dev-1", &t1).await, 201);
 
     // Rotation 1: the four steps of the Secrets Manager contract, as Lambda would deliver them.
     let mut event = fixture("example-secretsmanager-secret-rotation-event.json");
@@ -239,17 +252,17 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     assert_ne!(t1, t2);
     // Q has never reloaded: t2 fails once there, Q reloads, then accepts it.
     assert_eq!(
-        send(&client, &q.base, "dev-1", &t2).await,
+        send(&client, &q.base, hub, "dev-1", &t2).await,
         201,
         "new key accepted after reload"
     );
     assert_eq!(
-        send(&client, &q.base, "dev-1", &t1).await,
+        send(&client, &q.base, hub, "dev-1", &t1).await,
         201,
         "pre-rotation token still valid"
     );
-    assert_eq!(send(&client, &p.base, "dev-1", &t1).await, 201);
-    assert_eq!(send(&client, &p.base, "dev-1", &t2).await, 201);
+    assert_eq!(send(&client, &p.base, hub, "dev-1", &t1).await, 201);
+    assert_eq!(send(&client, &p.base, hub, "dev-1", &t2).await, 201);
 
     // Rotation 2: the EventBridge scheduled event rotates everything in one go.
     let out = p
@@ -266,27 +279,27 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let t3 = mint_t(manage_token(&after_second)).await;
     assert_eq!(
-        send(&client, &q.base, "dev-1", &t3).await,
+        send(&client, &q.base, hub, "dev-1", &t3).await,
         201,
         "newest key"
     );
     assert_eq!(
-        send(&client, &q.base, "dev-1", &t2).await,
+        send(&client, &q.base, hub, "dev-1", &t2).await,
         201,
         "previous key still accepted"
     );
     assert_eq!(
-        send(&client, &q.base, "dev-1", &t1).await,
+        send(&client, &q.base, hub, "dev-1", &t1).await,
         401,
         "key dropped after two rotations"
     );
-    assert_eq!(send(&client, &p.base, "dev-1", &t1).await, 401);
+    assert_eq!(send(&client, &p.base, hub, "dev-1", &t1).await, 401);
     // The manage key of the first generation is gone too.
     let (status, _) = mint_via(
         &client,
         &p.base,
         &manage,
-        json!({"hub": "hub", "consumer_group": "g", "ttl_secs": 60}),
+        json!({"hub": hub, "consumer_group": "g", "ttl_secs": 60}),
     )
     .await;
     assert_eq!(status, 401);

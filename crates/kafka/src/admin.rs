@@ -1,5 +1,6 @@
-//! Cluster metadata and topic creation with configs, which rskafka 0.6's public client
-//! does not offer (no broker list, no leader/replicas/ISR, `create_topic` takes no configs).
+//! Cluster metadata, topic creation with configs and topic configs (DescribeConfigs), which
+//! rskafka 0.6's public client does not offer (no broker list, no leader/replicas/ISR,
+//! `create_topic` takes no configs, no DescribeConfigs at all).
 //!
 //! This uses rskafka's own protocol types and `Messenger` (exposed by its
 //! `unstable-fuzzing` feature; the version is pinned exactly in the workspace) over a
@@ -11,10 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::messenger::Messenger;
+use rskafka::protocol::api_key::ApiKey;
+use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
 use rskafka::protocol::messages::{
     CreateTopicConfig, CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataResponse,
+    ReadVersionedError, ReadVersionedType, RequestBody, WriteVersionedError, WriteVersionedType,
 };
-use rskafka::protocol::primitives::{Int16, Int32, NullableString, String_};
+use rskafka::protocol::primitives::{Array, Boolean, Int8, Int16, Int32, NullableString, String_};
+use rskafka::protocol::traits::{ReadType, WriteType};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -309,4 +314,141 @@ pub(super) async fn create_topic(
             name,
         )),
     }
+}
+
+/// DescribeConfigs (API key 32) for one topic, versions 1 to 3: the non-flexible versions
+/// Kafka 2.0 to 4.x all accept (KIP-896 removed version 0 in Kafka 4.0). Message layout:
+/// <https://kafka.apache.org/protocol#The_Messages_DescribeConfigs>.
+#[derive(Debug)]
+struct DescribeTopicConfigs {
+    topic: String,
+    /// `None`: every config.
+    keys: Option<Vec<String>>,
+}
+
+/// `ConfigResource.Type.TOPIC` in the Java client.
+const RESOURCE_TOPIC: i8 = 2;
+
+impl RequestBody for DescribeTopicConfigs {
+    type ResponseBody = DescribeConfigsResponse;
+    const API_KEY: ApiKey = ApiKey::DescribeConfigs;
+    const API_VERSION_RANGE: ApiVersionRange =
+        ApiVersionRange::new(ApiVersion(Int16(1)), ApiVersion(Int16(3)));
+    // Version 4 is the first flexible one; not sent.
+    const FIRST_TAGGED_FIELD_IN_REQUEST_VERSION: ApiVersion = ApiVersion(Int16(4));
+}
+
+impl<W: std::io::Write> WriteVersionedType<W> for DescribeTopicConfigs {
+    fn write_versioned(
+        &self,
+        writer: &mut W,
+        version: ApiVersion,
+    ) -> Result<(), WriteVersionedError> {
+        let v = version.0.0;
+        Int32(1).write(writer)?; // one resource
+        Int8(RESOURCE_TOPIC).write(writer)?;
+        String_(self.topic.clone()).write(writer)?;
+        Array(
+            self.keys
+                .as_ref()
+                .map(|k| k.iter().cloned().map(String_).collect()),
+        )
+        .write(writer)?;
+        Boolean(false).write(writer)?; // include_synonyms (v1+)
+        if v >= 3 {
+            Boolean(false).write(writer)?; // include_documentation
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct DescribeConfigsResponse {
+    results: Vec<DescribeConfigsResult>,
+}
+
+#[derive(Debug)]
+struct DescribeConfigsResult {
+    error_code: i16,
+    error_message: Option<String>,
+    /// Config name → value (`None`: sensitive or unset).
+    configs: Vec<(String, Option<String>)>,
+}
+
+impl<R: std::io::Read> ReadVersionedType<R> for DescribeConfigsResponse {
+    fn read_versioned(reader: &mut R, version: ApiVersion) -> Result<Self, ReadVersionedError> {
+        let v = version.0.0;
+        let _throttle_time_ms = Int32::read(reader)?;
+        let count = usize::try_from(Int32::read(reader)?.0.max(0))
+            .map_err(rskafka::protocol::traits::ReadError::Overflow)?;
+        let mut results = Vec::with_capacity(count.min(16));
+        for _ in 0..count {
+            let error_code = Int16::read(reader)?.0;
+            let error_message = NullableString::read(reader)?.0;
+            let _resource_type = Int8::read(reader)?;
+            let _resource_name = String_::read(reader)?;
+            let n = usize::try_from(Int32::read(reader)?.0.max(0))
+                .map_err(rskafka::protocol::traits::ReadError::Overflow)?;
+            let mut configs = Vec::with_capacity(n.min(256));
+            for _ in 0..n {
+                let name = String_::read(reader)?.0;
+                let value = NullableString::read(reader)?.0;
+                let _read_only = Boolean::read(reader)?;
+                let _config_source = Int8::read(reader)?;
+                let _is_sensitive = Boolean::read(reader)?;
+                let synonyms = Int32::read(reader)?.0.max(0);
+                for _ in 0..synonyms {
+                    let _name = String_::read(reader)?;
+                    let _value = NullableString::read(reader)?;
+                    let _source = Int8::read(reader)?;
+                }
+                if v >= 3 {
+                    let _config_type = Int8::read(reader)?;
+                    let _documentation = NullableString::read(reader)?;
+                }
+                configs.push((name, value));
+            }
+            results.push(DescribeConfigsResult {
+                error_code,
+                error_message,
+                configs,
+            });
+        }
+        Ok(Self { results })
+    }
+}
+
+/// The configs `keys` (all when `None`) of `topic`, as the cluster applies them (explicit or
+/// the broker's default).
+pub(super) async fn topic_configs(
+    c: Connector<'_>,
+    topic: &str,
+    keys: Option<&[&str]>,
+) -> Result<HashMap<String, Option<String>>, KafkaError> {
+    let conn = connect_any(c).await?;
+    let response = conn
+        .request(DescribeTopicConfigs {
+            topic: topic.to_owned(),
+            keys: keys.map(|k| k.iter().map(|k| (*k).to_owned()).collect()),
+        })
+        .await
+        .map_err(|e| KafkaError::Admin(format!("describe configs: {e}")))?;
+    let result = response
+        .results
+        .into_iter()
+        .next()
+        .ok_or_else(|| KafkaError::Admin("describe configs: empty response".into()))?;
+    match rskafka::protocol::error::Error::new(result.error_code) {
+        None => Ok(result.configs.into_iter().collect()),
+        Some(e) => Err(KafkaError::from_protocol(e, result.error_message, topic)),
+    }
+}
+
+/// Whether a client error is a response rskafka could not decode (on a fetch: records in a
+/// codec it lacks, or a corrupt batch), as opposed to a connection or broker failure.
+pub(super) fn is_undecodable(e: &rskafka::client::error::Error) -> bool {
+    matches!(
+        e,
+        rskafka::client::error::Error::Request(rskafka::messenger::RequestError::ReadError(_))
+    )
 }

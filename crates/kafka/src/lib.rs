@@ -54,6 +54,10 @@ pub enum KafkaError {
     },
     #[error("topic '{0}' already exists")]
     TopicExists(String),
+    /// The broker does not know a partition the cluster's metadata lists: a topic just
+    /// created, or deleted and created again, whose partition is not ready yet. Retriable.
+    #[error("partition {partition} of topic '{topic}' is not ready on its broker yet")]
+    PartitionNotReady { topic: String, partition: i32 },
     #[error("kafka refused the topic: {0}")]
     InvalidTopic(String),
     #[error("kafka refused the record as too large")]
@@ -71,6 +75,23 @@ pub enum KafkaError {
     /// written).
     #[error("a table value could not be serialised: {0}")]
     Encode(String),
+    /// Kafka answered a fetch with records this client cannot decode (a codec it lacks, a
+    /// corrupt batch). Retrying reads the same bytes again: this is not Kafka being away.
+    #[error(
+        "the records of topic '{topic}' partition {partition} from offset {offset} cannot be decoded: {detail}"
+    )]
+    Undecodable {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        detail: String,
+    },
+    /// A store topic (revocations, consumer groups) exists without `cleanup.policy=compact`:
+    /// Kafka would delete its entries by retention, and with them revocations.
+    #[error(
+        "store topic '{topic}' has cleanup.policy={policy}; it must be compact (alter the topic, or set another topic name)"
+    )]
+    StoreNotCompacted { topic: String, policy: String },
 }
 
 impl From<ClientError> for KafkaError {
@@ -95,7 +116,11 @@ impl KafkaError {
     /// What a client may see: no broker addresses, no protocol internals.
     pub fn client_message(&self) -> String {
         match self {
-            Self::Timeout | Self::Client(_) | Self::Admin(_) | Self::Config(_) => {
+            Self::Timeout
+            | Self::Client(_)
+            | Self::Admin(_)
+            | Self::Config(_)
+            | Self::PartitionNotReady { .. } => {
                 "Kafka is unavailable; nothing was acknowledged. Retry later.".into()
             }
             Self::Busy => {
@@ -107,6 +132,17 @@ impl KafkaError {
             }
             Self::Shared(e) => e.client_message(),
             Self::Encode(_) => "internal error".into(),
+            Self::Undecodable {
+                topic,
+                partition,
+                offset,
+                ..
+            } => format!(
+                "The records of topic '{topic}' partition {partition} from offset {offset} cannot be decoded by hubgate (see its log); retrying reads the same records."
+            ),
+            Self::StoreNotCompacted { .. } => {
+                "hubgate's store topic is misconfigured (see its log).".into()
+            }
             other => other.to_string(),
         }
     }
@@ -399,7 +435,25 @@ impl Kafka {
         {
             w.saw(last + 1);
         }
-        result.map_err(|e| self.partition_error(e, topic, partition))
+        match result {
+            Ok(offsets) => Ok(offsets),
+            Err(e) if matches!(e.protocol(), Some(ProtocolError::UnknownTopicOrPartition)) => {
+                // Nothing was written. Deleted, or not ready yet? Fresh metadata tells.
+                self.forget(topic);
+                match self.partition_count(topic).await {
+                    Ok(count) if partition < count => Err(KafkaError::PartitionNotReady {
+                        topic: topic.to_owned(),
+                        partition,
+                    }),
+                    Ok(_) | Err(KafkaError::UnknownTopic(_)) => Err(KafkaError::UnknownPartition {
+                        topic: topic.to_owned(),
+                        partition,
+                    }),
+                    Err(other) => Err(other),
+                }
+            }
+            Err(e) => Err(self.partition_error(e, topic, partition)),
+        }
     }
 
     /// Waits until the partition holds a record at `offset` or later, or until `deadline`,
@@ -539,6 +593,14 @@ impl Kafka {
                     latest,
                 })
             }
+            Err(KafkaError::Client(c)) if admin::is_undecodable(&c) => {
+                Err(KafkaError::Undecodable {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    detail: c.to_string(),
+                })
+            }
             Err(e) => Err(self.partition_error(e, topic, partition)),
         }
     }
@@ -577,6 +639,16 @@ impl Kafka {
             .await;
         self.forget(name);
         result
+    }
+
+    /// The configs `keys` (every config when `None`) of `topic` as the cluster applies them.
+    pub async fn topic_configs(
+        &self,
+        topic: &str,
+        keys: Option<&[&str]>,
+    ) -> Result<HashMap<String, Option<String>>, KafkaError> {
+        self.timed(admin::topic_configs(self.connector(), topic, keys))
+            .await
     }
 }
 

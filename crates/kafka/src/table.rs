@@ -61,16 +61,17 @@ impl<V> Default for State<V> {
 pub struct Table<V> {
     kafka: Arc<Kafka>,
     topic: String,
-    replication_factor: i16,
+    /// `None`: min(3, brokers).
+    replication_factor: Option<i16>,
     state: RwLock<State<V>>,
     refresh_lock: tokio::sync::Mutex<()>,
     _value: PhantomData<fn() -> V>,
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
-    /// The table in `topic` (created with `replication_factor` when missing); nothing is read
-    /// until first use.
-    pub fn new(kafka: Arc<Kafka>, topic: &str, replication_factor: i16) -> Self {
+    /// The table in `topic` (created with `replication_factor` when missing, min(3, brokers)
+    /// when that is `None`); nothing is read until first use.
+    pub fn new(kafka: Arc<Kafka>, topic: &str, replication_factor: Option<i16>) -> Self {
         Self {
             kafka,
             topic: topic.to_owned(),
@@ -94,24 +95,38 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         f(&self.read_state().entries)
     }
 
-    /// Creates the compacted topic when it is missing.
+    /// Creates the compacted topic when it is missing; refuses an existing one that is not
+    /// compacted (retention would delete its entries: revoked publishers would come back).
     async fn ensure_topic(&self) -> Result<(), KafkaError> {
         if self.read_state().topic_ready {
             return Ok(());
         }
         match self.kafka.partition_count(&self.topic).await {
-            Ok(_) => {}
+            Ok(_) => self.check_compacted().await?,
             Err(KafkaError::UnknownTopic(_)) => {
-                let configs = [("cleanup.policy".to_owned(), "compact".to_owned())];
+                let factor = match self.replication_factor {
+                    Some(f) => f,
+                    None => {
+                        let brokers = self.kafka.cluster().await?.brokers.len();
+                        i16::try_from(brokers.clamp(1, 3)).unwrap_or(1)
+                    }
+                };
+                let mut configs = vec![("cleanup.policy".to_owned(), "compact".to_owned())];
+                if factor >= 3 {
+                    // An acknowledged write survives the loss of one broker, and writes go
+                    // on while one broker is down.
+                    configs.push(("min.insync.replicas".to_owned(), "2".to_owned()));
+                }
                 match self
                     .kafka
-                    .create_topic(&self.topic, 1, self.replication_factor, &configs)
+                    .create_topic(&self.topic, 1, factor, &configs)
                     .await
                 {
                     Ok(()) => {
-                        tracing::info!(topic = %self.topic, "created a compacted store topic")
+                        tracing::info!(topic = %self.topic, replication_factor = factor, "created a compacted store topic");
                     }
-                    Err(KafkaError::TopicExists(_)) => {}
+                    // Another instance created it first.
+                    Err(KafkaError::TopicExists(_)) => self.check_compacted().await?,
                     Err(e) => return Err(e),
                 }
             }
@@ -119,6 +134,28 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
         self.write_state().topic_ready = true;
         Ok(())
+    }
+
+    /// Fails with [`KafkaError::StoreNotCompacted`] unless the topic's `cleanup.policy` is
+    /// exactly `compact` (`compact,delete` deletes entries past `retention.ms` too).
+    async fn check_compacted(&self) -> Result<(), KafkaError> {
+        let configs = self
+            .kafka
+            .topic_configs(&self.topic, Some(&["cleanup.policy"]))
+            .await?;
+        let policy = configs
+            .get("cleanup.policy")
+            .cloned()
+            .flatten()
+            .unwrap_or_default();
+        if policy.split(',').map(str::trim).eq(["compact"]) {
+            Ok(())
+        } else {
+            Err(KafkaError::StoreNotCompacted {
+                topic: self.topic.clone(),
+                policy,
+            })
+        }
     }
 
     /// Reads everything new in the topic now.
@@ -288,7 +325,8 @@ mod tests {
         };
         let kafka = Arc::new(Kafka::new(&config).unwrap_or_else(|e| panic!("{e}")));
         // JSON object keys must be strings: a map keyed by numbers pairs does not serialise.
-        let table: Table<std::collections::BTreeMap<(i32, i32), i32>> = Table::new(kafka, "t", 1);
+        let table: Table<std::collections::BTreeMap<(i32, i32), i32>> =
+            Table::new(kafka, "t", Some(1));
         let value = std::collections::BTreeMap::from([((1, 2), 3)]);
         let result = table.write(vec![("k".into(), Some(value))]).await;
         assert!(matches!(result, Err(KafkaError::Encode(_))), "{result:?}");

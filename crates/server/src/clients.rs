@@ -48,14 +48,24 @@ impl Clients {
     }
 
     /// Loads start-up state (the revocation list, the consumer groups); `runtime::start` runs it in the
-    /// background. A failure is logged, not fatal: requests that need the state load it
-    /// themselves, and fail closed while Kafka is unreachable.
-    pub async fn warm_up(&self) {
-        if let Err(e) = self.revocations.refresh().await {
-            tracing::warn!(error = %e, "could not load the revocation list at start-up; will retry on demand");
+    /// background. A failure to reach Kafka is logged, not fatal: requests that need the state
+    /// load it themselves, and fail closed while Kafka is unreachable. A store topic that
+    /// exists but is not compacted is fatal (`Err`): it would lose revocations.
+    pub async fn warm_up(&self) -> Result<(), StartError> {
+        for (what, result) in [
+            ("the revocation list", self.revocations.refresh().await),
+            ("the consumer groups", self.consumer_groups.refresh().await),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e @ hubgate_kafka::KafkaError::StoreNotCompacted { .. }) => {
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not load {what} at start-up; will retry on demand");
+                }
+            }
         }
-        if let Err(e) = self.consumer_groups.refresh().await {
-            tracing::warn!(error = %e, "could not load the consumer groups at start-up; will retry on demand");
-        }
+        Ok(())
     }
 }

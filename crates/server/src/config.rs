@@ -93,9 +93,9 @@ pub struct Config {
         deserialize_with = "millis"
     )]
     pub revocation_refresh: Duration,
-    /// Replication factor used when creating the revocation topic.
-    #[serde(default = "default_replication_factor")]
-    pub revocation_replication_factor: i16,
+    /// Replication factor used when creating the revocation topic; unset: min(3, brokers).
+    #[serde(default)]
+    pub revocation_replication_factor: Option<i16>,
     /// Compacted topic holding consumer groups and their checkpoints (created when missing).
     #[serde(default = "default_consumer_group_topic")]
     pub consumer_group_topic: String,
@@ -107,9 +107,9 @@ pub struct Config {
         deserialize_with = "millis"
     )]
     pub consumer_group_refresh: Duration,
-    /// Replication factor used when creating the consumer-group topic.
-    #[serde(default = "default_replication_factor")]
-    pub consumer_group_replication_factor: i16,
+    /// Replication factor used when creating the consumer-group topic; unset: min(3, brokers).
+    #[serde(default)]
+    pub consumer_group_replication_factor: Option<i16>,
     /// AWS Secrets Manager secret holding the SAS rules (replaces `rules`).
     #[serde(default)]
     pub secret_id: Option<String>,
@@ -215,10 +215,6 @@ fn default_consumer_group_topic() -> String {
 
 fn default_revocation_refresh() -> Duration {
     Duration::from_secs(1)
-}
-
-fn default_replication_factor() -> i16 {
-    1
 }
 
 fn default_secret_reload_min() -> Duration {
@@ -348,7 +344,7 @@ impl Config {
                     "{key}_topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
                 )));
             }
-            if replication_factor < 1 {
+            if replication_factor.is_some_and(|f| f < 1) {
                 return Err(ConfigError::Invalid(format!(
                     "{key}_replication_factor must be at least 1"
                 )));

@@ -42,6 +42,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Revoking a publisher that is revoked already.
+    #[error("{0}")]
+    AlreadyRevoked(String),
     /// Well-formed, but contradicts an earlier request (e.g. a reused Idempotency-Key).
     #[error("{0}")]
     Unprocessable(String),
@@ -153,6 +156,7 @@ impl ApiError {
             Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
+            Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, 40902),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, 40301),
             Self::TooLarge(_) | Self::TooLargeUnknownLimit => {
@@ -196,11 +200,16 @@ pub fn kafka_status(e: &KafkaError) -> (StatusCode, u32) {
         KafkaError::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
         KafkaError::UnknownPartition { .. } => (StatusCode::NOT_FOUND, 40402),
         KafkaError::OffsetOutOfRange { .. } => (StatusCode::NOT_FOUND, 40403),
-        KafkaError::TopicExists(_) => (StatusCode::CONFLICT, 40902),
+        // The same code as the gateway's own check before creating (`ApiError::Conflict`):
+        // which of the two sees an existing topic first is a race.
+        KafkaError::TopicExists(_) => (StatusCode::CONFLICT, 40901),
         KafkaError::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
         KafkaError::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
         KafkaError::Shared(e) => kafka_status(e),
         KafkaError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
+        // Kafka answered, with records hubgate cannot decode: retrying cannot help.
+        KafkaError::Undecodable { .. } => (StatusCode::BAD_GATEWAY, 50201),
+        KafkaError::StoreNotCompacted { .. } => (StatusCode::INTERNAL_SERVER_ERROR, 50002),
         // Timeout, Client, Admin, Config, Busy, CombinedTooLarge, and any failure added later:
         // Kafka is away or overloaded, nothing was acknowledged.
         _ => (StatusCode::SERVICE_UNAVAILABLE, 50301),

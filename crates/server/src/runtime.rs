@@ -250,7 +250,14 @@ pub async fn start(
     // Lambda instance finishes its init) even while Kafka is unreachable. Requests that need
     // the revocation list load it themselves and fail closed until they can.
     let warming = clients.clone();
-    tokio::spawn(async move { warming.warm_up().await });
+    // A store topic that is not compacted stops the process (exit code 78, EX_CONFIG).
+    tokio::spawn(async move {
+        if let Err(e) = warming.warm_up().await {
+            tracing::error!(error = %e, "refusing to serve");
+            eprintln!("error: {e}");
+            std::process::exit(78);
+        }
+    });
     Ok((config, clients, mode))
 }
 

@@ -97,7 +97,7 @@ pub(crate) async fn revoke(
         tracing::info!(hub, publisher = name, by, "publisher revoked");
         Ok(StatusCode::CREATED.into_response())
     } else {
-        Err(ApiError::Conflict(format!(
+        Err(ApiError::AlreadyRevoked(format!(
             "publisher '{name}' is already revoked"
         )))
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hubgate_bench::{Hubgate, peak_rss_mib, spawn_serve};
-use hubgate_tests::{Broker, free_port, test_config_toml, token_1h};
+use hubgate_tests::{Tansu, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
@@ -118,7 +118,7 @@ fn wrk(url: &str, script: &Path, concurrency: usize, seconds: u64) -> (f64, f64,
 
 struct Setup {
     bin: PathBuf,
-    broker: Broker,
+    broker: Tansu,
     dir: tempfile::TempDir,
     token: String,
     seconds: u64,
@@ -308,9 +308,9 @@ fn table(rows: &[Row]) -> String {
 async fn main() {
     let args = Args::parse();
     let broker = if args.sqlite {
-        Broker::start()
+        Tansu::start()
     } else {
-        Broker::start_in_memory()
+        Tansu::start_in_memory()
     };
     let dir = tempfile::tempdir().unwrap();
     let base = test_config_toml(&broker.bootstrap(), "");

@@ -65,8 +65,25 @@ struct Node {
     id: i32,
     port: u16,
     controller_port: u16,
+    /// The ports of [`ClusterSpec::listeners`], in order.
+    listener_ports: Vec<u16>,
     dir: PathBuf,
     child: Option<Child>,
+}
+
+/// What a [`KafkaCluster`] looks like beyond its PLAINTEXT listener.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClusterSpec<'a> {
+    /// Number of combined broker+controller nodes.
+    pub nodes: usize,
+    /// More listeners, as (name, security protocol), e.g. `("SASL_TLS", "SASL_SSL")`; each
+    /// gets a free port on every node. Configure them in `properties`
+    /// (`listener.name.<name in lower case>.…`).
+    pub listeners: &'a [(&'a str, &'a str)],
+    /// More `server.properties` lines for every node.
+    pub properties: &'a str,
+    /// More `StorageTool format` arguments (e.g. `--add-scram`, for SCRAM users).
+    pub format_args: &'a [&'a str],
 }
 
 /// A KRaft cluster of `n` combined broker+controller nodes on free loopback ports, data in a
@@ -75,18 +92,23 @@ struct Node {
 #[derive(Debug)]
 pub struct KafkaCluster {
     nodes: Vec<Node>,
+    /// The names of [`ClusterSpec::listeners`], in order.
+    listeners: Vec<String>,
     dir: tempfile::TempDir,
 }
 
 impl KafkaCluster {
-    /// Starts `n` nodes and waits until each accepts connections and the cluster can create
-    /// topics with all of them.
+    /// Starts `n` nodes and waits until each accepts connections.
     pub fn start(n: usize) -> Self {
-        Self::start_with(n, "")
+        Self::start_spec(ClusterSpec {
+            nodes: n,
+            ..ClusterSpec::default()
+        })
     }
 
-    /// [`start`](Self::start) with more `server.properties` lines for every node.
-    pub fn start_with(n: usize, extra_properties: &str) -> Self {
+    /// Starts a cluster as `spec` says and waits until every node accepts connections.
+    pub fn start_spec(spec: ClusterSpec<'_>) -> Self {
+        let (n, extra_properties) = (spec.nodes, spec.properties);
         kafka_home(); // fails clearly when Kafka is not installed
         let dir = tempfile::Builder::new()
             .prefix("hubgate-kafka-")
@@ -97,6 +119,7 @@ impl KafkaCluster {
                 id: i32::try_from(i).unwrap(),
                 port: free_port(),
                 controller_port: free_port(),
+                listener_ports: spec.listeners.iter().map(|_| free_port()).collect(),
                 dir: dir.path().join(format!("node-{i}")),
                 child: None,
             })
@@ -111,13 +134,24 @@ impl KafkaCluster {
         let cluster_id = kafka_java(&["kafka.tools.StorageTool", "random-uuid"], dir.path());
         for node in &nodes {
             std::fs::create_dir_all(&node.dir).unwrap();
+            let more: String = spec
+                .listeners
+                .iter()
+                .zip(&node.listener_ports)
+                .map(|((name, _), port)| format!(",{name}://127.0.0.1:{port}"))
+                .collect();
+            let protocols: String = spec
+                .listeners
+                .iter()
+                .map(|(name, protocol)| format!(",{name}:{protocol}"))
+                .collect();
             let properties = format!(
                 "process.roles=broker,controller\nnode.id={id}\n\
                  controller.quorum.voters={voters}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}{more}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}{more}\n\
                  controller.listener.names=CONTROLLER\n\
-                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}\n\
                  inter.broker.listener.name=PLAINTEXT\nlog.dirs={data}\n\
                  offsets.topic.replication.factor={replicas}\n\
                  transaction.state.log.replication.factor={replicas}\n\
@@ -130,19 +164,27 @@ impl KafkaCluster {
                 data = node.dir.join("data").display(),
             );
             std::fs::write(node.dir.join("server.properties"), properties).unwrap();
-            kafka_java(
-                &[
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    &cluster_id,
-                    "-c",
-                    "server.properties",
-                ],
-                &node.dir,
-            );
+            let mut format = vec![
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                &cluster_id,
+                "-c",
+                "server.properties",
+            ];
+            format.extend_from_slice(spec.format_args);
+            kafka_java(&format, &node.dir);
         }
-        let mut cluster = Self { nodes, dir };
+        let listeners = spec
+            .listeners
+            .iter()
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        let mut cluster = Self {
+            nodes,
+            listeners,
+            dir,
+        };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
         }
@@ -207,6 +249,21 @@ impl KafkaCluster {
         self.nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `127.0.0.1:<port>` of listener `name` (of [`ClusterSpec::listeners`]) on every node,
+    /// comma-separated.
+    pub fn listener_bootstrap(&self, name: &str) -> String {
+        let i = self
+            .listeners
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no listener {name}"));
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.listener_ports[i]))
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -1,7 +1,7 @@
-//! End-to-end test harness: a real Kafka-protocol broker (tansu, or an Apache Kafka node
-//! from `scripts/install-kafka`) per test on a free port,
-//! the hubgate server in-process on another, and independent clients (kafka-python, a
-//! separate rskafka client) to check what reached Kafka.
+//! End-to-end test harness: Apache Kafka (the cluster a run shares, or a cluster of a test's
+//! own; `kafka.rs`), the hubgate server in-process or as a process on a free port, and
+//! independent clients (kafka-python, a separate rskafka client, Kafka's Java tools) to
+//! check what reached Kafka. tansu ([`Tansu`]) remains for the benchmarks only.
 //!
 //! A test that cannot find its broker fails; it never skips.
 
@@ -21,7 +21,9 @@ use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 
 pub mod kafka;
-pub use kafka::{KafkaCluster, SharedKafka, console_consume, java_program, kafka_home, unique};
+pub use kafka::{
+    ClusterSpec, KafkaCluster, SharedKafka, console_consume, java_program, kafka_home, unique,
+};
 
 /// A free TCP port on loopback for a helper process to listen on (bound, read, released).
 ///
@@ -143,9 +145,10 @@ fn wait_line(child: &mut Child, prefix: &str, name: &str, dir: &tempfile::TempDi
 }
 
 /// A tansu broker on a free loopback port with SQLite storage in a temp dir; records survive
-/// [`Broker::restart`]. Killed by PID when dropped.
+/// [`Tansu::restart`]. Killed by PID when dropped. Only the benchmarks (`bench/`) use it: the
+/// tests run on Apache Kafka ([`SharedKafka`], [`KafkaCluster`]).
 #[derive(Debug)]
-pub struct Broker {
+pub struct Tansu {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
@@ -156,7 +159,7 @@ pub struct Broker {
     args: Vec<String>,
 }
 
-impl Broker {
+impl Tansu {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Self {
         Self::start_with_storage("sqlite://tansu.db")
@@ -258,7 +261,7 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
+impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
     }

@@ -185,3 +185,100 @@ async fn apache_kafka_hubgate_compressed_produce_ok() {
         assert_eq!(v["records"][9]["value"], "v9", "{codec}: {v}");
     }
 }
+
+/// The store topics hubgate creates replicate (factor min(3, brokers) = 3 on the shared
+/// cluster, `min.insync.replicas=2`, compacted); an existing store topic that is not
+/// compacted is refused at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_topics_replicate_and_refuse_non_compacted_ok() {
+    let kafka = SharedKafka::get();
+    let config = test_config(&kafka.bootstrap(), "");
+    let gateway = Gateway::start(config.clone()).await; // its warm-up creates both stores
+    let admin = hubgate_tests::kafka_with(&kafka.bootstrap(), |_| {});
+    let cluster = admin.cluster().await.unwrap();
+    for topic in [&config.revocation_topic, &config.consumer_group_topic] {
+        let partitions = &cluster.topics[topic.as_str()];
+        assert_eq!(partitions.len(), 1, "{topic}");
+        assert_eq!(partitions[0].replicas.len(), 3, "{topic}: {partitions:?}");
+        let configs = admin
+            .topic_configs(topic, Some(&["cleanup.policy", "min.insync.replicas"]))
+            .await
+            .unwrap();
+        assert_eq!(configs["cleanup.policy"].as_deref(), Some("compact"));
+        assert_eq!(configs["min.insync.replicas"].as_deref(), Some("2"));
+    }
+    drop(gateway);
+
+    // A consumer-group topic someone created with the default cleanup policy (delete).
+    let plain = unique("plain-store");
+    admin.create_topic(&plain, 1, 1, &[]).await.unwrap();
+    let mut config = test_config(&kafka.bootstrap(), "");
+    config.consumer_group_topic.clone_from(&plain);
+    let clients = hubgate_server::Clients::load(&config).await.unwrap();
+    let e = clients.warm_up().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&plain) && e.contains("cleanup.policy=delete") && e.contains("compact"),
+        "{e}"
+    );
+}
+
+/// A batch hubgate cannot decode (here: its codec bits set to a value no codec has, written
+/// into the segment while the broker was stopped, so Kafka serves it as stored) answers 502
+/// naming the topic, partition and offset, without `Retry-After`: not "Kafka is unavailable,
+/// retry", which could never come true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_undecodable_batch_is_502_not_503_fails() {
+    let mut kafka = hubgate_tests::KafkaCluster::start(1);
+    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
+    let http = http();
+    let topic = unique("corrupt");
+    create_topic(&gateway, &http, &topic).await;
+    let r = http
+        .post(gateway.url(&format!("/v1/producer/topics/{topic}")))
+        .header("authorization", token_1h(&gateway.config, "send", ""))
+        .json(&json!({ "records": [{"value": "a"}, {"value": "b"}] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    kafka.stop(1);
+    let segment = kafka
+        .data_dir()
+        .join(format!("node-1/data/{topic}-0/00000000000000000000.log"));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Record batch v2: baseOffset (8), batchLength (4), partitionLeaderEpoch (4), magic (1),
+    // crc (4), attributes (2, big-endian; the low 3 bits are the codec: 0-4 exist).
+    assert_eq!(bytes[16], 2, "magic");
+    bytes[22] |= 0x07;
+    std::fs::write(&segment, bytes).unwrap();
+    kafka.start_node(1);
+    let path = format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0?count=2");
+    let mut last = (0, Value::Null, None);
+    for _ in 0..100 {
+        let r = http
+            .get(gateway.url(&path))
+            .header("authorization", token_1h(&gateway.config, "listen", ""))
+            .send()
+            .await
+            .unwrap();
+        let retry_after = r.headers().get("retry-after").cloned();
+        last = (
+            r.status().as_u16(),
+            r.json().await.unwrap_or(Value::Null),
+            retry_after,
+        );
+        if last.0 != 503 {
+            break; // 503 while the node comes back
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, v, retry_after) = last;
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error_code"], 50201, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains(&topic) && message.contains("partition 0") && message.contains("offset 0"),
+        "{message}"
+    );
+    assert!(retry_after.is_none(), "a Retry-After that cannot come true");
+}

@@ -3,7 +3,9 @@
 //! handle would sweep this test's sockets too.
 #![allow(clippy::unwrap_used)]
 
-use hubgate_tests::{KafkaCluster, SharedKafka, kafka_with as kafka, text_record as record};
+use hubgate_tests::{
+    KafkaCluster, SharedKafka, kafka_with as kafka, text_record as record, unique,
+};
 
 /// Every TCP connection from this process to the brokers of `bootstrap`, and whether it has
 /// TCP_NODELAY. Checked independently of hubgate's sweep (same kernel interface, separate
@@ -41,8 +43,9 @@ fn broker_connections_nodelay(bootstrap: &str) -> Vec<bool> {
 async fn kafka_connections_get_tcp_nodelay_ok() {
     let bootstrap = SharedKafka::get().bootstrap();
     let k = kafka(&bootstrap, |_| {});
-    k.create_topic("nd", 1, 1, &[]).await.unwrap();
-    k.produce("nd", 0, vec![record("x")]).await.unwrap();
+    let topic = &unique("nd");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
+    k.produce(topic, 0, vec![record("x")]).await.unwrap();
     let conns = broker_connections_nodelay(&bootstrap);
     assert!(!conns.is_empty(), "no connection to the broker found");
     assert!(conns.iter().all(|nd| *nd), "{conns:?}");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hubgate_bench::{Hubgate, rss_mib};
-use hubgate_tests::{Broker, test_config_toml, token_1h};
+use hubgate_tests::{Tansu, test_config_toml, token_1h};
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -122,7 +122,7 @@ async fn produce_latency(client: &reqwest::Client, url: &str, token: &str, n: us
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let broker = Broker::start_in_memory();
+    let broker = Tansu::start_in_memory();
     let dir = tempfile::tempdir().unwrap();
     let toml = test_config_toml(
         &broker.bootstrap(),

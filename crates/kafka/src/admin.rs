@@ -446,9 +446,13 @@ pub(super) async fn topic_configs(
 
 /// Whether a client error is a response rskafka could not decode (on a fetch: records in a
 /// codec it lacks, or a corrupt batch), as opposed to a connection or broker failure.
+/// (A response body is parsed from memory: these variants are never the network's.)
 pub(super) fn is_undecodable(e: &rskafka::client::error::Error) -> bool {
+    use rskafka::messenger::RequestError as R;
     matches!(
         e,
-        rskafka::client::error::Error::Request(rskafka::messenger::RequestError::ReadError(_))
+        rskafka::client::error::Error::Request(
+            R::ReadError(_) | R::ReadVersionedError(_) | R::TooMuchData { .. }
+        )
     )
 }

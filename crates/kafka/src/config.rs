@@ -11,6 +11,12 @@ use hubgate_core::units::millis;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KafkaConfigError {
+    #[error(
+        "kafka.tls_cert_file and kafka.tls_key_file go together (a client certificate and its key)"
+    )]
+    ClientCertIncomplete,
+    #[error("kafka.tls_cert_file / tls_key_file are set but kafka.tls is false")]
+    ClientCertWithoutTls,
     #[error("kafka.tls_ca_file is set but kafka.tls is false")]
     CaFileWithoutTls,
     #[error("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")]
@@ -89,6 +95,11 @@ pub struct KafkaConfig {
     pub tls: bool,
     /// PEM file of the CA certificates to trust instead of the system's (a private CA).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate chain presented to the brokers (mutual TLS, as
+    /// MSK's and Confluent's mTLS listeners ask for), with `tls_key_file`.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM file of the private key of `tls_cert_file` (PKCS#8, PKCS#1 or SEC1); never printed.
+    pub tls_key_file: Option<std::path::PathBuf>,
     /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Absent: no SASL.
     pub sasl_mechanism: Option<SaslMechanism>,
     /// SASL user name (with `sasl_mechanism`).
@@ -123,6 +134,8 @@ impl Default for KafkaConfig {
             max_pending_bytes: 64 * 1024 * 1024,
             tls: false,
             tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             sasl_mechanism: None,
             sasl_username: None,
             sasl_password: None,
@@ -137,6 +150,12 @@ impl KafkaConfig {
         use secrecy::ExposeSecret as _;
         if self.tls_ca_file.is_some() && !self.tls {
             return Err(KafkaConfigError::CaFileWithoutTls);
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => {}
+            (Some(_), Some(_)) if !self.tls => return Err(KafkaConfigError::ClientCertWithoutTls),
+            (Some(_), Some(_)) => {}
+            _ => return Err(KafkaConfigError::ClientCertIncomplete),
         }
         let has_user = self.sasl_username.as_ref().is_some_and(|u| !u.is_empty());
         let has_password = self

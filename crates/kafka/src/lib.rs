@@ -169,6 +169,19 @@ impl KafkaError {
 /// Topic name → partition count.
 pub type TopicMap = HashMap<String, i32>;
 
+/// The topic list as last read, and what the reads before it said.
+#[derive(Debug, Clone)]
+struct TopicCache {
+    map: Arc<TopicMap>,
+    /// When it was read; `None`: to be read again before use ([`Kafka::forget`]).
+    read_at: Option<Instant>,
+    /// Topics known before but missing from the last answer, kept for that one answer: a
+    /// broker that has just restarted answers metadata before it has caught up with the
+    /// cluster's, without topics that exist (seen during failover on Kafka 4.4). A topic
+    /// is gone once two answers in a row lack it.
+    missing_once: std::collections::HashSet<String>,
+}
+
 /// The process-wide Kafka handle. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Kafka {
@@ -176,7 +189,9 @@ pub struct Kafka {
     client_id: Arc<str>,
     client: OnceCell<Client>,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
-    topics: Mutex<Option<(Instant, Arc<TopicMap>)>>,
+    topics: Mutex<Option<TopicCache>>,
+    /// Held by the one request refreshing a stale topic list (see [`Kafka::topics`]).
+    refreshing_topics: tokio::sync::Mutex<()>,
     round_robin: AtomicU32,
     /// `None` when produce requests are not combined (`kafka.coalesce = false`, Lambda).
     coalescer: Option<coalesce::Coalescer>,
@@ -202,6 +217,7 @@ impl Kafka {
             client: OnceCell::new(),
             partitions: Mutex::new(HashMap::new()),
             topics: Mutex::new(None),
+            refreshing_topics: tokio::sync::Mutex::new(()),
             round_robin: AtomicU32::new(0),
             coalescer: config.coalesce.then(|| coalesce::Coalescer::new(config)),
             nodelay: config.tcp_nodelay.then(Arc::default),
@@ -301,32 +317,62 @@ impl Kafka {
             .await
     }
 
-    /// Topics and their partition counts, from a cache at most `metadata_ttl_ms` old.
+    /// Topics and their partition counts, from a cache refreshed when older than
+    /// `metadata_ttl_ms` (by one request at a time; a failed refresh keeps the old list).
     pub async fn topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
         let ttl = self.config.metadata_ttl;
-        if let Some((at, map)) = &*self.topics.lock()
-            && at.elapsed() < ttl
-        {
-            return Ok(Arc::clone(map));
+        let cached = self.topics.lock().clone();
+        let Some(cache) = cached else {
+            return self.refresh_topics().await;
+        };
+        if cache.read_at.is_some_and(|at| at.elapsed() < ttl) {
+            return Ok(cache.map);
         }
-        self.refresh_topics().await
+        // Stale: one request refreshes; the others go on with the list they have instead of
+        // waiting for it. When the refresh fails (a broker just died, and the metadata
+        // request went to it), the last known list is used too, as Kafka's own clients do:
+        // otherwise every request would wait for metadata while the cluster elects leaders.
+        let Ok(_refreshing) = self.refreshing_topics.try_lock() else {
+            return Ok(cache.map);
+        };
+        match self.refresh_topics().await {
+            Ok(map) => Ok(map),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh the topic list; using the last known one");
+                Ok(cache.map)
+            }
+        }
     }
 
     /// Reloads the topic list now.
     pub async fn refresh_topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
         let client = self.client().await?;
         let list = self.timed(client.list_topics()).await?;
-        let map: Arc<TopicMap> = Arc::new(
-            list.into_iter()
-                .map(|t| {
-                    (
-                        t.name,
-                        i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
-                    )
-                })
-                .collect(),
-        );
-        *self.topics.lock() = Some((Instant::now(), Arc::clone(&map)));
+        let mut map: TopicMap = list
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name,
+                    i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                )
+            })
+            .collect();
+        let mut cache = self.topics.lock();
+        let mut missing_once = std::collections::HashSet::new();
+        if let Some(previous) = cache.as_ref() {
+            for (topic, partitions) in previous.map.iter() {
+                if !map.contains_key(topic) && !previous.missing_once.contains(topic) {
+                    missing_once.insert(topic.clone());
+                    map.insert(topic.clone(), *partitions);
+                }
+            }
+        }
+        let map = Arc::new(map);
+        *cache = Some(TopicCache {
+            map: Arc::clone(&map),
+            read_at: Some(Instant::now()),
+            missing_once,
+        });
         Ok(map)
     }
 
@@ -372,7 +418,9 @@ impl Kafka {
     /// Forgets cached knowledge of `topic` (after it was deleted or an operation said unknown).
     fn forget(&self, topic: &str) {
         self.partitions.lock().retain(|(t, _), _| t != topic);
-        *self.topics.lock() = None;
+        if let Some(cache) = self.topics.lock().as_mut() {
+            cache.read_at = None;
+        }
     }
 
     /// Maps client errors of a partition operation, forgetting stale metadata.

@@ -1,7 +1,8 @@
 //! TLS and SASL for every Kafka connection: rskafka's client and the admin connection of
 //! [`crate::admin`]. TLS is rustls with the aws-lc-rs provider named explicitly (ring is in
 //! the build too), verified against the system's roots (rustls-platform-verifier) or the
-//! CA file of `kafka.tls_ca_file`. SASL PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 7677)
+//! CA file of `kafka.tls_ca_file`, presenting the client certificate of `kafka.tls_cert_file`
+//! and `kafka.tls_key_file` when set (mutual TLS). SASL PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 7677)
 //! are rskafka's own implementations.
 
 use std::fmt;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use rskafka::client::{Credentials, SaslConfig};
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use secrecy::ExposeSecret as _;
 
 use crate::KafkaError;
@@ -37,7 +38,11 @@ impl Security {
     /// Reads the configuration; fails on an unreadable or empty CA file.
     pub(super) fn from_config(c: &KafkaConfig) -> Result<Self, KafkaError> {
         let tls = if c.tls {
-            Some(Arc::new(tls_config(c.tls_ca_file.as_deref())?))
+            let client_cert = match (&c.tls_cert_file, &c.tls_key_file) {
+                (Some(cert), Some(key)) => Some(client_certificate(cert, key)?),
+                _ => None,
+            };
+            Some(Arc::new(tls_config(c.tls_ca_file.as_deref(), client_cert)?))
         } else {
             None
         };
@@ -68,8 +73,44 @@ impl Security {
     }
 }
 
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, KafkaError> {
+/// A client certificate chain and its key.
+type ClientCert = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// Reads `kafka.tls_cert_file` (the chain, leaf first) and `kafka.tls_key_file`.
+fn client_certificate(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<ClientCert, KafkaError> {
     let err = |what: String| KafkaError::Config(what);
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| err(format!("kafka.tls_cert_file {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(err(format!(
+            "kafka.tls_cert_file {} holds no certificate",
+            cert.display()
+        )));
+    }
+    // The error text says what is wrong with the file, never what is in it.
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| err(format!("kafka.tls_key_file {}: {e}", key.display())))?;
+    Ok((chain, key))
+}
+
+fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    client_cert: Option<ClientCert>,
+) -> Result<rustls::ClientConfig, KafkaError> {
+    let err = |what: String| KafkaError::Config(what);
+    let finish =
+        |builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>| {
+            match client_cert {
+                None => Ok(builder.with_no_client_auth()),
+                Some((chain, key)) => builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| err(format!("kafka.tls_cert_file / tls_key_file: {e}"))),
+            }
+        };
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -77,10 +118,11 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
     .map_err(|e| err(format!("TLS: {e}")))?;
     let Some(path) = ca_file else {
         use rustls_platform_verifier::BuilderVerifierExt as _;
-        return Ok(builder
-            .with_platform_verifier()
-            .map_err(|e| err(format!("TLS: the system's root certificates: {e}")))?
-            .with_no_client_auth());
+        return finish(
+            builder
+                .with_platform_verifier()
+                .map_err(|e| err(format!("TLS: the system's root certificates: {e}")))?,
+        );
     };
     let mut roots = rustls::RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path)
@@ -97,7 +139,7 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
             path.display()
         )));
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    finish(builder.with_root_certificates(roots))
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     }
 
     async fn refresh_locked(&self) -> Result<(), KafkaError> {
-        self.ensure_topic().await?;
+        self.ensure_topic().await.map_err(|e| self.unavailable(e))?;
         let started = Instant::now();
         let from = self.read_state().next_offset;
         let (updates, next, reload) = match self.read_from(from).await {
@@ -233,9 +233,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             {
                 Ok(r) => r,
                 Err(e @ (KafkaError::UnknownTopic(_) | KafkaError::UnknownPartition { .. })) => {
-                    // The topic was deleted: the next refresh recreates it.
+                    // The topic was deleted (the next refresh recreates it), or its partition
+                    // is between leaders.
                     self.write_state().topic_ready = false;
-                    return Err(e);
+                    return Err(self.unavailable(e));
                 }
                 Err(e) => return Err(e),
             };
@@ -305,9 +306,28 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 })
             })
             .collect::<Result<Vec<_>, KafkaError>>()?;
-        let offsets = self.kafka.produce(&self.topic, PARTITION, records).await?;
+        let offsets = self
+            .kafka
+            .produce(&self.topic, PARTITION, records)
+            .await
+            .map_err(|e| self.unavailable(e))?;
         self.sync().await?;
         Ok(offsets)
+    }
+
+    /// The store is unavailable (retry), whatever Kafka said of its topic: a request that
+    /// needs it must never answer that the store topic does not exist (404) to a client that
+    /// did not name it (seen while the store's partition changed leaders).
+    fn unavailable(&self, e: KafkaError) -> KafkaError {
+        match e {
+            KafkaError::UnknownTopic(_) | KafkaError::UnknownPartition { .. } => {
+                KafkaError::PartitionNotReady {
+                    topic: self.topic.clone(),
+                    partition: PARTITION,
+                }
+            }
+            other => other,
+        }
     }
 }
 

@@ -49,13 +49,15 @@ const ENV_KEYS: [&str; 19] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 8] = [
+const ENV_TEXT_KEYS: [&str; 10] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
     "secret_id",
     "kafka.client_id",
     "kafka.tls_ca_file",
+    "kafka.tls_cert_file",
+    "kafka.tls_key_file",
     "kafka.sasl_username",
     "kafka.sasl_password",
 ];
@@ -515,6 +517,14 @@ pub(crate) mod tests {
                 "sasl_mechanism is not",
             ),
             ("sasl_mechanism = 'GSSAPI'", "unknown variant"),
+            (
+                "tls = true\ntls_cert_file = 'client.pem'",
+                "tls_cert_file and kafka.tls_key_file go together",
+            ),
+            (
+                "tls_cert_file = 'client.pem'\ntls_key_file = 'client.key'",
+                "tls_cert_file / tls_key_file are set but kafka.tls is false",
+            ),
         ] {
             let toml = format!(
                 "[kafka]\n{extra}\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"

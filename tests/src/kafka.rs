@@ -33,11 +33,34 @@ pub fn kafka_home() -> PathBuf {
     }
 }
 
+/// The Apache Kafka 3.9 installation of the smoke tests on Kafka 3.x (`tests/tests/kafka39.rs`):
+/// `$HUBGATE_KAFKA39_HOME`, or `~/.cache/hubgate/kafka-3.9.1`
+/// (`HUBGATE_KAFKA_VERSION=3.9.1 scripts/install-kafka`, which scripts/test runs).
+pub fn kafka39_home() -> PathBuf {
+    let home = std::env::var_os("HUBGATE_KAFKA39_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hubgate/kafka-3.9.1"))
+        });
+    match home.filter(|h| h.join(".installed").exists()) {
+        Some(h) => h,
+        None => panic!(
+            "Apache Kafka 3.9.1 is not installed: run HUBGATE_KAFKA_VERSION=3.9.1 \
+             scripts/install-kafka (or scripts/test, which does) and try again."
+        ),
+    }
+}
+
 /// Runs `java -cp '<kafka>/libs/*' <args>` in `dir`; its standard output, trimmed. Panics
 /// with both outputs when it fails.
 pub fn kafka_java(args: &[&str], dir: &Path) -> String {
+    kafka_java_in(&kafka_home(), args, dir)
+}
+
+/// [`kafka_java`] with the Kafka installation in `home`.
+fn kafka_java_in(home: &Path, args: &[&str], dir: &Path) -> String {
     let out = Command::new("java")
-        .args(["-cp", &format!("{}/libs/*", kafka_home().display())])
+        .args(["-cp", &format!("{}/libs/*", home.display())])
         .args(args)
         .current_dir(dir)
         .output()
@@ -84,6 +107,8 @@ pub struct ClusterSpec<'a> {
     pub properties: &'a str,
     /// More `StorageTool format` arguments (e.g. `--add-scram`, for SCRAM users).
     pub format_args: &'a [&'a str],
+    /// The Kafka installation (another version); default [`kafka_home`].
+    pub home: Option<&'a Path>,
 }
 
 /// A KRaft cluster of `n` combined broker+controller nodes on free loopback ports, data in a
@@ -91,6 +116,7 @@ pub struct ClusterSpec<'a> {
 /// cluster is dropped, and by a watchdog when the test process dies without dropping it.
 #[derive(Debug)]
 pub struct KafkaCluster {
+    home: PathBuf,
     nodes: Vec<Node>,
     /// The names of [`ClusterSpec::listeners`], in order.
     listeners: Vec<String>,
@@ -109,7 +135,7 @@ impl KafkaCluster {
     /// Starts a cluster as `spec` says and waits until every node accepts connections.
     pub fn start_spec(spec: ClusterSpec<'_>) -> Self {
         let (n, extra_properties) = (spec.nodes, spec.properties);
-        kafka_home(); // fails clearly when Kafka is not installed
+        let home = spec.home.map_or_else(kafka_home, Path::to_owned);
         let dir = tempfile::Builder::new()
             .prefix("hubgate-kafka-")
             .tempdir()
@@ -131,7 +157,11 @@ impl KafkaCluster {
             .join(",");
         let replicas = n.min(3);
         let min_isr = n.min(2);
-        let cluster_id = kafka_java(&["kafka.tools.StorageTool", "random-uuid"], dir.path());
+        let cluster_id = kafka_java_in(
+            &home,
+            &["kafka.tools.StorageTool", "random-uuid"],
+            dir.path(),
+        );
         for node in &nodes {
             std::fs::create_dir_all(&node.dir).unwrap();
             let more: String = spec
@@ -173,7 +203,7 @@ impl KafkaCluster {
                 "server.properties",
             ];
             format.extend_from_slice(spec.format_args);
-            kafka_java(&format, &node.dir);
+            kafka_java_in(&home, &format, &node.dir);
         }
         let listeners = spec
             .listeners
@@ -181,6 +211,7 @@ impl KafkaCluster {
             .map(|(n, _)| (*n).to_owned())
             .collect();
         let mut cluster = Self {
+            home,
             nodes,
             listeners,
             dir,
@@ -195,7 +226,7 @@ impl KafkaCluster {
     }
 
     fn spawn(&mut self, i: usize) {
-        let home = kafka_home();
+        let home = self.home.clone();
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 pub mod kafka;
 pub use kafka::{
-    ClusterSpec, KafkaCluster, SharedKafka, console_consume, java_program, kafka_home, unique,
+    ClusterSpec, KafkaCluster, SharedKafka, console_consume, java_program, kafka_home,
+    kafka39_home, unique,
 };
 
 /// A free TCP port on loopback for a helper process to listen on (bound, read, released).
@@ -705,29 +706,40 @@ pub enum Sdk {
     Python,
     /// JavaScript `@azure/core-amqp` (`createSasTokenProvider(...).getToken`).
     JavaScript,
+    /// Java `com.azure:azure-messaging-eventhubs` (`EventHubSharedKeyCredential.getToken`,
+    /// tests/java/SdkToken.java; the SDK's jars from scripts/java-env).
+    Java,
 }
 
 /// A token minted by `sdk` for `audience` with `key_name` / `key`.
 pub async fn sdk_token(sdk: Sdk, key_name: &str, key: &str, audience: &str) -> String {
-    let (program, script) = match sdk {
+    let (program, mut args) = match sdk {
         Sdk::Python => (
             std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)"),
-            concat!(env!("CARGO_MANIFEST_DIR"), "/py/sdk_token.py").to_owned(),
+            vec![concat!(env!("CARGO_MANIFEST_DIR"), "/py/sdk_token.py").to_owned()],
         ),
         Sdk::JavaScript => (
             "node".to_owned(),
-            format!(
+            vec![format!(
                 "{}/sdk_token.mjs",
                 std::env::var("HUBGATE_NODE_DIR").expect("HUBGATE_NODE_DIR (scripts/test sets it)")
-            ),
+            )],
+        ),
+        Sdk::Java => (
+            "java".to_owned(),
+            vec![
+                "-cp".to_owned(),
+                format!(
+                    "{}/*",
+                    std::env::var("HUBGATE_JAVA_SDK").expect(
+                        "HUBGATE_JAVA_SDK (scripts/test sets it: the jars of scripts/java-env)"
+                    )
+                ),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/java/SdkToken.java").to_owned(),
+            ],
         ),
     };
-    let args = [
-        script,
-        key_name.to_owned(),
-        key.to_owned(),
-        audience.to_owned(),
-    ];
+    args.extend([key_name.to_owned(), key.to_owned(), audience.to_owned()]);
     let out =
         tokio::task::spawn_blocking(move || Command::new(program).args(args).output().unwrap())
             .await

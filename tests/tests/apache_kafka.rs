@@ -282,3 +282,94 @@ async fn apache_kafka_undecodable_batch_is_502_not_503_fails() {
     );
     assert!(retry_after.is_none(), "a Retry-After that cannot come true");
 }
+
+/// No request creates a topic, although the shared cluster allows auto-creation
+/// (`auto.create.topics.enable=true`): every path that names an unknown topic answers 404,
+/// and Kafka has no such topic afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_unknown_topic_paths_create_nothing_ok() {
+    let kafka = SharedKafka::get();
+    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
+    let http = http();
+    let c = &gateway.config;
+    let t = unique("nowhere");
+    let manage = token_1h(c, "manage", "");
+    let records = json!({"records": [{"value": "x"}]});
+    let cases: Vec<(&str, reqwest::Method, String, Option<Value>)> = vec![
+        (
+            "metadata",
+            reqwest::Method::GET,
+            format!("/v1/metadata/topics/{t}/partitions"),
+            None,
+        ),
+        (
+            "partition",
+            reqwest::Method::GET,
+            format!("/v1/metadata/topics/{t}/partitions/0"),
+            None,
+        ),
+        (
+            "consumer",
+            reqwest::Method::GET,
+            format!("/v1/consumer/topics/{t}/partitions/0/offsets/0"),
+            None,
+        ),
+        (
+            "producer",
+            reqwest::Method::POST,
+            format!("/v1/producer/topics/{t}"),
+            Some(records),
+        ),
+        (
+            "send to the hub",
+            reqwest::Method::POST,
+            format!("/{t}/messages"),
+            None,
+        ),
+        (
+            "send as a publisher",
+            reqwest::Method::POST,
+            format!("/{t}/publishers/p/messages"),
+            None,
+        ),
+        (
+            "group messages",
+            reqwest::Method::GET,
+            format!("/{t}/consumergroups/$Default/partitions/0/messages"),
+            None,
+        ),
+        (
+            "group partitions",
+            reqwest::Method::GET,
+            format!("/{t}/consumergroups/$Default/partitions"),
+            None,
+        ),
+        (
+            "checkpoint",
+            reqwest::Method::PUT,
+            format!("/{t}/consumergroups/$Default/partitions/0/checkpoint"),
+            Some(json!({"offset": 0})),
+        ),
+    ];
+    for (name, method, path, body) in cases {
+        let mut req = http
+            .request(method, gateway.url(&path))
+            .header("authorization", &manage);
+        req = match body {
+            Some(b) => req.json(&b),
+            None => req.body("event"),
+        };
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 404, "{name}: {}", r.text().await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let topics = hubgate_tests::kafka_client(&kafka.bootstrap())
+        .await
+        .list_topics()
+        .await
+        .unwrap();
+    assert!(
+        topics.iter().all(|topic| topic.name != t),
+        "a request created {t}"
+    );
+}

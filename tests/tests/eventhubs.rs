@@ -567,7 +567,11 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
         .expose()
         .to_owned();
     let manage = env.token("manage", hub);
-    for (sdk, publisher) in [(Sdk::Python, "py-device"), (Sdk::JavaScript, "js-device")] {
+    for (sdk, publisher) in [
+        (Sdk::Python, "py-device"),
+        (Sdk::JavaScript, "js-device"),
+        (Sdk::Java, "java-device"),
+    ] {
         let audience = format!("https://{NAMESPACE}/{hub}/publishers/{publisher}");
         let token = sdk_token(sdk, "send", &key, &audience).await;
         let url = env
@@ -625,8 +629,8 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
     }
     let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     let bodies: Vec<Vec<u8>> = py.iter().map(|r| r.value().unwrap()).collect();
-    assert!(
-        bodies.contains(&b"from Python".to_vec()) && bodies.contains(&b"from JavaScript".to_vec())
-    );
-    assert_eq!(py.len(), 2, "nothing written after the revocations");
+    for sdk in ["Python", "JavaScript", "Java"] {
+        assert!(bodies.contains(&format!("from {sdk}").into_bytes()), "{sdk}");
+    }
+    assert_eq!(py.len(), 3, "nothing written after the revocations");
 }

@@ -175,12 +175,16 @@ struct TopicCache {
     map: Arc<TopicMap>,
     /// When it was read; `None`: to be read again before use ([`Kafka::forget`]).
     read_at: Option<Instant>,
-    /// Topics known before but missing from the last answer, kept for that one answer: a
-    /// broker that has just restarted answers metadata before it has caught up with the
-    /// cluster's, without topics that exist (seen during failover on Kafka 4.4). A topic
-    /// is gone once two answers in a row lack it.
-    missing_once: std::collections::HashSet<String>,
+    /// Topics known before but missing from the answers since, with when they first went
+    /// missing: a broker that has just restarted answers metadata before it has caught up
+    /// with the cluster's, without topics that exist (seen during failover on Kafka 4.4,
+    /// several answers in a row). Such a topic stays in `map` for [`TOPIC_GONE_AFTER`].
+    missing: HashMap<String, Instant>,
 }
+
+/// How long a topic must be missing from every metadata answer before hubgate believes it
+/// is gone (meanwhile requests for it answer 503, retry, rather than 404).
+const TOPIC_GONE_AFTER: Duration = Duration::from_secs(15);
 
 /// The process-wide Kafka handle. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -358,11 +362,19 @@ impl Kafka {
             })
             .collect();
         let mut cache = self.topics.lock();
-        let mut missing_once = std::collections::HashSet::new();
+        let mut missing = HashMap::new();
         if let Some(previous) = cache.as_ref() {
             for (topic, partitions) in previous.map.iter() {
-                if !map.contains_key(topic) && !previous.missing_once.contains(topic) {
-                    missing_once.insert(topic.clone());
+                if map.contains_key(topic) {
+                    continue;
+                }
+                let since = previous
+                    .missing
+                    .get(topic)
+                    .copied()
+                    .unwrap_or_else(Instant::now);
+                if since.elapsed() < TOPIC_GONE_AFTER {
+                    missing.insert(topic.clone(), since);
                     map.insert(topic.clone(), *partitions);
                 }
             }
@@ -371,7 +383,7 @@ impl Kafka {
         *cache = Some(TopicCache {
             map: Arc::clone(&map),
             read_at: Some(Instant::now()),
-            missing_once,
+            missing,
         });
         Ok(map)
     }

@@ -143,6 +143,7 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
         listeners: LISTENERS,
         properties: &properties,
         format_args: &["--add-scram", &scram_256, "--add-scram", &scram_512],
+        home: None,
     });
     let client = http();
 

@@ -630,7 +630,10 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
     let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
     let bodies: Vec<Vec<u8>> = py.iter().map(|r| r.value().unwrap()).collect();
     for sdk in ["Python", "JavaScript", "Java"] {
-        assert!(bodies.contains(&format!("from {sdk}").into_bytes()), "{sdk}");
+        assert!(
+            bodies.contains(&format!("from {sdk}").into_bytes()),
+            "{sdk}"
+        );
     }
     assert_eq!(py.len(), 3, "nothing written after the revocations");
 }

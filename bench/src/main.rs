@@ -9,12 +9,11 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, peak_rss_mib, spawn_serve};
+use hubgate_bench::{Hubgate, cpu_time, peak_rss_mib, spawn_serve, value, wrk};
 use hubgate_tests::{Tansu, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -60,60 +59,6 @@ impl Row {
     fn records_per_sec(&self) -> f64 {
         self.requests_per_sec * self.records_per_request as f64
     }
-}
-
-/// A record value of ~100 bytes, as a device would send.
-fn value(i: usize) -> serde_json::Value {
-    serde_json::json!({"id": format!("dev-{:04}-{i:06}", i % 1000), "temperature": 21.5,
-        "humidity": 40.25, "site": "plant-7", "ts": 1_700_000_000_000u64 + i as u64})
-}
-
-/// CPU time (user + system) of a process so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at state (field 3).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-fn parse_ms(s: &str) -> f64 {
-    let num = |suffix: &str| s.strip_suffix(suffix).and_then(|n| n.parse::<f64>().ok());
-    num("us")
-        .map(|v| v / 1000.0)
-        .or_else(|| num("ms"))
-        .or_else(|| num("s").map(|v| v * 1000.0))
-        .unwrap_or(f64::NAN)
-}
-
-/// Runs wrk against `url` and reads requests/s, p50, p99 and non-2xx answers.
-fn wrk(url: &str, script: &Path, concurrency: usize, seconds: u64) -> (f64, f64, f64, u64) {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{concurrency}"), &format!("-d{seconds}s")])
-        .args(["--latency", "-s"])
-        .arg(script)
-        .arg(url)
-        .output()
-        .expect("wrk (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut rps = 0.0;
-    let (mut p50, mut p99, mut errors) = (f64::NAN, f64::NAN, 0);
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["Requests/sec:", v] => rps = v.parse().unwrap_or(0.0),
-            ["50%", v] => p50 = parse_ms(v),
-            ["99%", v] => p99 = parse_ms(v),
-            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
-            ["Socket", "errors:", ..] => errors += 1,
-            _ => {}
-        }
-    }
-    (rps, p50, p99, errors)
 }
 
 struct Setup {

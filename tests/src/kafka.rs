@@ -367,6 +367,11 @@ impl KafkaCluster {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Node `id`'s process id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self, id: i32) -> Option<u32> {
+        self.nodes[self.index(id)].child.as_ref().map(Child::id)
+    }
+
     /// Node `id`'s log so far.
     pub fn node_log(&self, id: i32) -> String {
         let i = self.index(id);

@@ -1,0 +1,185 @@
+//! hubgate's produce on Apache Kafka (one KRaft node from `scripts/install-kafka`) against
+//! Kafka's own Java producer writing the same records to the same broker in the same run
+//! (`bench/java/ProducerBench.java`: the same number of records in flight), at 1 and 100
+//! records per request: records/s, client CPU per record (hubgate's process, or the Java
+//! producer's JVM) and broker CPU per record, with `kafka.compression` none and lz4.
+//! `benches/run` runs it; BENCHMARKS.md has the results.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
+
+use std::fmt::Write as _;
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use hubgate_bench::{Hubgate, cpu_time, value, wrk};
+use hubgate_tests::{KafkaCluster, kafka_home, test_config_toml, token_1h};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The hubgate binary (a release build).
+    #[arg(long, default_value = "target/release/hubgate")]
+    hubgate: PathBuf,
+    /// Seconds each scenario runs (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Where the Markdown report goes (also printed).
+    #[arg(long, default_value = "target/bench/apache-kafka.md")]
+    out: PathBuf,
+}
+
+/// One measured scenario.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    records_per_request: usize,
+    in_flight: usize,
+    records_per_sec: f64,
+    client_cpu_us: f64,
+    broker_cpu_us: f64,
+    errors: u64,
+}
+
+/// The Java producer with `records × concurrency` records in flight.
+fn java(
+    broker_pid: u32,
+    bootstrap: &str,
+    topic: &str,
+    records: usize,
+    concurrency: usize,
+    seconds: u64,
+) -> Row {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/ProducerBench.java");
+    let mut child = Command::new("java")
+        .args(["-cp", &format!("{}/libs/*", kafka_home().display())])
+        .args([source, bootstrap, topic])
+        .args([
+            records.to_string(),
+            concurrency.to_string(),
+            seconds.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("java (Java 17+)");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut b0 = Duration::ZERO;
+    let mut result = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "START" {
+            b0 = cpu_time(broker_pid);
+        } else if let Some(rest) = line.strip_prefix("END ") {
+            let b1 = cpu_time(broker_pid);
+            let f: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            result = Some((f[0], f[1] / 1e3, f[2] / 1e9, (b1 - b0).as_secs_f64() * 1e6));
+        }
+    }
+    assert!(child.wait().unwrap().success(), "ProducerBench failed");
+    let (acked, cpu_us, elapsed, broker_us) = result.expect("ProducerBench printed no END");
+    Row {
+        name: "Java producer (direct)".into(),
+        records_per_request: records,
+        in_flight: concurrency,
+        records_per_sec: acked / elapsed,
+        client_cpu_us: cpu_us / acked,
+        broker_cpu_us: broker_us / acked,
+        errors: 0,
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let cluster = KafkaCluster::start(1);
+    let broker_pid = cluster.pid(1).unwrap();
+    let bootstrap = cluster.bootstrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = test_config_toml(&bootstrap, "");
+    let config = hubgate_server::Config::from_toml(&base).unwrap();
+    let token = token_1h(&config, "send", "");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kafka = hubgate_server::Kafka::new(&config.kafka).unwrap();
+    let mut rows = Vec::new();
+    for (records, concurrency) in [(1, 1), (1, 64), (100, 1), (100, 16)] {
+        for compression in ["none", "lz4"] {
+            let topic = format!("bench-{records}-{concurrency}-{compression}");
+            runtime
+                .block_on(kafka.create_topic(&topic, 1, 1, &[]))
+                .unwrap();
+            let toml = base.replace(
+                "[kafka]\n",
+                &format!("[kafka]\ncompression = \"{compression}\"\nrequest_timeout_ms = 10000\n"),
+            );
+            let toml = toml.replace("request_timeout_ms = 5000\n", "");
+            let path = dir.path().join(format!("{topic}.toml"));
+            std::fs::write(&path, toml).unwrap();
+            let hg = Hubgate::start(&args.hubgate, &path);
+            let body = serde_json::json!({"records": (0..records).map(|i| serde_json::json!({"value": value(i)})).collect::<Vec<_>>()});
+            let script = dir.path().join(format!("{topic}.lua"));
+            std::fs::write(
+                &script,
+                format!(
+                    "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = [==[{token}]==]\n"
+                ),
+            )
+            .unwrap();
+            let url = format!("http://127.0.0.1:{}/v1/producer/topics/{topic}", hg.port);
+            wrk(&url, &script, concurrency, 1); // warm-up
+            let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
+            let (rps, _, _, errors) = wrk(&url, &script, concurrency, args.seconds);
+            let (g1, b1) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
+            let total = rps * args.seconds as f64 * records as f64;
+            rows.push(Row {
+                name: format!("hubgate (kafka.compression = {compression})"),
+                records_per_request: records,
+                in_flight: concurrency,
+                records_per_sec: total / args.seconds as f64,
+                client_cpu_us: (g1 - g0).as_secs_f64() * 1e6 / total,
+                broker_cpu_us: (b1 - b0).as_secs_f64() * 1e6 / total,
+                errors,
+            });
+            drop(hg);
+        }
+        let topic = format!("bench-{records}-{concurrency}-java");
+        runtime
+            .block_on(kafka.create_topic(&topic, 1, 1, &[]))
+            .unwrap();
+        rows.push(java(
+            broker_pid,
+            &bootstrap,
+            &topic,
+            records,
+            concurrency,
+            args.seconds,
+        ));
+    }
+    let mut t = format!(
+        "## Produce on Apache Kafka ({} s per scenario, one KRaft node, topic with 1 partition, \
+         acks=all)\n\n| client | records/req | in flight (req) | records/s | client CPU µs/record | \
+         broker CPU µs/record | non-2xx | records/s vs Java |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        args.seconds
+    );
+    for group in rows.chunks(3) {
+        let java = group.last().unwrap().records_per_sec;
+        for r in group {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {:.2} |",
+                r.name,
+                r.records_per_request,
+                r.in_flight,
+                r.records_per_sec,
+                r.client_cpu_us,
+                r.broker_cpu_us,
+                r.errors,
+                r.records_per_sec / java
+            );
+        }
+    }
+    println!("{t}");
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&args.out, t).unwrap();
+}

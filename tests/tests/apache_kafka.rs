@@ -1,7 +1,7 @@
 //! On Apache Kafka (the shared cluster of `scripts/install-kafka` nodes): what tansu hides.
 //!
-//! - Batches written compressed by Kafka's own Java producer (gzip, snappy, lz4, zstd) read
-//!   back exactly through `/v1/consumer` and a consumer-group read (tansu decompresses what
+//! - Batches written compressed by Kafka's own Java producer and by kafka-python (gzip,
+//!   snappy, lz4, zstd) read back exactly through `/v1/consumer` and a consumer-group read (tansu decompresses what
 //!   producers write, so only a real broker serves compressed batches as written).
 //! - Batches hubgate writes with `kafka.compression` are stored with that codec and read
 //!   exactly by Kafka's own console consumer and by hubgate.
@@ -11,6 +11,33 @@
 
 use hubgate_server::config::ProduceCompression;
 use hubgate_tests::{Gateway, SharedKafka, http, test_config, token_1h, unique};
+
+/// Writes `count` records to partition 0 of `topic` with kafka-python (tests/py/produce.py),
+/// compressed with `codec`: key `k<i>`, value `value-<i>-<codec>`, header `n` = i.
+async fn kafka_python_produce(bootstrap: &str, topic: &str, codec: &str, count: usize) {
+    let python = std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/produce.py");
+    let args = [
+        script.to_owned(),
+        bootstrap.to_owned(),
+        topic.to_owned(),
+        codec.to_owned(),
+        count.to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "kafka-python produce ({codec}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 use serde_json::{Value, json};
 
 async fn create_topic(gateway: &Gateway, http: &reqwest::Client, topic: &str) {
@@ -45,32 +72,40 @@ async fn apache_kafka_compressed_batches_read_back_ok() {
     let kafka = SharedKafka::get();
     let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
     let http = http();
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let topic = unique(&format!("codec-{codec}"));
+    for (producer, codec) in ["java", "python"]
+        .into_iter()
+        .flat_map(|p| ["none", "gzip", "snappy", "lz4", "zstd"].map(|c| (p, c)))
+    {
+        let topic = unique(&format!("codec-{producer}-{codec}"));
         create_topic(&gateway, &http, &topic).await;
-        kafka.java_program("Produce", &[&kafka.bootstrap(), &topic, codec, "10"]);
+        if producer == "java" {
+            kafka.java_program("Produce", &[&kafka.bootstrap(), &topic, codec, "10"]);
+        } else {
+            kafka_python_produce(&kafka.bootstrap(), &topic, codec, 10).await;
+        }
+        let label = format!("{codec} ({producer})");
 
         let path = format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0?count=10");
         let (status, v, next) = get(&gateway, &http, &path).await;
-        assert_eq!(status, 200, "{codec}: {v}");
+        assert_eq!(status, 200, "{label}: {v}");
         let records = v["records"].as_array().unwrap();
-        assert_eq!(records.len(), 10, "{codec}: {v}");
+        assert_eq!(records.len(), 10, "{label}: {v}");
         for (i, r) in records.iter().enumerate() {
-            assert_eq!(r["key"], format!("k{i}"), "{codec}");
-            assert_eq!(r["value"], format!("value-{i}-{codec}"), "{codec}");
-            assert_eq!(r["offset"], i, "{codec}");
-            assert_eq!(r["headers"]["n"], i.to_string(), "{codec}");
+            assert_eq!(r["key"], format!("k{i}"), "{label}");
+            assert_eq!(r["value"], format!("value-{i}-{codec}"), "{label}");
+            assert_eq!(r["offset"], i, "{label}");
+            assert_eq!(r["headers"]["n"], i.to_string(), "{label}");
         }
-        assert_eq!(next, "10", "{codec}");
+        assert_eq!(next, "10", "{label}");
 
         let path = format!("/{topic}/consumergroups/$Default/partitions/0/messages?count=10");
         let (status, v, _) = get(&gateway, &http, &path).await;
-        assert_eq!(status, 200, "{codec}: {v}");
+        assert_eq!(status, 200, "{label}: {v}");
         let events = v["events"].as_array().unwrap();
-        assert_eq!(events.len(), 10, "{codec}: {v}");
-        assert_eq!(events[9]["body"], format!("value-9-{codec}"), "{codec}");
-        assert_eq!(events[9]["partition_key"], "k9", "{codec}");
-        assert_eq!(v["next_offset"], 10, "{codec}");
+        assert_eq!(events.len(), 10, "{label}: {v}");
+        assert_eq!(events[9]["body"], format!("value-9-{codec}"), "{label}");
+        assert_eq!(events[9]["partition_key"], "k9", "{label}");
+        assert_eq!(v["next_offset"], 10, "{label}");
     }
 }
 

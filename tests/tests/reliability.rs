@@ -1,7 +1,8 @@
 //! Reliability under load on a 3-node Apache Kafka cluster of the test's own: nothing
 //! acknowledged is lost while the leader of the busy partition, and then the leader of the
-//! revocation store, is killed (SIGKILL) and later started again, and no request waits
-//! longer than the request timeout (it answers 503 with `Retry-After` instead).
+//! revocation store, is killed (SIGKILL) and later started again, and then through a rolling
+//! restart of all three brokers, and no request waits longer than the request timeout (it
+//! answers 503 with `Retry-After` instead).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -214,6 +215,29 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
             .unwrap();
         outages.push((topic, node, killed_at, Instant::now(), acked_at_kill));
     }
+    // Then a rolling restart: each broker in turn stopped cleanly (SIGTERM: it hands over its
+    // leaderships) and started again, 5 s apart.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rolling_from = Instant::now();
+    let acked_at_rolling = acked.load(Ordering::Relaxed);
+    for node in 1..=3 {
+        let c = Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || {
+            let mut c = c.blocking_lock();
+            c.stop(node);
+            c.start_node(node);
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    outages.push((
+        "every broker (rolling restart)".to_owned(),
+        0,
+        rolling_from,
+        Instant::now(),
+        acked_at_rolling,
+    ));
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
@@ -291,8 +315,13 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
             .iter()
             .filter(|t| **t >= *killed_at && **t <= *back_at + Duration::from_secs(30))
             .count();
+        let what = if *node == 0 {
+            format!("{topic} from")
+        } else {
+            format!("leader of {topic} (node {node}) killed at")
+        };
         report.push_str(&format!(
-            "\n  leader of {topic} (node {node}) killed at {acked_at_kill} acknowledged, down \
+            "\n  {what} {acked_at_kill} acknowledged, down \
              {:.1} s: first success {:.2} s after the kill, longest gap without a success \
              {:.2} s, 503 answers {failures}",
             back_at.duration_since(*killed_at).as_secs_f64(),

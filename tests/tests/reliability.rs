@@ -374,9 +374,13 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         );
     }
     assert_eq!(all.unavailable_without_retry_after, 0);
+    // The documented bound (README, kafka.request_timeout_ms): each Kafka step of a request
+    // waits at most the request timeout, and a publisher send has two (the revocation list,
+    // when older than revocation_refresh_ms, then the produce). Both time out when the node
+    // that dies leads the store and the partition.
     assert!(
-        all.slowest <= timeout + Duration::from_secs(2),
-        "an answer took {:?}, beyond the request timeout",
+        all.slowest <= timeout * 2 + Duration::from_secs(2),
+        "an answer took {:?}, beyond twice the request timeout",
         all.slowest
     );
     let status = client

@@ -698,7 +698,42 @@ impl Kafka {
             ))
             .await;
         self.forget(name);
+        if result.is_ok() {
+            // Boxed: its future (partition clients, metadata) would otherwise sit inside every
+            // caller's future type.
+            Box::pin(self.wait_ready(name, partitions)).await;
+        }
         result
+    }
+
+    /// Waits (up to the request timeout) until every partition of a topic just created
+    /// answers on its leader, so that "created" means usable: for a moment after CreateTopics
+    /// returns, Kafka answers UNKNOWN_TOPIC_OR_PARTITION to a produce.
+    async fn wait_ready(&self, topic: &str, partitions: i32) {
+        let deadline = Instant::now() + self.timeout();
+        for p in 0..partitions {
+            loop {
+                let ready = async {
+                    let pc = self.partition(topic, p).await?;
+                    tokio::time::timeout(self.timeout(), pc.get_offset(OffsetAt::Latest))
+                        .await
+                        .map_err(|_| KafkaError::Timeout)?
+                        .map_err(KafkaError::from)
+                }
+                .await;
+                match ready {
+                    Ok(_) => break,
+                    Err(_) if Instant::now() < deadline => {
+                        self.forget(topic);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic, partition = p, error = %e, "a topic just created is not ready yet");
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// The configs `keys` (every config when `None`) of `topic` as the cluster applies them.

@@ -325,25 +325,30 @@ impl Kafka {
     /// `metadata_ttl_ms` (by one request at a time; a failed refresh keeps the old list).
     pub async fn topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
         let ttl = self.config.metadata_ttl;
-        let cached = self.topics.lock().clone();
-        let Some(cache) = cached else {
+        // The map and when it was read, not the whole cache (this is on every request's path).
+        let cached = self
+            .topics
+            .lock()
+            .as_ref()
+            .map(|c| (Arc::clone(&c.map), c.read_at));
+        let Some((map, read_at)) = cached else {
             return self.refresh_topics().await;
         };
-        if cache.read_at.is_some_and(|at| at.elapsed() < ttl) {
-            return Ok(cache.map);
+        if read_at.is_some_and(|at| at.elapsed() < ttl) {
+            return Ok(map);
         }
         // Stale: one request refreshes; the others go on with the list they have instead of
         // waiting for it. When the refresh fails (a broker just died, and the metadata
         // request went to it), the last known list is used too, as Kafka's own clients do:
         // otherwise every request would wait for metadata while the cluster elects leaders.
         let Ok(_refreshing) = self.refreshing_topics.try_lock() else {
-            return Ok(cache.map);
+            return Ok(map);
         };
         match self.refresh_topics().await {
             Ok(map) => Ok(map),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh the topic list; using the last known one");
-                Ok(cache.map)
+                Ok(map)
             }
         }
     }

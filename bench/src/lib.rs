@@ -124,3 +124,15 @@ pub fn wrk(url: &str, script: &Path, concurrency: usize, seconds: u64) -> (f64, 
     }
     (rps, p50, p99, errors)
 }
+
+/// Writes `<dir>/<name>.lua`, a wrk script that POSTs an HDInsight produce body of `records`
+/// records ([`value`]s) with `token`, and returns its path.
+pub fn produce_script(dir: &Path, name: &str, records: usize, token: &str) -> std::path::PathBuf {
+    let body = serde_json::json!({"records": (0..records).map(|i| serde_json::json!({"value": value(i)})).collect::<Vec<_>>()});
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = [==[{token}]==]\n"
+    );
+    let path = dir.join(format!("{name}.lua"));
+    std::fs::write(&path, lua).unwrap();
+    path
+}

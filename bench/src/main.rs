@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, cpu_time, peak_rss_mib, spawn_serve, value, wrk};
+use hubgate_bench::{Hubgate, cpu_time, peak_rss_mib, produce_script, spawn_serve, value, wrk};
 use hubgate_tests::{Tansu, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -84,14 +84,12 @@ impl Setup {
     }
 
     fn script(&self, records: usize) -> PathBuf {
-        let body = serde_json::json!({"records": (0..records).map(|i| serde_json::json!({"value": value(i)})).collect::<Vec<_>>()});
-        let lua = format!(
-            "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = [==[{}]==]\n",
-            self.token
-        );
-        let path = self.dir.path().join(format!("produce-{records}.lua"));
-        std::fs::write(&path, lua).unwrap();
-        path
+        produce_script(
+            self.dir.path(),
+            &format!("produce-{records}"),
+            records,
+            &self.token,
+        )
     }
 
     fn http(&self, name: &str, hg: &Hubgate, records: usize, concurrency: usize) -> Row {

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, cpu_time, value, wrk};
+use hubgate_bench::{Hubgate, cpu_time, produce_script, wrk};
 use hubgate_tests::{KafkaCluster, kafka_home, test_config_toml, token_1h};
 
 #[derive(Debug, Parser)]
@@ -115,15 +115,7 @@ fn main() {
             let path = dir.path().join(format!("{topic}.toml"));
             std::fs::write(&path, toml).unwrap();
             let hg = Hubgate::start(&args.hubgate, &path);
-            let body = serde_json::json!({"records": (0..records).map(|i| serde_json::json!({"value": value(i)})).collect::<Vec<_>>()});
-            let script = dir.path().join(format!("{topic}.lua"));
-            std::fs::write(
-                &script,
-                format!(
-                    "wrk.method = \"POST\"\nwrk.body = [==[{body}]==]\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = [==[{token}]==]\n"
-                ),
-            )
-            .unwrap();
+            let script = produce_script(dir.path(), &topic, records, &token);
             let url = format!("http://127.0.0.1:{}/v1/producer/topics/{topic}", hg.port);
             wrk(&url, &script, concurrency, 1); // warm-up
             let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));

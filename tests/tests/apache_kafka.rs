@@ -24,9 +24,12 @@ async fn kafka_python_produce(bootstrap: &str, topic: &str, codec: &str, count: 
         codec.to_owned(),
         count.to_string(),
     ];
+    let security = hubgate_tests::security_for(bootstrap)
+        .map_or_else(String::new, |s| s.python_kwargs().to_string());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .args(args)
+            .env("HUBGATE_KAFKA_PY_CONFIG", security)
             .output()
             .unwrap()
     })
@@ -318,19 +321,11 @@ async fn apache_kafka_undecodable_batch_is_502_not_503_fails() {
     assert!(retry_after.is_none(), "a Retry-After that cannot come true");
 }
 
-/// No request creates a topic, although the shared cluster allows auto-creation
-/// (`auto.create.topics.enable=true`): every path that names an unknown topic answers 404,
-/// and Kafka has no such topic afterwards.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_kafka_unknown_topic_paths_create_nothing_ok() {
-    let kafka = SharedKafka::get();
-    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
-    let http = http();
-    let c = &gateway.config;
-    let t = unique("nowhere");
-    let manage = token_1h(c, "manage", "");
+/// The nine requests that name a topic (or hub) `t`: name, method, path, body (`None`: the
+/// body `event`).
+fn topic_requests(t: &str) -> Vec<(&'static str, reqwest::Method, String, Option<Value>)> {
     let records = json!({"records": [{"value": "x"}]});
-    let cases: Vec<(&str, reqwest::Method, String, Option<Value>)> = vec![
+    vec![
         (
             "metadata",
             reqwest::Method::GET,
@@ -385,26 +380,153 @@ async fn apache_kafka_unknown_topic_paths_create_nothing_ok() {
             format!("/{t}/consumergroups/$Default/partitions/0/checkpoint"),
             Some(json!({"offset": 0})),
         ),
-    ];
-    for (name, method, path, body) in cases {
-        let mut req = http
-            .request(method, gateway.url(&path))
-            .header("authorization", &manage);
-        req = match body {
-            Some(b) => req.json(&b),
-            None => req.body("event"),
-        };
-        let r = req.send().await.unwrap();
-        assert_eq!(r.status(), 404, "{name}: {}", r.text().await.unwrap());
+    ]
+}
+
+/// Sends one of [`topic_requests`] with `token`: its status and body.
+async fn send_topic_request(
+    gateway: &Gateway,
+    http: &reqwest::Client,
+    token: &str,
+    (method, path, body): (reqwest::Method, &str, Option<&Value>),
+) -> (u16, String) {
+    let req = http
+        .request(method, gateway.url(path))
+        .header("authorization", token);
+    let req = match body {
+        Some(b) => req.json(b),
+        None => req.body("event"),
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r.headers().contains_key("retry-after");
+    let text = r.text().await.unwrap();
+    if status == 503 {
+        assert!(retry_after, "{path}: 503 without Retry-After: {text}");
     }
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let topics = hubgate_tests::kafka_client(&kafka.bootstrap())
+    (status, text)
+}
+
+/// Whether Kafka lists `topic`.
+async fn kafka_has_topic(bootstrap: &str, topic: &str) -> bool {
+    hubgate_tests::kafka_client(bootstrap)
         .await
         .list_topics()
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .any(|t| t.name == topic)
+}
+
+/// No request creates a topic, although the shared cluster allows auto-creation
+/// (`auto.create.topics.enable=true`): every path that names an unknown topic answers 404,
+/// and Kafka has no such topic afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_unknown_topic_paths_create_nothing_ok() {
+    let kafka = SharedKafka::get();
+    let gateway = Gateway::start(test_config(&kafka.bootstrap(), "")).await;
+    let http = http();
+    let t = unique("nowhere");
+    let manage = token_1h(&gateway.config, "manage", "");
+    for (name, method, path, body) in topic_requests(&t) {
+        let (status, text) =
+            send_topic_request(&gateway, &http, &manage, (method, &path, body.as_ref())).await;
+        assert_eq!(status, 404, "{name}: {text}");
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(
-        topics.iter().all(|topic| topic.name != t),
+        !kafka_has_topic(&kafka.bootstrap(), &t).await,
         "a request created {t}"
+    );
+}
+
+/// A topic deleted (outside hubgate) while all nine requests that name it keep coming: they
+/// answer as before, then 503 with `Retry-After` while hubgate cannot tell a deleted topic
+/// from a broker that has not caught up, then 404, never a 500; and none of them creates the
+/// topic again, although the broker allows auto-creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_kafka_topic_deleted_during_requests_creates_nothing_ok() {
+    let kafka = SharedKafka::get();
+    let gateway = std::sync::Arc::new(Gateway::start(test_config(&kafka.bootstrap(), "")).await);
+    let http = http();
+    let t = unique("deleted");
+    create_topic(&gateway, &http, &t).await;
+    let manage = token_1h(&gateway.config, "manage", "");
+    for (name, method, path, body) in topic_requests(&t) {
+        let (status, text) =
+            send_topic_request(&gateway, &http, &manage, (method, &path, body.as_ref())).await;
+        assert!(
+            (200..300).contains(&status),
+            "{name} before: {status} {text}"
+        );
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            let (gateway, http, manage, t) =
+                (gateway.clone(), http.clone(), manage.clone(), t.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (name, method, path, body) in topic_requests(&t) {
+                        let (status, text) = send_topic_request(
+                            &gateway,
+                            &http,
+                            &manage,
+                            (method, &path, body.as_ref()),
+                        )
+                        .await;
+                        assert!(
+                            (200..300).contains(&status) || status == 404 || status == 503,
+                            "{name} while deleted: {status} {text}"
+                        );
+                        *statuses.entry((name, status)).or_default() += 1;
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    hubgate_tests::kafka_client(&kafka.bootstrap())
+        .await
+        .controller_client()
+        .unwrap()
+        .delete_topic(&t, 5_000)
+        .await
+        .unwrap();
+    let deleted = std::time::Instant::now();
+    // hubgate believes a topic gone after 15 s missing from every metadata answer.
+    let mut gone_from_kafka_checks = 0;
+    while deleted.elapsed() < std::time::Duration::from_secs(20) {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if deleted.elapsed() > std::time::Duration::from_secs(3) {
+            assert!(
+                !kafka_has_topic(&kafka.bootstrap(), &t).await,
+                "a request created {t} again {:?} after its deletion",
+                deleted.elapsed()
+            );
+            gone_from_kafka_checks += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for s in senders {
+        for (k, n) in s.await.unwrap() {
+            *statuses.entry(k).or_default() += n;
+        }
+    }
+    println!("requests while {t} was deleted: {statuses:?}");
+    for (name, method, path, body) in topic_requests(&t) {
+        let (status, text) =
+            send_topic_request(&gateway, &http, &manage, (method, &path, body.as_ref())).await;
+        assert_eq!(status, 404, "{name} after: {text}");
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(gone_from_kafka_checks > 0);
+    assert!(
+        !kafka_has_topic(&kafka.bootstrap(), &t).await,
+        "a request created {t} again"
     );
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rskafka::client::error::ProtocolError;
-use rskafka::client::partition::{Compression, PartitionClient};
+use rskafka::client::partition::Compression;
 use rskafka::record::Record;
 use tokio::sync::oneshot;
 
@@ -100,7 +100,7 @@ impl Coalescer {
         &self,
         topic: &str,
         partition: i32,
-        pc: Arc<PartitionClient>,
+        pc: Arc<crate::Partition>,
         records: Vec<Record>,
         sent: &Arc<AtomicU64>,
     ) -> Result<oneshot::Receiver<Outcome>, KafkaError> {
@@ -142,7 +142,7 @@ impl Coalescer {
 /// The task that empties one queue, one produce request at a time, and then ends.
 struct Sender {
     queue: Arc<Queue>,
-    pc: Arc<PartitionClient>,
+    pc: Arc<crate::Partition>,
     /// Counts produce requests (`Kafka::produce_requests`).
     sent: Arc<AtomicU64>,
     linger: Duration,

@@ -38,6 +38,8 @@ struct Key {
 pub(super) enum Failed {
     /// The broker did not answer in time.
     TimedOut,
+    /// The broker does not know the topic or partition (the client must not be used again).
+    UnknownTopic,
     /// Anything else (or the fetch's task panicked): ask again to learn what.
     Other,
 }

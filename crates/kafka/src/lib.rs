@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rskafka::BackoffConfig;
@@ -58,6 +58,11 @@ pub enum KafkaError {
     /// created, or deleted and created again, whose partition is not ready yet. Retriable.
     #[error("partition {partition} of topic '{topic}' is not ready on its broker yet")]
     PartitionNotReady { topic: String, partition: i32 },
+    /// A topic the last metadata answers lack although earlier ones listed it: deleted, or
+    /// a broker not caught up yet (after a restart). Retriable until hubgate believes it is
+    /// gone (then `UnknownTopic`).
+    #[error("topic '{0}' is missing from the cluster's latest metadata")]
+    TopicUnconfirmed(String),
     #[error("kafka refused the topic: {0}")]
     InvalidTopic(String),
     #[error("kafka refused the record as too large")]
@@ -120,7 +125,8 @@ impl KafkaError {
             | Self::Client(_)
             | Self::Admin(_)
             | Self::Config(_)
-            | Self::PartitionNotReady { .. } => {
+            | Self::PartitionNotReady { .. }
+            | Self::TopicUnconfirmed(_) => {
                 "Kafka is unavailable; nothing was acknowledged. Retry later.".into()
             }
             Self::Busy => {
@@ -182,9 +188,127 @@ struct TopicCache {
     missing: HashMap<String, Instant>,
 }
 
+/// What a handle knows of the cluster's topics: the topic list, and the partition clients
+/// made for them. Shared with the long-poll pollers, which must drop a partition client the
+/// moment it answers "unknown topic".
+///
+/// rskafka 0.6 looks a partition's leader up (when its client is made, and again after any
+/// error that invalidates the leader) with a Metadata request that names the topic and
+/// leaves `allow_auto_topic_creation` at its default, true (`rskafka::connection`,
+/// `MetadataRequest`). A broker with `auto.create.topics.enable=true` (Kafka's default)
+/// then creates the topic, even one an operator has just deleted. So a partition client is
+/// made only for a topic the latest all-topics metadata lists (such a request never creates
+/// topics, KIP-204/KAFKA-10606), and one that said "unknown topic" is never used again.
+#[derive(Debug, Default)]
+struct Known {
+    partitions: Mutex<HashMap<(String, i32), Arc<Partition>>>,
+    topics: Mutex<Option<TopicCache>>,
+}
+
+impl Known {
+    /// Drops `topic`'s partition clients and marks the topic list stale.
+    fn forget(&self, topic: &str) {
+        self.partitions.lock().retain(|(t, _), _| t != topic);
+        if let Some(cache) = self.topics.lock().as_mut() {
+            cache.read_at = None;
+        }
+    }
+
+    /// Whether `topic` is listed only because it was before: the latest metadata lacks it.
+    fn unconfirmed(&self, topic: &str) -> bool {
+        self.topics
+            .lock()
+            .as_ref()
+            .is_some_and(|c| c.missing.contains_key(topic))
+    }
+
+    /// The partition client made for `topic`/`partition`, if any.
+    fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .lock()
+            .get(&(topic.to_owned(), partition))
+            .cloned()
+    }
+}
+
+/// rskafka's client for one partition, never used again once it answered "unknown topic"
+/// (`Known`: using it would look the topic up by name). A request that raced that answer
+/// with the same client can still reach rskafka's lookup: the window is the few
+/// microseconds between the broker's answer and this flag.
+#[derive(Debug)]
+pub struct Partition {
+    pc: PartitionClient,
+    gone: AtomicBool,
+}
+
+impl Partition {
+    async fn call<'a, T, F>(
+        &'a self,
+        f: impl FnOnce(&'a PartitionClient) -> F,
+    ) -> Result<T, ClientError>
+    where
+        F: Future<Output = Result<T, ClientError>> + 'a,
+    {
+        if self.gone.load(Ordering::Acquire) {
+            return Err(ClientError::ServerError {
+                protocol_error: ProtocolError::UnknownTopicOrPartition,
+                error_message: Some("this partition client said unknown topic before".into()),
+                request: rskafka::client::error::RequestContext::Partition(
+                    self.pc.topic().to_owned(),
+                    self.pc.partition(),
+                ),
+                response: None,
+                is_virtual: true,
+            });
+        }
+        let result = f(&self.pc).await;
+        if let Err(ClientError::ServerError {
+            protocol_error: ProtocolError::UnknownTopicOrPartition,
+            ..
+        }) = &result
+        {
+            self.gone.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// [`PartitionClient::produce`].
+    pub(crate) async fn produce(
+        &self,
+        records: Vec<Record>,
+        compression: rskafka::client::partition::Compression,
+    ) -> Result<Vec<i64>, ClientError> {
+        self.call(|pc| pc.produce(records, compression)).await
+    }
+
+    /// [`PartitionClient::fetch_records`].
+    pub(crate) async fn fetch_records(
+        &self,
+        offset: i64,
+        bytes: std::ops::Range<i32>,
+        max_wait_ms: i32,
+    ) -> Result<(Vec<RecordAndOffset>, i64), ClientError> {
+        self.call(|pc| pc.fetch_records(offset, bytes, max_wait_ms))
+            .await
+    }
+
+    /// [`PartitionClient::get_offset`].
+    pub(crate) async fn get_offset(&self, at: OffsetAt) -> Result<i64, ClientError> {
+        self.call(|pc| pc.get_offset(at)).await
+    }
+}
+
 /// How long a topic must be missing from every metadata answer before hubgate believes it
 /// is gone (meanwhile requests for it answer 503, retry, rather than 404).
 const TOPIC_GONE_AFTER: Duration = Duration::from_secs(15);
+
+/// An rskafka client builder for the brokers of `config` with its TLS and SASL settings, as
+/// hubgate's own client connects (the tests build their own clients of a secured cluster
+/// with it). Fails on an unreadable CA, certificate or key file.
+pub fn client_builder(config: &KafkaConfig) -> Result<ClientBuilder, KafkaError> {
+    let security = security::Security::from_config(config)?;
+    Ok(security.apply(ClientBuilder::new(config.bootstrap_servers.clone())))
+}
 
 /// The process-wide Kafka handle. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -192,8 +316,8 @@ pub struct Kafka {
     config: KafkaConfig,
     client_id: Arc<str>,
     client: OnceCell<Client>,
-    partitions: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
-    topics: Mutex<Option<TopicCache>>,
+    /// The topic list and the partition clients (shared with long-poll pollers).
+    known: Arc<Known>,
     /// Held by the one request refreshing a stale topic list (see [`Kafka::topics`]).
     refreshing_topics: tokio::sync::Mutex<()>,
     round_robin: AtomicU32,
@@ -219,8 +343,7 @@ impl Kafka {
             client_id: Arc::from(config.client_id.as_str()),
             config: config.clone(),
             client: OnceCell::new(),
-            partitions: Mutex::new(HashMap::new()),
-            topics: Mutex::new(None),
+            known: Arc::default(),
             refreshing_topics: tokio::sync::Mutex::new(()),
             round_robin: AtomicU32::new(0),
             coalescer: config.coalesce.then(|| coalesce::Coalescer::new(config)),
@@ -304,15 +427,10 @@ impl Kafka {
                     base: 2.0,
                     deadline: Some(self.timeout()),
                 };
-                let mut builder = ClientBuilder::new(self.config.bootstrap_servers.clone())
+                let builder = ClientBuilder::new(self.config.bootstrap_servers.clone())
                     .client_id(Arc::clone(&self.client_id))
                     .backoff_config(backoff);
-                if let Some(tls) = &self.security.tls {
-                    builder = builder.tls_config(Arc::clone(tls));
-                }
-                if let Some((_, sasl)) = &self.security.sasl {
-                    builder = builder.sasl_config(sasl.clone());
-                }
+                let builder = self.security.apply(builder);
                 let client = self.timed(builder.build()).await?;
                 self.sweep_nodelay();
                 self.spawn_nodelay_sweeper();
@@ -327,6 +445,7 @@ impl Kafka {
         let ttl = self.config.metadata_ttl;
         // The map and when it was read, not the whole cache (this is on every request's path).
         let cached = self
+            .known
             .topics
             .lock()
             .as_ref()
@@ -366,7 +485,7 @@ impl Kafka {
                 )
             })
             .collect();
-        let mut cache = self.topics.lock();
+        let mut cache = self.known.topics.lock();
         let mut missing = HashMap::new();
         if let Some(previous) = cache.as_ref() {
             for (topic, partitions) in previous.map.iter() {
@@ -393,6 +512,21 @@ impl Kafka {
         Ok(map)
     }
 
+    /// The topic list as read at `since` or later: a refresh, or the one another request
+    /// read meanwhile (one refresh at a time; a failed one is an error, not the old list).
+    async fn topics_read_after(&self, since: Instant) -> Result<Arc<TopicMap>, KafkaError> {
+        let _refreshing = self.refreshing_topics.lock().await;
+        let fresh = self.known.topics.lock().as_ref().and_then(|c| {
+            c.read_at
+                .is_some_and(|at| at >= since)
+                .then(|| Arc::clone(&c.map))
+        });
+        match fresh {
+            Some(map) => Ok(map),
+            None => self.refresh_topics().await,
+        }
+    }
+
     /// The partition count of `topic`; refreshes once before saying it does not exist.
     pub async fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
         if let Some(n) = self.topics().await?.get(topic) {
@@ -410,34 +544,46 @@ impl Kafka {
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<Arc<PartitionClient>, KafkaError> {
+    ) -> Result<Arc<Partition>, KafkaError> {
         let key = (topic.to_owned(), partition);
-        if let Some(pc) = self.partitions.lock().get(&key) {
+        if let Some(pc) = self.known.partitions.lock().get(&key) {
             return Ok(Arc::clone(pc));
         }
-        let count = self.partition_count(topic).await?;
+        // A new client asks the brokers for the topic by name, which would create it again
+        // if it was deleted since (`Known`): only on a topic list read from now on, not on a
+        // cached one (a client is made once per partition, so this costs little).
+        let count = self
+            .topics_read_after(Instant::now())
+            .await?
+            .get(topic)
+            .copied()
+            .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()))?;
         if partition >= count {
             return Err(KafkaError::UnknownPartition {
                 topic: topic.to_owned(),
                 partition,
             });
         }
+        // Listed only because it was before (see `TopicCache::missing`): making a partition
+        // client would ask the brokers for it by name, which creates it again (`Known`).
+        if self.known.unconfirmed(topic) {
+            return Err(KafkaError::TopicUnconfirmed(topic.to_owned()));
+        }
         let client = self.client().await?;
-        let pc = Arc::new(
-            self.timed(client.partition_client(topic, partition, UnknownTopicHandling::Error))
+        let pc = Arc::new(Partition {
+            pc: self
+                .timed(client.partition_client(topic, partition, UnknownTopicHandling::Error))
                 .await?,
-        );
+            gone: AtomicBool::new(false),
+        });
         self.sweep_nodelay();
-        self.partitions.lock().insert(key, Arc::clone(&pc));
+        self.known.partitions.lock().insert(key, Arc::clone(&pc));
         Ok(pc)
     }
 
     /// Forgets cached knowledge of `topic` (after it was deleted or an operation said unknown).
     fn forget(&self, topic: &str) {
-        self.partitions.lock().retain(|(t, _), _| t != topic);
-        if let Some(cache) = self.topics.lock().as_mut() {
-            cache.read_at = None;
-        }
+        self.known.forget(topic);
     }
 
     /// Maps client errors of a partition operation, forgetting stale metadata.
@@ -530,18 +676,31 @@ impl Kafka {
         offset: i64,
         deadline: tokio::time::Instant,
     ) -> Result<(), KafkaError> {
-        let pc = self.partition(topic, partition).await?;
+        // Made (or refused) here, so a deleted topic answers as for any read.
+        self.partition(topic, partition).await?;
         let w = self.watches.get(topic, partition);
         let timeout = self.timeout();
         watch::wait(&w, offset, deadline, |weak| {
-            let pc = Arc::clone(&pc);
+            let (known, topic) = (Arc::clone(&self.known), topic.to_owned());
             tokio::spawn(watch::poll(weak, move || {
-                let pc = Arc::clone(&pc);
+                let (known, topic) = (Arc::clone(&known), topic.clone());
                 async move {
-                    tokio::time::timeout(timeout, pc.get_offset(OffsetAt::Latest))
-                        .await
-                        .ok()?
-                        .ok()
+                    // The handle's current client, never one dropped since (see `Known`):
+                    // none left means the topic said unknown; the waiters time out.
+                    let Some(pc) = known.partition(&topic, partition) else {
+                        return watch::Polled::Stop;
+                    };
+                    match tokio::time::timeout(timeout, pc.get_offset(OffsetAt::Latest)).await {
+                        Ok(Ok(end)) => watch::Polled::End(end),
+                        Ok(Err(ClientError::ServerError {
+                            protocol_error: ProtocolError::UnknownTopicOrPartition,
+                            ..
+                        })) => {
+                            known.forget(&topic);
+                            watch::Polled::Stop
+                        }
+                        Ok(Err(_)) | Err(_) => watch::Polled::Failed,
+                    }
                 }
             }));
         })
@@ -616,6 +775,14 @@ impl Kafka {
                     match fetch.await {
                         Ok(answer) => Ok(Arc::new(answer)),
                         Err(KafkaError::Timeout) => Err(fetches::Failed::TimedOut),
+                        Err(e)
+                            if matches!(
+                                e.protocol(),
+                                Some(ProtocolError::UnknownTopicOrPartition)
+                            ) =>
+                        {
+                            Err(fetches::Failed::UnknownTopic)
+                        }
                         Err(_) => Err(fetches::Failed::Other),
                     }
                 })
@@ -626,6 +793,14 @@ impl Kafka {
                     return Ok(Arc::try_unwrap(answer).unwrap_or_else(|shared| (*shared).clone()));
                 }
                 Err(fetches::Failed::TimedOut) => return Err(KafkaError::Timeout),
+                // Not again with this client: it would look the topic up by name (`Known`).
+                Err(fetches::Failed::UnknownTopic) => {
+                    self.forget(topic);
+                    return Err(KafkaError::UnknownPartition {
+                        topic: topic.to_owned(),
+                        partition,
+                    });
+                }
                 Ok(_) | Err(fetches::Failed::Other) => {}
             }
         }

@@ -118,11 +118,23 @@ pub(super) async fn wait(
     }
 }
 
+/// What one look at a partition's end found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Polled {
+    /// The end offset (high watermark).
+    End(i64),
+    /// No answer this time: look again at the next tick.
+    Failed,
+    /// Not to be asked again (the topic is unknown): the poller ends, and a waiter that
+    /// still waits starts another after at most a second.
+    Stop,
+}
+
 /// The poller: asks `end_offset` every [`POLL_EVERY`] while anyone waits on `watch`.
 pub(super) async fn poll<F, Fut>(watch: Weak<Watch>, end_offset: F)
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Option<i64>>,
+    Fut: Future<Output = Polled>,
 {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,10 +147,19 @@ where
         }
         drop(w);
         // A failed look is retried at the next tick; waiters time out on their own.
-        if let Some(end) = end_offset().await
-            && let Some(w) = watch.upgrade()
-        {
-            w.polled(end);
+        match end_offset().await {
+            Polled::End(end) => {
+                if let Some(w) = watch.upgrade() {
+                    w.polled(end);
+                }
+            }
+            Polled::Failed => {}
+            Polled::Stop => {
+                if let Some(w) = watch.upgrade() {
+                    w.polling.store(false, Ordering::Release);
+                }
+                return;
+            }
         }
     }
 }
@@ -180,11 +201,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn watch_poller_stops_when_told_ok() {
+        let w = Arc::new(Watch::default());
+        w.polling.store(true, Ordering::Release);
+        w.waiters.store(1, Ordering::Release);
+        let asked = AtomicUsize::new(0);
+        // The topic is unknown: one look, then the poller ends (while someone still waits).
+        poll(Arc::downgrade(&w), || {
+            asked.fetch_add(1, Ordering::Relaxed);
+            async { Polled::Stop }
+        })
+        .await;
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        assert!(!w.polling.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
     async fn watch_poller_stops_without_waiters_ok() {
         let w = Arc::new(Watch::default());
         w.polling.store(true, Ordering::Release);
         // Nobody waits: the poller ends at its first tick and says so.
-        poll(Arc::downgrade(&w), || async { Some(1) }).await;
+        poll(Arc::downgrade(&w), || async { Polled::End(1) }).await;
         assert!(!w.polling.load(Ordering::Acquire));
     }
 }

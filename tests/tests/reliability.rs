@@ -1,8 +1,9 @@
 //! Reliability under load on a 3-node Apache Kafka cluster of the test's own: nothing
-//! acknowledged is lost while the leader of the busy partition, and then the leader of the
-//! revocation store, is killed (SIGKILL) and later started again, and then through a rolling
-//! restart of all three brokers, and no request waits longer than the request timeout (it
-//! answers 503 with `Retry-After` instead).
+//! acknowledged is lost while the leader of the busy partition, then the leader of the
+//! revocation store, then the leader of the consumer-group store, is killed (SIGKILL) and
+//! later started again, and then through a rolling restart of all three brokers; readers of
+//! a consumer group read every partition through it all and lose no checkpoint; no request
+//! waits longer than the documented bound (it answers 503 with `Retry-After` instead).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,99 @@ struct Seen {
     /// When each 503 and each success happened.
     failures_at: Vec<Instant>,
     successes_at: Vec<Instant>,
+}
+
+/// What one consumer-group reader (one partition) saw.
+#[derive(Debug, Default)]
+struct Read {
+    /// Every offset read, in order.
+    offsets: Vec<i64>,
+    /// The last checkpoint Kafka acknowledged (200).
+    checkpoint: i64,
+    unavailable: usize,
+    unavailable_without_retry_after: usize,
+    slowest: Duration,
+}
+
+/// Reads `partition` of hub `loss` through group `readers` from its checkpoint, and
+/// checkpoints each read's `next_offset`, until `stop`; retries 503s. Every read that
+/// starts from the checkpoint must start exactly at the last acknowledged one.
+async fn reader(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    partition: i32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Read {
+    let group = format!("{base}/loss/consumergroups/readers/partitions/{partition}");
+    let mut seen = Read::default();
+    let answered = |seen: &mut Read, r: &reqwest::Response, sent: Instant| {
+        seen.slowest = seen.slowest.max(sent.elapsed());
+        if r.status() == 503 {
+            seen.unavailable += 1;
+            if !r.headers().contains_key("retry-after") {
+                seen.unavailable_without_retry_after += 1;
+            }
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let r = client
+            .get(format!("{group}/messages?count=500&wait_ms=200"))
+            .header("authorization", &token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("hubgate dropped a read: {e}"));
+        answered(&mut seen, &r, sent);
+        match r.status().as_u16() {
+            200 => {}
+            503 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            s => panic!("read: unexpected {s}: {}", r.text().await.unwrap()),
+        }
+        let body: serde_json::Value = r.json().await.unwrap();
+        let offsets: Vec<i64> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["offset"].as_i64().unwrap())
+            .collect();
+        let next = body["next_offset"].as_i64().unwrap();
+        let start = offsets.first().copied().unwrap_or(next);
+        assert_eq!(
+            start, seen.checkpoint,
+            "partition {partition}: a read from the checkpoint started at {start}, the \
+             last acknowledged checkpoint is {}",
+            seen.checkpoint
+        );
+        seen.offsets.extend(offsets);
+        if next == seen.checkpoint {
+            continue;
+        }
+        // Checkpoint until acknowledged (writing the same offset again is harmless).
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let r = client
+                .put(format!("{group}/checkpoint"))
+                .header("authorization", &token)
+                .json(&json!({"offset": next}))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("hubgate dropped a checkpoint: {e}"));
+            answered(&mut seen, &r, sent);
+            match r.status().as_u16() {
+                200 => {
+                    seen.checkpoint = next;
+                    break;
+                }
+                503 => tokio::time::sleep(Duration::from_millis(100)).await,
+                s => panic!("checkpoint: unexpected {s}: {}", r.text().await.unwrap()),
+            }
+        }
+    }
+    seen
 }
 
 /// Every record value of `topic`, partition by partition, with a fresh rskafka client.
@@ -106,6 +200,25 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let admin = hubgate_tests::kafka_with(&bootstrap, |_| {});
+    let r = client
+        .put(hg.url("/loss/consumergroups/readers"))
+        .header("authorization", token_1h(&config, "manage", "loss"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let stop_readers = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|p| {
+            tokio::spawn(reader(
+                client.clone(),
+                hg.url(""),
+                token_1h(&config, "listen", "loss"),
+                p,
+                Arc::clone(&stop_readers),
+            ))
+        })
+        .collect();
 
     let acked = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -172,13 +285,19 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         })
         .collect();
 
-    // At 15% acknowledged, kill (SIGKILL) the leader of the busy partition 0; 5 s after it
-    // is back, the leader of the revocation store (every publisher send reads it). Each
-    // comes back after longer than the request timeout, so requests to it do fail meanwhile.
+    // After BEFORE_FIRST_KILL acknowledged, kill (SIGKILL) the leader of the busy partition
+    // 0; 5 s after it is back, the leader of the revocation store (every publisher send
+    // reads it); 5 s after that one is back, the leader of the consumer-group store (every
+    // read from a checkpoint and every checkpoint goes through it). Each comes back after
+    // longer than the request timeout, so requests to it do fail meanwhile.
     let mut outages = Vec::new();
-    for (i, topic) in ["loss".to_owned(), revocations.clone()]
-        .into_iter()
-        .enumerate()
+    for (i, topic) in [
+        "loss".to_owned(),
+        revocations.clone(),
+        config.consumer_group_topic.clone(),
+    ]
+    .into_iter()
+    .enumerate()
     {
         if i == 0 {
             while acked.load(Ordering::Relaxed) < BEFORE_FIRST_KILL {
@@ -254,6 +373,40 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
     }
     let elapsed = started.elapsed();
     let total = started_batches.load(Ordering::Relaxed) * BATCH;
+    // The readers catch up, then stop; each read every offset of its partition from 0 to
+    // its checkpoint exactly once, in order, and the group's checkpoint is the last one
+    // acknowledged.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_readers.store(true, Ordering::Relaxed);
+    let mut reads = Vec::new();
+    for (p, t) in readers.into_iter().enumerate() {
+        let read = t.await.unwrap();
+        let expected: Vec<i64> = (0..read.checkpoint).collect();
+        assert!(
+            read.offsets.len() >= expected.len() && read.offsets[..expected.len()] == expected,
+            "partition {p}: offsets read are not 0..{} once each in order",
+            read.checkpoint
+        );
+        let r = client
+            .get(hg.url(&format!(
+                "/loss/consumergroups/readers/partitions/{p}/checkpoint"
+            )))
+            .header("authorization", token_1h(&config, "listen", "loss"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let c: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            c["offset"], read.checkpoint,
+            "partition {p}: checkpoint lost"
+        );
+        assert!(read.checkpoint > 0, "partition {p}: nothing read");
+        reads.push(read);
+    }
+    let read_events: i64 = reads.iter().map(|r| r.checkpoint).sum();
+    let read_unavailable: usize = reads.iter().map(|r| r.unavailable).sum();
+    let read_slowest = reads.iter().map(|r| r.slowest).max().unwrap_or_default();
     assert!(hg.running(), "hubgate crashed: {}", hg.log());
     let rss = peak_rss_mib(hg.pid().unwrap());
 
@@ -334,7 +487,9 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
          nodes (replication factor 3, min.insync.replicas 2); acknowledged {}; lost {}; in \
          Kafka {} ({} ids duplicated in {} batches, {} of them without a client retry); 503 \
          answers {} (without Retry-After: {}); slowest answer {:.2} s (request timeout \
-         {:.1} s); hubgate peak RSS {rss:.1} MiB{report}",
+         {:.1} s); hubgate peak RSS {rss:.1} MiB; consumer group: {read_events} events \
+         read and checkpointed in order, 503 answers {read_unavailable}, slowest read or \
+         checkpoint {:.2} s{report}",
         total,
         elapsed.as_secs_f64(),
         all.acked.len(),
@@ -347,6 +502,7 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         all.unavailable_without_retry_after,
         all.slowest.as_secs_f64(),
         timeout.as_secs_f64(),
+        read_slowest.as_secs_f64(),
     );
     assert_eq!(
         all.acked.len(),
@@ -374,6 +530,13 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         );
     }
     assert_eq!(all.unavailable_without_retry_after, 0);
+    assert_eq!(
+        reads
+            .iter()
+            .map(|r| r.unavailable_without_retry_after)
+            .sum::<usize>(),
+        0
+    );
     // The documented bound (README, kafka.request_timeout_ms): each Kafka step of a request
     // waits at most the request timeout, and a publisher send has two (the revocation list,
     // when older than revocation_refresh_ms, then the produce). Both time out when the node
@@ -382,6 +545,12 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         all.slowest <= timeout * 2 + Duration::from_secs(2),
         "an answer took {:?}, beyond twice the request timeout",
         all.slowest
+    );
+    // A read waits at most wait_ms (200 ms) on top of its Kafka steps (the store, then the
+    // fetch), each bounded by the request timeout.
+    assert!(
+        read_slowest <= timeout * 2 + Duration::from_secs(2),
+        "a read or checkpoint took {read_slowest:?}, beyond twice the request timeout"
     );
     let status = client
         .get(hg.url("/v1/status"))

@@ -1,6 +1,9 @@
 // Writes records with Apache Kafka's own Java producer, compressed with one codec:
 //   java -cp 'KAFKA/libs/*' Produce.java BOOTSTRAP TOPIC CODEC COUNT
 // Record i (to partition 0) has key "k<i>", value "value-<i>-<codec>" and a header "n" = i.
+// $HUBGATE_KAFKA_CLIENT_PROPERTIES, when set, names client properties to load first (TLS,
+// SASL: tests/src/secured.rs writes it).
+import java.io.FileReader;
 import java.nio.charset.StandardCharsets;
 import java.util.Properties;
 
@@ -11,6 +14,12 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public class Produce {
     public static void main(String[] args) throws Exception {
         Properties p = new Properties();
+        String security = System.getenv("HUBGATE_KAFKA_CLIENT_PROPERTIES");
+        if (security != null) {
+            try (FileReader r = new FileReader(security, StandardCharsets.UTF_8)) {
+                p.load(r);
+            }
+        }
         p.put("bootstrap.servers", args[0]);
         p.put("compression.type", args[2]);
         // One batch for all records, so the codec applies to a multi-record batch.

@@ -6,10 +6,18 @@ and headers ([name, base64 value] pairs), sorted by partition then offset.
 """
 import base64
 import json
+import os
 import sys
 import time
 
 from kafka import KafkaConsumer, TopicPartition
+
+
+def security():
+    """kafka-python's TLS and SASL settings: $HUBGATE_KAFKA_PY_CONFIG, JSON keyword arguments
+    (tests/src/secured.rs writes them), or none."""
+    text = os.environ.get("HUBGATE_KAFKA_PY_CONFIG", "")
+    return json.loads(text) if text else {}
 
 
 def b64(b):
@@ -20,6 +28,7 @@ def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
+        **security(),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=5000,

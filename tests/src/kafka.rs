@@ -59,7 +59,16 @@ pub fn kafka_java(args: &[&str], dir: &Path) -> String {
 
 /// [`kafka_java`] with the Kafka installation in `home`.
 fn kafka_java_in(home: &Path, args: &[&str], dir: &Path) -> String {
-    let out = Command::new("java")
+    kafka_java_env(home, args, dir, None)
+}
+
+/// [`kafka_java_in`] with one more environment variable.
+fn kafka_java_env(home: &Path, args: &[&str], dir: &Path, env: Option<(&str, &Path)>) -> String {
+    let mut java = Command::new("java");
+    if let Some((name, value)) = env {
+        java.env(name, value);
+    }
+    let out = java
         .args(["-cp", &format!("{}/libs/*", home.display())])
         .args(args)
         .current_dir(dir)
@@ -492,45 +501,73 @@ impl SharedKafka {
     /// Runs the one-file Java program `tests/java/<program>.java` with Kafka's jars on the
     /// classpath and `args`; returns its standard output, panics on failure.
     pub fn java_program(&self, program: &str, args: &[&str]) -> String {
-        java_program(program, args)
+        java_program(program, crate::security_for(&self.bootstrap), args)
     }
 }
 
 /// The first `count` records of `topic` on `bootstrap` as Kafka's `ConsoleConsumer` prints
 /// them: `headers<TAB>key<TAB>value` per line.
 pub fn console_consume(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
+    console_consume_secured(bootstrap, crate::security_for(bootstrap), topic, count)
+}
+
+/// [`console_consume`] with `security`.
+pub fn console_consume_secured(
+    bootstrap: &str,
+    security: Option<&crate::ClientSecurity>,
+    topic: &str,
+    count: usize,
+) -> Vec<String> {
     let count = count.to_string();
     let dir = tempfile::tempdir().unwrap();
-    kafka_java(
-        &[
-            "org.apache.kafka.tools.consumer.ConsoleConsumer",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &count,
-            "--timeout-ms",
-            "30000",
-            "--formatter-property",
-            "print.key=true",
-            "--formatter-property",
-            "print.headers=true",
-        ],
-        dir.path(),
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    let config = security.map(|s| s.java_properties_file(dir.path()));
+    let config_args = config
+        .iter()
+        .flat_map(|c| ["--command-config", c.to_str().unwrap()]);
+    let args: Vec<&str> = [
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        &count,
+        "--timeout-ms",
+        "30000",
+        "--formatter-property",
+        "print.key=true",
+        "--formatter-property",
+        "print.headers=true",
+    ]
+    .into_iter()
+    .chain(config_args)
+    .collect();
+    kafka_java(&args, dir.path())
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs the one-file Java program `tests/java/<program>.java` with Kafka's jars on the
-/// classpath and `args`; returns its standard output, panics on failure.
-pub fn java_program(program: &str, args: &[&str]) -> String {
+/// classpath and `args`; returns its standard output, panics on failure. Programs that
+/// connect to Kafka load `$HUBGATE_KAFKA_CLIENT_PROPERTIES` when it is set: `security`'s.
+pub fn java_program(
+    program: &str,
+    security: Option<&crate::ClientSecurity>,
+    args: &[&str],
+) -> String {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("java/{program}.java"));
     let mut all = vec![source.to_str().unwrap()];
     all.extend_from_slice(args);
     let dir = tempfile::tempdir().unwrap();
-    kafka_java(&all, dir.path())
+    let properties = security.map(|s| s.java_properties_file(dir.path()));
+    kafka_java_env(
+        &kafka_home(),
+        &all,
+        dir.path(),
+        properties
+            .as_ref()
+            .map(|p| ("HUBGATE_KAFKA_CLIENT_PROPERTIES", p.as_path())),
+    )
 }

@@ -21,9 +21,14 @@ use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 
 pub mod kafka;
+pub mod secured;
 pub use kafka::{
-    ClusterSpec, KafkaCluster, SharedKafka, console_consume, java_program, kafka_home,
-    kafka39_home, unique,
+    ClusterSpec, KafkaCluster, SharedKafka, console_consume, console_consume_secured, java_program,
+    kafka_home, kafka39_home, unique,
+};
+pub use secured::{
+    ClientSecurity, SECURED_LISTENERS, SecuredCluster, TEST_PASSWORD, TEST_USER, TestPki,
+    security_for,
 };
 
 /// A free TCP port on loopback for a helper process to listen on (bound, read, released).
@@ -272,10 +277,24 @@ impl Drop for Tansu {
 pub const NAMESPACE: &str = "localhost";
 
 /// TOML for a configuration with three namespace rules, `manage`, `send` and `listen`, each
-/// with its own fresh key, pointing at `bootstrap` (comma-separated servers), with store
-/// topics of its own ([`unique`] names); `extra` TOML goes at the top.
+/// with its own fresh key, pointing at `bootstrap` (comma-separated servers, with their
+/// security: [`kafka_toml`]), with store topics of its own ([`unique`] names); `extra` TOML
+/// goes at the top.
 pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
-    let servers = servers_toml(bootstrap);
+    test_config_toml_secured(bootstrap, security_for(bootstrap), extra)
+}
+
+/// [`test_config_toml`] with `security`'s lines in the `[kafka]` section.
+pub fn test_config_toml_secured(
+    bootstrap: &str,
+    security: Option<&ClientSecurity>,
+    extra: &str,
+) -> String {
+    config_text(bootstrap, extra, security.map_or("", ClientSecurity::toml))
+}
+
+/// [`test_config_toml`] with `kafka_lines` (security settings) in its `[kafka]` section.
+pub(crate) fn config_text(bootstrap: &str, extra: &str, kafka_lines: &str) -> String {
     let (revocations, groups) = (unique("__hubgate_revocations"), unique("__hubgate_groups"));
     format!(
         r#"
@@ -284,19 +303,31 @@ pub fn test_config_toml(bootstrap: &str, extra: &str) -> String {
         consumer_group_topic = "{groups}"
         {extra}
         [kafka]
-        bootstrap_servers = {servers}
+        bootstrap_servers = {}
         request_timeout_ms = 5000
         metadata_ttl_ms = 1000
+        {kafka_lines}
         {}
         "#,
+        servers_array(bootstrap),
         hubgate_testkit::RULES_TOML
     )
 }
 
-/// `bootstrap` (comma-separated servers) as a TOML array, for `kafka.bootstrap_servers`.
-pub fn servers_toml(bootstrap: &str) -> String {
+/// `bootstrap` (comma-separated servers) as a TOML array.
+fn servers_array(bootstrap: &str) -> String {
     let servers: Vec<String> = bootstrap.split(',').map(|s| format!("{s:?}")).collect();
     format!("[{}]", servers.join(", "))
+}
+
+/// The `[kafka]` lines that reach `bootstrap` (comma-separated): `bootstrap_servers`, and the
+/// shared cluster's security settings when it is secured ([`security_for`]).
+pub fn kafka_toml(bootstrap: &str) -> String {
+    format!(
+        "bootstrap_servers = {}\n{}\n",
+        servers_array(bootstrap),
+        security_for(bootstrap).map_or("", ClientSecurity::toml)
+    )
 }
 
 /// [`test_config_toml`], parsed.
@@ -458,9 +489,12 @@ pub fn kafka_with(
     bootstrap: &str,
     tweak: impl FnOnce(&mut hubgate_server::config::KafkaConfig),
 ) -> hubgate_server::Kafka {
-    let mut config = hubgate_server::config::KafkaConfig {
-        bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
-        ..Default::default()
+    let mut config = match security_for(bootstrap) {
+        Some(security) => security.kafka_config(bootstrap),
+        None => hubgate_server::config::KafkaConfig {
+            bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
+            ..Default::default()
+        },
     };
     tweak(&mut config);
     hubgate_server::Kafka::new(&config).unwrap()
@@ -476,12 +510,19 @@ pub fn text_record(text: &str) -> rskafka::record::Record {
     }
 }
 
-/// An rskafka client of the test's own (not the gateway's).
+/// An rskafka client of the test's own (not the gateway's), secured as [`security_for`] says.
 pub async fn kafka_client(bootstrap: &str) -> Client {
-    ClientBuilder::new(bootstrap.split(',').map(str::to_owned).collect())
-        .build()
-        .await
-        .unwrap()
+    kafka_client_secured(bootstrap, security_for(bootstrap)).await
+}
+
+/// An rskafka client of the test's own for `bootstrap` with `security` (TLS and SASL set up
+/// as hubgate's own client does).
+pub async fn kafka_client_secured(bootstrap: &str, security: Option<&ClientSecurity>) -> Client {
+    let builder = match security {
+        Some(s) => hubgate_server::kafka::client_builder(&s.kafka_config(bootstrap)).unwrap(),
+        None => ClientBuilder::new(bootstrap.split(',').map(str::to_owned).collect()),
+    };
+    builder.build().await.unwrap()
 }
 
 /// Latest offset of every partition of `topic` (an independent client's view), or an empty
@@ -543,6 +584,16 @@ impl PyRecord {
 
 /// Reads the whole topic with kafka-python (`$HUBGATE_PYTHON`, set up by scripts/test).
 pub async fn kafka_python_read(bootstrap: &str, topic: &str) -> Vec<PyRecord> {
+    kafka_python_read_secured(bootstrap, security_for(bootstrap), topic).await
+}
+
+/// [`kafka_python_read`] with `security`.
+pub async fn kafka_python_read_secured(
+    bootstrap: &str,
+    security: Option<&ClientSecurity>,
+    topic: &str,
+) -> Vec<PyRecord> {
+    let kwargs = security.map_or_else(String::new, |s| s.python_kwargs().to_string());
     let python = std::env::var("HUBGATE_PYTHON").unwrap_or_else(|_| {
         panic!(
             "HUBGATE_PYTHON is not set: run the tests with scripts/test (it installs kafka-python)"
@@ -553,6 +604,7 @@ pub async fn kafka_python_read(bootstrap: &str, topic: &str) -> Vec<PyRecord> {
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .args([script, &bootstrap, &topic])
+            .env("HUBGATE_KAFKA_PY_CONFIG", kwargs)
             .output()
             .expect("run python")
     })

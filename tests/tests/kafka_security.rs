@@ -2,90 +2,22 @@
 //! SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 users; SCRAM credentials
 //! made at format time), a SASL_SSL listener (SCRAM-SHA-512 over TLS with a private CA) and
 //! an SSL listener that requires a client certificate (mutual TLS). For each, hubgate creates
-//! a topic (the admin connection), sends and reads (rskafka's connections); a wrong
-//! password, a missing SASL or TLS setting, or a missing client certificate is refused.
+//! a topic (the admin connection), sends and reads (rskafka's connections), and the tests'
+//! own clients of a secured shared cluster (`tests/src/secured.rs`: rskafka, kafka-python,
+//! Kafka's console consumer) read it with the same settings; a wrong password, a missing SASL
+//! or TLS setting, or a missing client certificate is refused.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
-use hubgate_server::config::SaslMechanism;
-use hubgate_tests::{ClusterSpec, Gateway, KafkaCluster, http, test_config_toml, token_1h, unique};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
+use hubgate_tests::{
+    ClientSecurity, ClusterSpec, Gateway, KafkaCluster, SECURED_LISTENERS, TEST_PASSWORD,
+    TEST_USER, TestPki, console_consume_secured, http, kafka_client_secured,
+    kafka_python_read_secured, test_config_toml_secured, token_1h, unique,
 };
 use serde_json::json;
 
-const USER: &str = "hubgate-svc";
-const PASSWORD: &str = "correct-horse-battery-staple";
-
-/// PEM files of a test CA, a broker certificate for 127.0.0.1 signed by it (with its key),
-/// and a client certificate signed by it (with its key).
-struct Pki {
-    ca: String,
-    broker: (String, String),
-    client: (String, String),
-}
-
-fn pki() -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "hubgate test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &ca).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        broker: leaf(
-            vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        ),
-        client: leaf(
-            vec!["hubgate".to_owned()],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ),
-        ca: ca.pem(),
-    }
-}
-
-/// A PEM text as one `server.properties` value (`\n` escapes).
-fn inline(pem: &str) -> String {
-    pem.trim().replace('\n', "\\n")
-}
-
-const LISTENERS: &[(&str, &str)] = &[
-    ("SASL_PLAIN", "SASL_PLAINTEXT"),
-    ("SASL_TLS", "SASL_SSL"),
-    ("MTLS", "SSL"),
-];
-
-fn broker_properties(pki: &Pki) -> String {
-    let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
-    let plain = format!(
-        "org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}=\"{PASSWORD}\";"
-    );
-    let mut p = String::from("sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512\n");
-    for listener in ["sasl_plain", "sasl_tls"] {
-        p.push_str(&format!(
-            "listener.name.{listener}.plain.sasl.jaas.config={plain}\n\
-             listener.name.{listener}.scram-sha-256.sasl.jaas.config={scram}\n\
-             listener.name.{listener}.scram-sha-512.sasl.jaas.config={scram}\n"
-        ));
-    }
-    p.push_str(&format!(
-        "ssl.keystore.type=PEM\nssl.keystore.certificate.chain={}\nssl.keystore.key={}\n\
-         ssl.truststore.type=PEM\nssl.truststore.certificates={}\n\
-         listener.name.mtls.ssl.client.auth=required\n",
-        inline(&pki.broker.0),
-        inline(&pki.broker.1),
-        inline(&pki.ca),
-    ));
-    p
-}
+const USER: &str = TEST_USER;
+const PASSWORD: &str = TEST_PASSWORD;
 
 /// How one gateway reaches the broker.
 #[derive(Debug, Clone, Copy)]
@@ -93,11 +25,12 @@ struct Way {
     listener: &'static str,
     tls: bool,
     client_cert: bool,
-    sasl: Option<SaslMechanism>,
+    /// hubgate's `kafka.sasl_mechanism`.
+    sasl: Option<&'static str>,
     password: &'static str,
 }
 
-const fn way(listener: &'static str, tls: bool, sasl: Option<SaslMechanism>) -> Way {
+const fn way(listener: &'static str, tls: bool, sasl: Option<&'static str>) -> Way {
     Way {
         listener,
         tls,
@@ -107,42 +40,52 @@ const fn way(listener: &'static str, tls: bool, sasl: Option<SaslMechanism>) -> 
     }
 }
 
-fn config(cluster: &KafkaCluster, files: &std::path::Path, w: Way) -> hubgate_server::Config {
-    let bootstrap = cluster.listener_bootstrap(w.listener);
-    let mut c = hubgate_server::Config::from_toml(&test_config_toml(&bootstrap, "")).unwrap();
-    c.kafka.request_timeout = std::time::Duration::from_secs(3);
+/// hubgate's `[kafka]` security lines for `w` (what `HUBGATE_TEST_KAFKA_CONFIG` holds for a
+/// secured shared cluster), with the PEM files in `files`.
+fn security(files: &std::path::Path, w: Way) -> ClientSecurity {
+    let mut lines = String::new();
+    let file = |name: &str| format!("{:?}", files.join(name).display().to_string());
     if w.tls {
-        c.kafka.tls = true;
-        c.kafka.tls_ca_file = Some(files.join("ca.pem"));
+        lines.push_str(&format!("tls = true\ntls_ca_file = {}\n", file("ca.pem")));
     }
     if w.client_cert {
-        c.kafka.tls_cert_file = Some(files.join("client.pem"));
-        c.kafka.tls_key_file = Some(files.join("client.key"));
+        lines.push_str(&format!(
+            "tls_cert_file = {}\ntls_key_file = {}\n",
+            file("client.pem"),
+            file("client.key")
+        ));
     }
     if let Some(m) = w.sasl {
-        c.kafka.sasl_mechanism = Some(m);
-        c.kafka.sasl_username = Some(USER.into());
-        c.kafka.sasl_password = Some(w.password.to_owned().into());
+        lines.push_str(&format!(
+            "sasl_mechanism = {m:?}\nsasl_username = {USER:?}\nsasl_password = {:?}\n",
+            w.password
+        ));
     }
+    ClientSecurity::from_toml(&lines)
+}
+
+fn config(cluster: &KafkaCluster, files: &std::path::Path, w: Way) -> hubgate_server::Config {
+    let bootstrap = cluster.listener_bootstrap(w.listener);
+    let toml = test_config_toml_secured(&bootstrap, Some(&security(files, w)), "");
+    let mut c = hubgate_server::Config::from_toml(&toml).unwrap();
+    c.kafka.request_timeout = std::time::Duration::from_secs(3);
     c.validate().unwrap();
     c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_sasl_tls_and_mtls_listeners_ok() {
-    let pki = pki();
+    let pki = TestPki::generate();
     let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("ca.pem"), &pki.ca).unwrap();
-    std::fs::write(files.path().join("client.pem"), &pki.client.0).unwrap();
-    std::fs::write(files.path().join("client.key"), &pki.client.1).unwrap();
-    let scram_256 = format!("SCRAM-SHA-256=[name={USER},password={PASSWORD}]");
-    let scram_512 = format!("SCRAM-SHA-512=[name={USER},password={PASSWORD}]");
-    let properties = broker_properties(&pki);
+    pki.write_client_files(files.path());
+    let properties = pki.broker_properties();
+    let format_args = TestPki::format_args();
+    let format_args: Vec<&str> = format_args.iter().map(String::as_str).collect();
     let cluster = KafkaCluster::start_spec(ClusterSpec {
         nodes: 1,
-        listeners: LISTENERS,
+        listeners: SECURED_LISTENERS,
         properties: &properties,
-        format_args: &["--add-scram", &scram_256, "--add-scram", &scram_512],
+        format_args: &format_args,
         home: None,
     });
     let client = http();
@@ -150,21 +93,18 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
     let mut mtls = way("MTLS", true, None);
     mtls.client_cert = true;
     for (name, w) in [
-        (
-            "SASL PLAIN",
-            way("SASL_PLAIN", false, Some(SaslMechanism::Plain)),
-        ),
+        ("SASL PLAIN", way("SASL_PLAIN", false, Some("PLAIN"))),
         (
             "SCRAM-SHA-256",
-            way("SASL_PLAIN", false, Some(SaslMechanism::ScramSha256)),
+            way("SASL_PLAIN", false, Some("SCRAM-SHA-256")),
         ),
         (
             "SCRAM-SHA-512",
-            way("SASL_PLAIN", false, Some(SaslMechanism::ScramSha512)),
+            way("SASL_PLAIN", false, Some("SCRAM-SHA-512")),
         ),
         (
             "TLS (private CA) + SCRAM-SHA-512",
-            way("SASL_TLS", true, Some(SaslMechanism::ScramSha512)),
+            way("SASL_TLS", true, Some("SCRAM-SHA-512")),
         ),
         ("mutual TLS", mtls),
     ] {
@@ -213,11 +153,43 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
             format!("over {name}"),
             "{name}"
         );
-        println!("kafka security: {name}: topic created, sent, read");
+        // The tests' own clients of a secured shared cluster, from the same settings
+        // (HUBGATE_TEST_KAFKA_CONFIG): rskafka, kafka-python and Kafka's console consumer.
+        let bootstrap = cluster.listener_bootstrap(w.listener);
+        let security = security(files.path(), w);
+        let own = kafka_client_secured(&bootstrap, Some(&security)).await;
+        assert!(
+            own.list_topics()
+                .await
+                .unwrap()
+                .iter()
+                .any(|t| t.name == topic),
+            "{name}: the tests' rskafka client"
+        );
+        let py = kafka_python_read_secured(&bootstrap, Some(&security), &topic).await;
+        assert_eq!(
+            py.iter().map(|r| r.value().unwrap()).collect::<Vec<_>>(),
+            [format!("over {name}").into_bytes()],
+            "{name}: kafka-python"
+        );
+        let (b, t) = (bootstrap.clone(), topic.clone());
+        let java = tokio::task::spawn_blocking(move || {
+            console_consume_secured(&b, Some(&security), &t, 1)
+        })
+        .await
+        .unwrap();
+        assert!(
+            java.len() == 1 && java[0].ends_with(&format!("over {name}")),
+            "{name}: Kafka's console consumer: {java:?}"
+        );
+        println!(
+            "kafka security: {name}: topic created, sent, read; the same settings read it \
+             with rskafka, kafka-python and Kafka's console consumer"
+        );
     }
 
     // Refusals: the broker really checks each of them (503, nothing acknowledged).
-    let mut wrong_password = way("SASL_PLAIN", false, Some(SaslMechanism::ScramSha512));
+    let mut wrong_password = way("SASL_PLAIN", false, Some("SCRAM-SHA-512"));
     wrong_password.password = "wrong-password";
     let mut no_client_cert = way("MTLS", true, None);
     no_client_cert.client_cert = false;
@@ -226,7 +198,7 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
         ("no SASL on a SASL listener", way("SASL_PLAIN", false, None)),
         (
             "plaintext to a TLS listener",
-            way("SASL_TLS", false, Some(SaslMechanism::ScramSha512)),
+            way("SASL_TLS", false, Some("SCRAM-SHA-512")),
         ),
         ("no client certificate on the mTLS listener", no_client_cert),
     ] {

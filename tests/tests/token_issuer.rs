@@ -10,7 +10,7 @@ use hubgate_server::config::RuleConfig;
 use hubgate_server::sas::{SasKey, mint};
 use hubgate_server::secrets::secret_value;
 use hubgate_tests::{
-    Env, HubgateProcess, Moto, NAMESPACE, SharedKafka, http, now, servers_toml, unique,
+    Env, HubgateProcess, Moto, NAMESPACE, SharedKafka, http, kafka_toml, now, unique,
 };
 use serde_json::{Value, json};
 
@@ -186,10 +186,10 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     let toml = format!(
         "namespace = '{NAMESPACE}'\nsecret_id = '{SECRET}'\nsecret_reload_min_ms = 200\n\
          revocation_topic = '{}'\nconsumer_group_topic = '{}'\n\
-         [kafka]\nbootstrap_servers = {}\nrequest_timeout_ms = 5000\n",
+         [kafka]\n{}request_timeout_ms = 5000\n",
         unique("__hubgate_revocations"),
         unique("__hubgate_groups"),
-        servers_toml(&broker.bootstrap())
+        kafka_toml(&broker.bootstrap())
     );
     // P issues tokens and rotates; Q is another instance that started before any rotation.
     let p = HubgateProcess::start_with_env(&toml, &moto.env());

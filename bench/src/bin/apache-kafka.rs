@@ -2,7 +2,9 @@
 //! Kafka's own Java producer writing the same records to the same broker in the same run
 //! (`bench/java/ProducerBench.java`: the same number of records in flight), at 1 and 100
 //! records per request: records/s, client CPU per record (hubgate's process, or the Java
-//! producer's JVM) and broker CPU per record, with `kafka.compression` none and lz4.
+//! producer's JVM) and broker CPU per record, with `kafka.compression` none and lz4; and from
+//! the broker's log (Kafka's `DumpLogSegments`), records per batch (on a one-partition topic,
+//! records per produce request) and bytes on disk per record.
 //! `benches/run` runs it; BENCHMARKS.md has the results.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
 
@@ -39,6 +41,38 @@ struct Row {
     client_cpu_us: f64,
     broker_cpu_us: f64,
     errors: u64,
+    log: LogStats,
+}
+
+/// What the broker's log of a scenario's topic holds (warm-up included).
+#[derive(Debug, Default)]
+struct LogStats {
+    batches: u64,
+    records: u64,
+    bytes: u64,
+}
+
+/// Batches, records and bytes in partition 0 of `topic`, from `DumpLogSegments`' batch
+/// lines (`baseOffset: … count: N … size: S …`).
+fn log_stats(kafka: &hubgate_tests::SharedKafka, topic: &str) -> LogStats {
+    let mut stats = LogStats::default();
+    for line in kafka.dump_log(topic).lines() {
+        if !line.starts_with("baseOffset:") {
+            continue;
+        }
+        let field = |name: &str| -> u64 {
+            let rest = &line[line
+                .find(name)
+                .unwrap_or_else(|| panic!("{name} in {line}"))
+                + name.len()..];
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        stats.batches += 1;
+        stats.records += field(" count: ");
+        stats.bytes += field(" size: ");
+    }
+    assert!(stats.batches > 0, "no batch in {topic}");
+    stats
 }
 
 /// The Java producer with `records × concurrency` records in flight.
@@ -86,6 +120,7 @@ fn java(
         client_cpu_us: cpu_us / acked,
         broker_cpu_us: broker_us / acked,
         errors: 0,
+        log: LogStats::default(),
     }
 }
 
@@ -94,6 +129,7 @@ fn main() {
     let cluster = KafkaCluster::start(1);
     let broker_pid = cluster.pid(1).unwrap();
     let bootstrap = cluster.bootstrap();
+    let shared = cluster.as_shared();
     let dir = tempfile::tempdir().unwrap();
     let base = test_config_toml(&bootstrap, "");
     let config = hubgate_server::Config::from_toml(&base).unwrap();
@@ -130,6 +166,7 @@ fn main() {
                 client_cpu_us: (g1 - g0).as_secs_f64() * 1e6 / total,
                 broker_cpu_us: (b1 - b0).as_secs_f64() * 1e6 / total,
                 errors,
+                log: log_stats(&shared, &topic),
             });
             drop(hg);
         }
@@ -137,19 +174,22 @@ fn main() {
         runtime
             .block_on(kafka.create_topic(&topic, 1, 1, &[]))
             .unwrap();
-        rows.push(java(
+        let mut row = java(
             broker_pid,
             &bootstrap,
             &topic,
             records,
             concurrency,
             args.seconds,
-        ));
+        );
+        row.log = log_stats(&shared, &topic);
+        rows.push(row);
     }
     let mut t = format!(
         "## Produce on Apache Kafka ({} s per scenario, one KRaft node, topic with 1 partition, \
          acks=all)\n\n| client | records/req | in flight (req) | records/s | client CPU µs/record | \
-         broker CPU µs/record | non-2xx | records/s vs Java |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+         broker CPU µs/record | non-2xx | records/s vs Java | records/batch | bytes on disk/record \
+         |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         args.seconds
     );
     for group in rows.chunks(3) {
@@ -157,7 +197,7 @@ fn main() {
         for r in group {
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {:.2} |",
+                "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {:.2} | {:.1} | {:.1} |",
                 r.name,
                 r.records_per_request,
                 r.in_flight,
@@ -165,7 +205,9 @@ fn main() {
                 r.client_cpu_us,
                 r.broker_cpu_us,
                 r.errors,
-                r.records_per_sec / java
+                r.records_per_sec / java,
+                r.log.records as f64 / r.log.batches as f64,
+                r.log.bytes as f64 / r.log.records as f64,
             );
         }
     }

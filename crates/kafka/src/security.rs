@@ -35,6 +35,20 @@ impl fmt::Debug for Security {
 }
 
 impl Security {
+    /// `builder` with these TLS and SASL settings.
+    pub(super) fn apply(
+        &self,
+        mut builder: rskafka::client::ClientBuilder,
+    ) -> rskafka::client::ClientBuilder {
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(Arc::clone(tls));
+        }
+        if let Some((_, sasl)) = &self.sasl {
+            builder = builder.sasl_config(sasl.clone());
+        }
+        builder
+    }
+
     /// Reads the configuration; fails on an unreadable or empty CA file.
     pub(super) fn from_config(c: &KafkaConfig) -> Result<Self, KafkaError> {
         let tls = if c.tls {

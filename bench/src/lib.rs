@@ -136,3 +136,29 @@ pub fn produce_script(dir: &Path, name: &str, records: usize, token: &str) -> st
     std::fs::write(&path, lua).unwrap();
     path
 }
+
+/// Runs `f` while `perf record` samples process `pid` (call graphs, 499 Hz) into
+/// `$HUBGATE_BENCH_PERF_DIR/<name>.data`, when that variable is set; else just runs `f`.
+/// `perf report -i <file> --no-children` then shows where the process spent its CPU.
+pub fn perf_during<T>(pid: u32, name: &str, f: impl FnOnce() -> T) -> T {
+    let Some(dir) = std::env::var_os("HUBGATE_BENCH_PERF_DIR") else {
+        return f();
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Path::new(&dir).join(format!("{name}.data"));
+    let mut perf = Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perf (HUBGATE_BENCH_PERF_DIR is set)");
+    std::thread::sleep(Duration::from_millis(300)); // perf attaches
+    let result = f();
+    let _ = Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
+    eprintln!(">> perf profile of {name}: {}", out.display());
+    result
+}

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, cpu_time, peak_rss_mib, produce_script, spawn_serve, value, wrk};
+use hubgate_bench::{
+    Hubgate, cpu_time, peak_rss_mib, perf_during, produce_script, spawn_serve, value, wrk,
+};
 use hubgate_tests::{Tansu, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
@@ -98,7 +100,13 @@ impl Setup {
         wrk(&url, &script, concurrency, 1); // warm-up
         let broker_pid = self.broker.pid().unwrap();
         let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
-        let (rps, p50, p99, errors) = wrk(&url, &script, concurrency, self.seconds);
+        let profile: String = format!("{name}-{records}-{concurrency}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let (rps, p50, p99, errors) = perf_during(hg.child.id(), &profile, || {
+            wrk(&url, &script, concurrency, self.seconds)
+        });
         let (g1, b1) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
         let total = rps * self.seconds as f64 * records as f64;
         Row {

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, cpu_time, produce_script, wrk};
+use hubgate_bench::{Hubgate, cpu_time, perf_during, produce_script, wrk};
 use hubgate_tests::{KafkaCluster, kafka_home, test_config_toml, token_1h};
 
 #[derive(Debug, Parser)]
@@ -155,7 +155,9 @@ fn main() {
             let url = format!("http://127.0.0.1:{}/v1/producer/topics/{topic}", hg.port);
             wrk(&url, &script, concurrency, 1); // warm-up
             let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
-            let (rps, _, _, errors) = wrk(&url, &script, concurrency, args.seconds);
+            let (rps, _, _, errors) = perf_during(hg.child.id(), &topic, || {
+                wrk(&url, &script, concurrency, args.seconds)
+            });
             let (g1, b1) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
             let total = rps * args.seconds as f64 * records as f64;
             rows.push(Row {

@@ -30,8 +30,8 @@ pub enum KafkaConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProduceCompression {
-    /// No compression (the default: the gateway's CPU per record stays lowest, and the
-    /// batches of one HTTP request are small).
+    /// No compression (the default: every consumer reads it, whatever codec libraries it
+    /// has; README `kafka.compression` has the measured trade-off).
     #[default]
     None,
     Gzip,

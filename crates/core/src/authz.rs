@@ -139,6 +139,8 @@ pub enum AuthError {
     UnknownScheme,
     #[error(transparent)]
     Sas(#[from] SasError),
+    /// The log's words; a client is told what a bad signature gets ([`AuthError::client_text`]),
+    /// so a caller without a valid credential cannot learn which rule names exist.
     #[error("InvalidSignature: the token's key name (skn) is not a rule of this namespace")]
     UnknownRule,
     #[error("InvalidAudience: the token is for another namespace")]
@@ -160,6 +162,15 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// What a client is told. The same as [`Display`](std::fmt::Display) except for an
+    /// unknown rule name, which reads as a bad signature.
+    pub fn client_text(&self) -> String {
+        match self {
+            Self::UnknownRule => SasError::InvalidSignature.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the request's credential itself is the problem (missing, invalid, expired,
     /// out of scope, lacking the right, revoked), as opposed to a valid bearer token whose
     /// groups refuse the request, or membership that could not be checked.
@@ -268,10 +279,12 @@ impl Authenticator {
     /// Verifies a `SharedAccessSignature …` token at time `now` (Unix seconds).
     pub fn authenticate_sas(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
         let token = SasToken::parse(token)?;
-        let rule = self
-            .rules
-            .get(token.key_name())
-            .ok_or(AuthError::UnknownRule)?;
+        let Some(rule) = self.rules.get(token.key_name()) else {
+            // The same work as for a known rule, so that the answer's timing does not tell
+            // either (its result is a bad signature whatever the token says).
+            let _ = token.verify(std::iter::once(unknown_rule_key()), now);
+            return Err(AuthError::UnknownRule);
+        };
         token.verify(&rule.keys, now)?;
         if token.scope().host() != self.namespace {
             return Err(AuthError::WrongNamespace);
@@ -292,6 +305,15 @@ impl Authenticator {
             expires_at: token.expiry(),
         })
     }
+}
+
+/// A key no rule has, checked against tokens that name an unknown rule.
+fn unknown_rule_key() -> &'static SasKey {
+    static KEY: std::sync::OnceLock<SasKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        SasKey::new("hubgate: a key for token key names that are no rule of this namespace")
+            .unwrap_or_else(|_| unreachable!("the text is longer than MIN_KEY_LEN"))
+    })
 }
 
 fn starts_with(long: &[String], prefix: &[String]) -> bool {
@@ -411,6 +433,22 @@ mod tests {
         assert_eq!(a.authenticate_sas(&t, 1), Err(AuthError::WrongNamespace));
         let t = token(&c, "manage", "https://ns.test/hub", 100).replace("skn=manage", "skn=nope");
         assert_eq!(a.authenticate_sas(&t, 1), Err(AuthError::UnknownRule));
+    }
+
+    #[test]
+    fn unknown_rule_tells_a_client_what_a_bad_signature_does_ok() {
+        let (a, c) = auth();
+        let good = token(&c, "manage", "https://ns.test/hub", 100);
+        let unknown_rule = good.replace("skn=manage", "skn=nope");
+        let sig_at = good.find("sig=").unwrap() + 4;
+        let mut bad_sig = good.clone();
+        bad_sig.replace_range(sig_at..sig_at + 4, "AAAA");
+        let unknown = a.authenticate_sas(&unknown_rule, 1).unwrap_err();
+        let forged = a.authenticate_sas(&bad_sig, 1).unwrap_err();
+        assert_eq!(forged, AuthError::Sas(SasError::InvalidSignature));
+        assert_eq!(unknown.client_text(), forged.client_text());
+        // The log still says which.
+        assert_ne!(unknown.to_string(), forged.to_string());
     }
 
     #[test]

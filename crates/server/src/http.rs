@@ -220,6 +220,7 @@ impl ApiError {
     /// What the client is told: never a broker's or a library's own words.
     pub fn client_message(&self) -> String {
         match self {
+            Self::Unauthorized(e) => e.client_text(),
             Self::Kafka(e) => e.client_message(),
             Self::PartialProduce { source, .. } => format!(
                 "{} Some records were acknowledged (see offsets); retrying them writes them again.",
@@ -547,10 +548,63 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `Query` with [`ApiError`] rejections.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// Query parameters every route accepts and ignores: Event Hubs clients send them on every
+/// call (README "API").
+pub const IGNORED_QUERY: &[&str] = &["api-version", "timeout"];
+
+/// `Query` with [`ApiError`] rejections, after dropping the [`IGNORED_QUERY`] parameters (so
+/// a route's own query type may refuse unknown fields and still take Event Hubs calls).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let kept = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes())
+                    .filter(|(k, _)| !IGNORED_QUERY.iter().any(|i| k.eq_ignore_ascii_case(i))),
+            )
+            .finish();
+        let uri: axum::http::Uri = format!("/?{kept}")
+            .parse()
+            .map_err(|_| ApiError::BadRequest("invalid query string".into()))?;
+        let axum::extract::Query(q) = axum::extract::Query::try_from_uri(&uri)?;
+        Ok(Self(q))
+    }
+}
+
+/// Refuses a body that is not declared JSON (`application/json`, or `application/*+json`)
+/// with 415, as [`ApiJson`] does, for routes that read their JSON body as bytes first
+/// (to hash it for idempotency).
+pub fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json = media == "application/json"
+        || media
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "expected 'Content-Type: application/json'".into(),
+        ))
+    }
+}
 
 /// `Path` with [`ApiError`] rejections.
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_server::access::Grant;
-use hubgate_server::http::{ApiJson, ApiQuery, read_body};
+use hubgate_server::http::{ApiJson, ApiQuery, read_body, require_json};
 use hubgate_server::json::parse_object;
 use hubgate_server::kafka::{BrokerInfo, PartitionInfo};
 use hubgate_server::{ApiError, KafkaError, Principal, Resource, Right, authorize};
@@ -241,6 +241,7 @@ pub(crate) async fn produce(
 ) -> Result<Response, ApiError> {
     let topic = grant.params.hub()?;
     let (principal, resource) = (&grant.principal, grant.resource()?);
+    require_json(&headers)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let run = async {
         produce_body(&s, topic, principal, resource, &bytes)

@@ -333,3 +333,84 @@ async fn method_not_allowed_lists_allowed_methods_ok() {
     let (s, _, _) = call(&app, "GET", "/openapi.json", None, "").await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn query_api_version_and_timeout_ignored_on_every_read_ok() {
+    let app = router("");
+    let manage = token("manage", "", FAR);
+    let ignored = "api-version=2014-01&timeout=60&API-VERSION=2015-01";
+    for path in [
+        "/v1/consumer/topics/hub/partitions/0/offsets/0",
+        "/hub/consumergroups/$Default/partitions/0/messages",
+    ] {
+        // Accepted (then Kafka, down here, answers 503), not "unknown field".
+        let (s, v, _) = call(&app, "GET", &format!("{path}?{ignored}"), Some(&manage), "").await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{path}: {v}");
+        // The route's own parameters are still checked beside them.
+        let (s, v, _) = call(
+            &app,
+            "GET",
+            &format!("{path}?{ignored}&count=0"),
+            Some(&manage),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn produce_not_json_content_type_fails() {
+    let t = token("send", "hub", FAR);
+    let app = router("");
+    let produce = |content_type: &'static str| {
+        let (app, t) = (app.clone(), t.clone());
+        async move {
+            let body = r#"{"records":[{"value":1}]}"#;
+            let uri = "/v1/producer/topics/hub";
+            hubgate_testkit::call(&app, "POST", uri, Some(&t), content_type, body).await
+        }
+    };
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let a = produce(content_type).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        assert_error(&a.json, 41501, "application/json");
+    }
+    // Declared JSON (also with parameters or a +json type) goes on to Kafka (down: 503).
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.kafka+json",
+    ] {
+        let a = produce(content_type).await;
+        assert_eq!(
+            a.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{content_type:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_rule_answers_like_a_bad_signature_ok() {
+    let app = router("");
+    let good = token("listen", "hub", FAR);
+    let unknown_rule = good.replace("skn=listen", "skn=nosuchrule");
+    let sig_at = good.find("sig=").unwrap() + 4;
+    let mut bad_sig = good.clone();
+    bad_sig.replace_range(sig_at..sig_at + 4, "AAAA");
+    let path = "/v1/metadata/topics";
+    let (s1, v1, _) = call(&app, "GET", path, Some(&unknown_rule), "").await;
+    let (s2, v2, _) = call(&app, "GET", path, Some(&bad_sig), "").await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        v1, v2,
+        "a caller without a key must not learn which rule names exist"
+    );
+}

@@ -16,6 +16,26 @@ use crate::json::{self, JsonError, Object, parse_object, raw_string};
 /// Record header carrying the publisher name (the Event Hubs AMQP annotation's name).
 pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
 
+/// Header names only hubgate writes, never a client, on any route: the Event Hubs message
+/// annotations (`x-opt-…`, of which [`PUBLISHER_HEADER`] names the authenticated publisher
+/// and is what consumer-group reads report as `publisher`). Compared in ASCII case.
+pub const RESERVED_HEADER_PREFIX: &str = "x-opt-";
+
+/// Whether a client-supplied header or property `name` is reserved
+/// ([`RESERVED_HEADER_PREFIX`]).
+pub fn is_reserved_header(name: &str) -> bool {
+    name.as_bytes()
+        .get(..RESERVED_HEADER_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_HEADER_PREFIX.as_bytes()))
+}
+
+/// The error for a client that sent the reserved `name` as `what`.
+pub fn reserved_header_error(what: &str, name: &str) -> JsonError {
+    JsonError(format!(
+        "{what} '{name}' is reserved: names starting with '{RESERVED_HEADER_PREFIX}' are set by the gateway only"
+    ))
+}
+
 /// One record of a produce body, ready for Kafka but for its partition and timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducedRecord {
@@ -74,6 +94,9 @@ impl ProduceRecord {
             return Err(JsonError(format!(
                 "record {i}: partition must not be negative"
             )));
+        }
+        if let Some(k) = self.headers.keys().find(|k| is_reserved_header(k)) {
+            return Err(reserved_header_error(&format!("record {i}: header"), k));
         }
         Ok(ProducedRecord {
             partition: self.partition,
@@ -181,6 +204,12 @@ pub fn batch_events(body: &[u8]) -> Result<Vec<Event>, JsonError> {
                 .user_properties
                 .into_iter()
                 .map(|(k, v)| {
+                    if is_reserved_header(&k) {
+                        return Err(reserved_header_error(
+                            &format!("event {i}: UserProperties"),
+                            &k,
+                        ));
+                    }
                     let v = property_value(v).ok_or_else(|| {
                         JsonError(format!(
                             "event {i}: UserProperties['{k}'] must be a string, number or boolean"
@@ -288,6 +317,34 @@ mod tests {
         assert_eq!(events[0].properties["n"], b"1");
         assert_eq!(events[0].properties["b"], b"true");
         assert_eq!(events[1].body, br#"{"j":1}"#);
+    }
+
+    #[test]
+    fn reserved_headers_from_clients_fails() {
+        for name in [
+            "x-opt-publisher",
+            "X-Opt-Publisher",
+            "x-opt-enqueued-time",
+            "X-OPT-",
+        ] {
+            assert!(is_reserved_header(name), "{name}");
+            let produce =
+                format!(r#"{{"records":[{{"value":"v","headers":{{"{name}":"forged"}}}}]}}"#);
+            let e = produce_records(produce.as_bytes()).unwrap_err();
+            assert!(e.0.contains("reserved"), "{e:?}");
+            let batch = format!(r#"[{{"Body":"b","UserProperties":{{"{name}":"forged"}}}}]"#);
+            let e = batch_events(batch.as_bytes()).unwrap_err();
+            assert!(e.0.contains("reserved"), "{e:?}");
+        }
+        for name in [
+            "x-optional",
+            "publisher",
+            "x-op",
+            "ẋ-opt-publisher",
+            "x-opt",
+        ] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
     }
 
     #[test]

@@ -160,11 +160,12 @@ pub async fn call(
     if let Some(a) = authorization {
         request = request.header("authorization", a);
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(body.into()).unwrap())
-        .await
-        .unwrap();
+    send(app, request.body(body.into()).unwrap()).await
+}
+
+/// Sends a request built by the caller (any headers) through `app`.
+pub async fn send(app: &axum::Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -201,11 +201,19 @@ fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
         None => BrokerProperties::default(),
         Some(v) => BrokerProperties::parse(v.as_bytes())?,
     };
-    let properties = headers
+    let properties: std::collections::BTreeMap<String, Vec<u8>> = headers
         .iter()
         .filter(|(n, _)| is_property(n.as_str()))
         .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
+    if let Some(name) = properties
+        .keys()
+        .find(|n| hubgate_core::bodies::is_reserved_header(n))
+    {
+        return Err(ApiError::BadRequest(
+            hubgate_core::bodies::reserved_header_error("header", name).0,
+        ));
+    }
     Ok(Event {
         body: body.to_vec(),
         partition_key: broker.partition_key,

@@ -414,3 +414,45 @@ async fn unknown_rule_answers_like_a_bad_signature_ok() {
         "a caller without a key must not learn which rule names exist"
     );
 }
+
+#[tokio::test]
+async fn reserved_headers_from_clients_fails() {
+    let app = router("");
+    let t = token("send", "hub", FAR);
+    let send = |content_type: &'static str, header: Option<&'static str>, body: &'static str| {
+        let (app, t) = (app.clone(), t.clone());
+        async move {
+            let mut r = axum::http::Request::post("/hub/messages")
+                .header("authorization", t)
+                .header("content-type", content_type);
+            if let Some(h) = header {
+                r = r.header(h, "forged");
+            }
+            hubgate_testkit::send(&app, r.body(body.into()).unwrap())
+                .await
+                .status
+        }
+    };
+    // A custom header on a single send, a batch's UserProperties, a produce record header.
+    for name in ["x-opt-publisher", "X-Opt-Enqueued-Time"] {
+        assert_eq!(
+            send("text/plain", Some(name), "e").await,
+            StatusCode::BAD_REQUEST,
+            "{name}"
+        );
+    }
+    let batch = r#"[{"Body":"e","UserProperties":{"X-OPT-PUBLISHER":"forged"}}]"#;
+    assert_eq!(
+        send(crate::BATCH_CONTENT_TYPE, None, batch).await,
+        StatusCode::BAD_REQUEST
+    );
+    let produce = r#"{"records":[{"value":"v","headers":{"x-opt-publisher":"forged"}}]}"#;
+    let (s, v, _) = call(&app, "POST", "/v1/producer/topics/hub", Some(&t), produce).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, 40001, "reserved");
+    // Other custom headers still travel (on to Kafka, down here: 503).
+    assert_eq!(
+        send("text/plain", Some("x-custom"), "e").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

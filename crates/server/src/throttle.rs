@@ -1,6 +1,6 @@
-//! Per-principal throttling: a token bucket per publisher (or per SAS rule / OAuth principal
-//! when the request names no publisher), per hub, so that one noisy sender cannot take the
-//! gateway or the hub from the others. Event Hubs throttles by throughput units and answers
+//! Per-sender throttling: a token bucket per authenticated sender ([`sender_key`]) and hub, so
+//! that one noisy sender cannot take the gateway or the hub from the others, and a sender
+//! cannot get fresh buckets by naming other publishers or other hubs. Event Hubs throttles by throughput units and answers
 //! `ServerBusy`; hubgate answers 429 with `Retry-After`.
 //!
 //! The buckets are `governor`'s keyed GCRA limiters (lock-free per key, no timer task). A
@@ -219,22 +219,27 @@ impl Throttle {
     }
 }
 
-/// Who sends: the publisher the request sends as, else the credential's identity. Names
-/// throttle buckets and scopes idempotency keys.
+/// Who sends, on which hub: names throttle buckets and scopes idempotency keys. The sender is
+/// the authenticated credential, never a name the request chose: a publisher-bound SAS token
+/// is its publisher; any other SAS token is its rule *and* scope (two hub tokens minted from
+/// one namespace rule for different hubs are different senders); an OAuth token is its
+/// tenant and subject. The hub is the request's (lower-cased, as resources are), so every
+/// hub has buckets of its own also under the default `[[throttle]]`.
 pub fn sender_key(principal: &Principal, resource: &Resource) -> String {
-    if let [_, kind, publisher] = resource.segments()
-        && kind == crate::authz::PUBLISHERS
-    {
-        return format!("publisher:{publisher}");
-    }
-    match principal {
-        Principal::Sas { rule, .. } => format!("rule:{rule}"),
-        Principal::Jwt {
-            subject, tenant, ..
-        } => format!("oauth:{}/{subject}", tenant.as_deref().unwrap_or("-")),
+    let hub = resource.segments().first().map_or("", String::as_str);
+    let sender = match (principal, principal.publisher()) {
+        (_, Some((hub, publisher))) => format!("publisher:{hub}/{publisher}"),
+        (Principal::Sas { rule, scope, .. }, None) => format!("rule:{rule}@{scope}"),
+        (
+            Principal::Jwt {
+                subject, tenant, ..
+            },
+            None,
+        ) => format!("oauth:{}/{subject}", tenant.as_deref().unwrap_or("-")),
         // A credential kind added later: its name is what identifies it.
-        other => other.name(),
-    }
+        (other, None) => other.name(),
+    };
+    format!("{hub}|{sender}")
 }
 
 #[cfg(test)]
@@ -263,24 +268,72 @@ mod tests {
         Throttle::new(&ThrottlePolicy::try_from(config).unwrap())
     }
 
+    fn sas_scoped(rule: &str, scope: Resource) -> Principal {
+        Principal::Sas {
+            rule: rule.into(),
+            rights: Rights::SEND,
+            scope,
+            expires_at: u64::MAX,
+        }
+    }
+
     #[test]
     fn throttle_burst_then_limited_per_publisher_ok() {
         let t = throttle(&[(None, 1, 10)]);
-        let p = sas("send");
         let a = Resource::publisher("hub", "dev-a");
         let b = Resource::publisher("hub", "dev-b");
-        assert!(t.check(&p, &a, 10).is_ok());
-        let e = t.check(&p, &a, 1).unwrap_err();
+        let (pa, pb) = (sas_scoped("send", a.clone()), sas_scoped("send", b.clone()));
+        assert!(t.check(&pa, &a, 10).is_ok());
+        let e = t.check(&pa, &a, 1).unwrap_err();
         assert!(matches!(e, ThrottleError::Limited { .. }), "{e:?}");
         assert!(e.retry_after_secs() >= 1);
         assert!(
-            t.check(&p, &b, 10).is_ok(),
-            "another publisher has its own bucket"
+            t.check(&pb, &b, 10).is_ok(),
+            "another publisher's token has its own bucket"
         );
         assert!(matches!(
-            t.check(&p, &b, 11).unwrap_err(),
+            t.check(&pb, &b, 11).unwrap_err(),
             ThrottleError::TooLarge { burst: 10, .. }
         ));
+    }
+
+    #[test]
+    fn throttle_publisher_name_rotation_fails() {
+        // A hub-wide token throttled on the hub path gets no fresh bucket from made-up
+        // publisher names: its bucket is the credential's.
+        let t = throttle(&[(None, 1, 10)]);
+        let hub_token = sas_scoped("send", Resource::hub("hub"));
+        assert!(t.check(&hub_token, &Resource::hub("hub"), 10).is_ok());
+        for fresh in ["a", "b", "c"] {
+            let e = t.check(&hub_token, &Resource::publisher("hub", fresh), 1);
+            assert!(
+                matches!(e, Err(ThrottleError::Limited { .. })),
+                "{fresh}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn throttle_one_hub_does_not_throttle_another_ok() {
+        // Under the default entry each hub has its own buckets, for a publisher name used on
+        // two hubs and for two hub tokens minted from one namespace rule.
+        let t = throttle(&[(None, 1, 5)]);
+        let on_a = sas_scoped("send", Resource::publisher("a", "dev"));
+        let on_b = sas_scoped("send", Resource::publisher("b", "dev"));
+        assert!(t.check(&on_a, &Resource::publisher("a", "dev"), 5).is_ok());
+        assert!(t.check(&on_a, &Resource::publisher("a", "dev"), 1).is_err());
+        assert!(t.check(&on_b, &Resource::publisher("b", "dev"), 5).is_ok());
+        let (hub_a, hub_b) = (
+            sas_scoped("send", Resource::hub("a")),
+            sas_scoped("send", Resource::hub("b")),
+        );
+        assert!(t.check(&hub_a, &Resource::hub("a"), 5).is_ok());
+        assert!(t.check(&hub_b, &Resource::hub("b"), 5).is_ok());
+        // The same namespace-wide token on two hubs: a bucket per hub.
+        let ns = sas("send");
+        assert!(t.check(&ns, &Resource::hub("a"), 5).is_ok());
+        assert!(t.check(&ns, &Resource::hub("b"), 5).is_ok());
+        assert!(t.check(&ns, &Resource::hub("b"), 1).is_err());
     }
 
     #[test]

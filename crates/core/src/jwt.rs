@@ -10,7 +10,10 @@
 //!   followed; `oct` keys are ignored.
 //! * `exp`, `nbf`, `iss` and `aud` are required; `iss` must be one of the pinned issuers,
 //!   `aud` one of the configured audiences, `nbf`/`exp` hold within `leeway_secs`, and a `tid`
-//!   claim must be a path segment of the issuer (Entra issuers name their tenant).
+//!   claim must be the issuer's tenant: its first path segment, as in both Entra issuer forms
+//!   (`https://login.microsoftonline.com/{tid}/v2.0`, `https://sts.windows.net/{tid}/`).
+//! * A `crit` header (RFC 7515 §4.1.11: extensions the recipient must understand) is refused:
+//!   hubgate implements none.
 
 mod provider;
 
@@ -76,6 +79,10 @@ pub enum JwtError {
     MissingClaim(String),
     #[error("the access token's tenant (tid) does not match its issuer")]
     TenantMismatch,
+    #[error(
+        "the access token names critical header extensions (crit) this gateway does not implement"
+    )]
+    UnsupportedCritical,
     #[error("the identity provider's signing keys are unavailable")]
     KeysUnavailable,
 }
@@ -305,6 +312,9 @@ impl Verifier {
             return Err(JwtError::TooLarge);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if header.crit.is_some() {
+            return Err(JwtError::UnsupportedCritical);
+        }
         let alg = JwtAlgorithm::from_header(header.alg)
             .filter(|a| self.algorithms.contains(a))
             .ok_or(JwtError::AlgorithmNotAllowed)?;
@@ -313,8 +323,7 @@ impl Verifier {
     }
 
     /// Verifies `token` (whose [`header`](Self::header) named `alg`) with `key`, and its
-    /// claims: a `tid` claim must be a path segment of the issuer (Entra issuers name their
-    /// tenant).
+    /// claims: a `tid` claim must be the issuer's tenant ([`issuer_tenant`]).
     pub fn verify(&self, token: &str, alg: JwtAlgorithm, key: &Key) -> Result<Claims, JwtError> {
         if key.alg != alg {
             return Err(JwtError::AlgorithmNotAllowed);
@@ -327,10 +336,7 @@ impl Verifier {
             .map_err(|e| map_error(&e))?;
         let claims = data.claims;
         if let Some(tid) = &claims.tid
-            && !claims
-                .iss
-                .split('/')
-                .any(|segment| segment.eq_ignore_ascii_case(tid))
+            && !issuer_tenant(&claims.iss).is_some_and(|t| t.eq_ignore_ascii_case(tid))
         {
             return Err(JwtError::TenantMismatch);
         }
@@ -345,6 +351,15 @@ impl Verifier {
     }
 }
 
+/// The tenant an issuer names: the first path segment of its URL
+/// (`https://login.microsoftonline.com/{tenant}/v2.0`, `https://sts.windows.net/{tenant}/`).
+pub fn issuer_tenant(iss: &str) -> Option<&str> {
+    let rest = iss.strip_prefix("https://")?;
+    let mut segments = rest.split('/');
+    segments.next()?; // the host
+    segments.next().filter(|t| !t.is_empty())
+}
+
 /// Installs aws-lc-rs as jsonwebtoken's crypto provider, with RSA keys parsed once (see
 /// `jwt/provider.rs`). Once per process; later calls are no-ops. Without it the first
 /// verification would panic.
@@ -355,6 +370,26 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issuer_tenant_is_the_first_path_segment_ok() {
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(
+            issuer_tenant(&format!("https://login.microsoftonline.com/{tid}/v2.0")),
+            Some(tid)
+        );
+        assert_eq!(
+            issuer_tenant(&format!("https://sts.windows.net/{tid}/")),
+            Some(tid)
+        );
+        assert_eq!(issuer_tenant("https://sts.windows.net/"), None);
+        assert_eq!(issuer_tenant("http://sts.windows.net/x/"), None);
+        // "v2.0" is a segment of the issuer, but not its tenant.
+        assert_ne!(
+            issuer_tenant(&format!("https://login.microsoftonline.com/{tid}/v2.0")),
+            Some("v2.0")
+        );
+    }
 
     #[test]
     fn parse_jwks_skips_oct_enc_and_unknown_keys_ok() {

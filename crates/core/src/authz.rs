@@ -238,7 +238,7 @@ impl Authenticator {
                 let keys = std::iter::once(r.primary_key.clone())
                     .chain(r.secondary_key.clone())
                     .collect();
-                let scope = r.hub.iter().map(|h| h.to_lowercase()).collect();
+                let scope = r.hub.iter().map(|h| crate::names::fold(h)).collect();
                 (
                     r.name.clone(),
                     Rule {
@@ -433,6 +433,31 @@ mod tests {
         assert_eq!(a.authenticate_sas(&t, 1), Err(AuthError::WrongNamespace));
         let t = token(&c, "manage", "https://ns.test/hub", 100).replace("skn=manage", "skn=nope");
         assert_eq!(a.authenticate_sas(&t, 1), Err(AuthError::UnknownRule));
+    }
+
+    #[test]
+    fn scope_case_folding_is_ascii_only_fails() {
+        // U+212A KELVIN SIGN lower-cases to ASCII 'k' under Unicode rules: a token signed for
+        // "\u{212A}afka" must not act on hub "kafka" (nor a publisher on its ASCII twin).
+        let (a, c) = auth();
+        for (uri, resource) in [
+            ("https://ns.test/%E2%84%AAAFKA", Resource::hub("kafka")),
+            (
+                "https://ns.test/hub/publishers/%E2%84%AAelvin",
+                Resource::publisher("hub", "kelvin"),
+            ),
+        ] {
+            let p = a
+                .authenticate_sas(&token(&c, "manage", uri, 100), 1)
+                .unwrap();
+            assert_eq!(
+                authorize(&p, Right::Send, &resource),
+                Err(AuthError::OutOfScope(resource.to_string())),
+                "{uri}"
+            );
+        }
+        assert_eq!(crate::names::fold("\u{212A}AFKA"), "\u{212A}afka");
+        assert_eq!(Resource::hub("\u{212A}AFKA").segments(), ["\u{212A}afka"]);
     }
 
     #[test]

@@ -3,6 +3,15 @@
 //! Rules are strict on purpose: a name that passes is safe as a Kafka topic or record key,
 //! as a URL path segment, and inside a SAS resource URI without any encoding ambiguity.
 
+/// The one case-insensitive form of a name (hub, publisher, consumer group, SAS scope
+/// segment), used wherever names are compared or stored: ASCII letters lower-cased, every
+/// other character left as it is. Unicode case rules are never used: they fold characters
+/// hubgate refuses onto ASCII ones (U+212A KELVIN SIGN becomes `k`), so a token signed for a
+/// name the gateway refuses would act as the ASCII name.
+pub fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 /// Longest hub (topic) name: Kafka's limit.
 pub const MAX_HUB_LEN: usize = 249;
 /// Longest publisher name.

@@ -6,6 +6,8 @@ use std::fmt;
 use bitflags::bitflags;
 use serde::{Deserialize, Serialize};
 
+use crate::names::fold;
+
 /// One right, as named in Event Hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Right {
@@ -102,29 +104,21 @@ impl Resource {
     /// One event hub (Kafka topic).
     pub fn hub(hub: &str) -> Self {
         Self {
-            segments: vec![hub.to_lowercase()],
+            segments: vec![fold(hub)],
         }
     }
 
     /// One consumer group of a hub.
     pub fn consumer_group(hub: &str, consumer_group: &str) -> Self {
         Self {
-            segments: vec![
-                hub.to_lowercase(),
-                CONSUMER_GROUPS.into(),
-                consumer_group.to_lowercase(),
-            ],
+            segments: vec![fold(hub), CONSUMER_GROUPS.into(), fold(consumer_group)],
         }
     }
 
     /// One publisher on a hub.
     pub fn publisher(hub: &str, publisher: &str) -> Self {
         Self {
-            segments: vec![
-                hub.to_lowercase(),
-                PUBLISHERS.into(),
-                publisher.to_lowercase(),
-            ],
+            segments: vec![fold(hub), PUBLISHERS.into(), fold(publisher)],
         }
     }
 

@@ -208,11 +208,7 @@ impl Scope {
                 if decoded.is_empty() || decoded.chars().any(char::is_control) {
                     return Err(SasError::BadResource);
                 }
-                Ok(if decoded.is_ascii() {
-                    decoded.to_ascii_lowercase()
-                } else {
-                    decoded.to_lowercase()
-                })
+                Ok(crate::names::fold(&decoded))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { host, segments })
@@ -639,7 +635,7 @@ mod tests {
             prop_assert_eq!(parsed.verify([&key(OTHER_KEY)], expiry - 1), Err(SasError::InvalidSignature));
             let segments = parsed.scope().segments();
             prop_assert_eq!(segments.len(), 3);
-            prop_assert_eq!(&segments[2], &publisher.to_lowercase());
+            prop_assert_eq!(&segments[2], &crate::names::fold(&publisher));
         }
 
         #[test]

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::kafka::{Kafka, KafkaError};
-use crate::names::DEFAULT_CONSUMER_GROUP;
+use crate::names::{DEFAULT_CONSUMER_GROUP, fold};
 use crate::table::{Entry, Table};
 
 /// The generation of `$Default`, which is never written.
@@ -92,15 +92,11 @@ pub enum GroupError {
 }
 
 fn group_key(hub: &str, group: &str) -> String {
-    format!("group/{}/{}", hub.to_lowercase(), group.to_lowercase())
+    format!("group/{}/{}", fold(hub), fold(group))
 }
 
 fn checkpoint_prefix(hub: &str, group: &str) -> String {
-    format!(
-        "checkpoint/{}/{}/",
-        hub.to_lowercase(),
-        group.to_lowercase()
-    )
+    format!("checkpoint/{}/{}/", fold(hub), fold(group))
 }
 
 fn is_default(group: &str) -> bool {
@@ -182,7 +178,7 @@ impl ConsumerGroups {
 
     /// The groups of `hub`, `$Default` first, then by name.
     fn groups_of(&self, hub: &str) -> Vec<ConsumerGroup> {
-        let prefix = format!("group/{}/", hub.to_lowercase());
+        let prefix = format!("group/{}/", fold(hub));
         let mut groups: Vec<ConsumerGroup> = self.table.view(|m| {
             m.iter()
                 .filter(|(k, _)| k.starts_with(&prefix))
@@ -192,7 +188,7 @@ impl ConsumerGroups {
                 })
                 .collect()
         });
-        groups.sort_by_key(|g| g.name.to_lowercase());
+        groups.sort_by_key(|g| fold(&g.name));
         groups.insert(0, Self::default_group(hub));
         groups
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::kafka::{Kafka, KafkaError};
+use crate::names::fold;
 use crate::table::Table;
 
 /// One revoked publisher.
@@ -38,7 +39,7 @@ pub struct Revocations {
 }
 
 fn key(hub: &str, publisher: &str) -> String {
-    format!("{}/{}", hub.to_lowercase(), publisher.to_lowercase())
+    format!("{}/{}", fold(hub), fold(publisher))
 }
 
 impl Revocations {
@@ -100,7 +101,7 @@ impl Revocations {
     /// The revoked publishers of `hub`, sorted by name.
     pub async fn list(&self, hub: &str) -> Result<Vec<Revoked>, KafkaError> {
         self.table.sync().await?;
-        let prefix = format!("{}/", hub.to_lowercase());
+        let prefix = format!("{}/", fold(hub));
         let mut out: Vec<Revoked> = self.table.view(|m| {
             m.iter()
                 .filter(|(k, _)| k.starts_with(&prefix))

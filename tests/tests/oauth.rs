@@ -114,14 +114,19 @@ fn claims(oidc: &Oidc) -> Value {
 }
 
 fn sign(oidc: &Oidc, kid: &str, claims: &Value) -> String {
+    encode(&rs256(kid), claims, &oidc.key_pem())
+}
+
+/// An RS256 header with `kid`.
+fn rs256(kid: &str) -> Header {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_rsa_pem(&oidc.key_pem()).unwrap(),
-    )
-    .unwrap()
+    header
+}
+
+/// `claims` under `header`, signed with the RSA key in `pem`.
+fn encode(header: &Header, claims: &Value, pem: &[u8]) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
 }
 
 /// Claims with one change.
@@ -203,17 +208,7 @@ async fn oauth_unknown_kid_fails() {
 
 #[tokio::test]
 async fn oauth_key_not_in_jwks_fails() {
-    assert_refused(|o, kid| {
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(
-            &h,
-            &claims(o),
-            &EncodingKey::from_rsa_pem(&o.other_key_pem()).unwrap(),
-        )
-        .unwrap()
-    })
-    .await;
+    assert_refused(|o, kid| encode(&rs256(kid), &claims(o), &o.other_key_pem())).await;
 }
 
 #[tokio::test]
@@ -257,6 +252,22 @@ async fn oauth_other_tenant_issuer_same_key_fails() {
     assert_refused(|o, kid| {
         let iss = format!("https://login.microsoftonline.com/{OTHER_TID}/v2.0");
         sign(o, kid, &claims_with(o, |c| c["iss"] = json!(iss)))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oauth_tid_naming_another_issuer_segment_fails() {
+    // "v2.0" is a path segment of the issuer, not its tenant.
+    assert_refused(|o, kid| sign(o, kid, &claims_with(o, |c| c["tid"] = json!("v2.0")))).await;
+}
+
+#[tokio::test]
+async fn oauth_critical_header_extension_fails() {
+    assert_refused(|o, kid| {
+        let mut h = rs256(kid);
+        h.crit = Some(vec!["exp".to_owned()]);
+        encode(&h, &claims(o), &o.key_pem())
     })
     .await;
 }

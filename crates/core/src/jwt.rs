@@ -354,7 +354,7 @@ impl Verifier {
 /// The tenant an issuer names: the first path segment of its URL
 /// (`https://login.microsoftonline.com/{tenant}/v2.0`, `https://sts.windows.net/{tenant}/`).
 pub fn issuer_tenant(iss: &str) -> Option<&str> {
-    let rest = iss.strip_prefix("https://")?;
+    let (_scheme, rest) = iss.split_once("://")?;
     let mut segments = rest.split('/');
     segments.next()?; // the host
     segments.next().filter(|t| !t.is_empty())
@@ -383,7 +383,8 @@ mod tests {
             Some(tid)
         );
         assert_eq!(issuer_tenant("https://sts.windows.net/"), None);
-        assert_eq!(issuer_tenant("http://sts.windows.net/x/"), None);
+        assert_eq!(issuer_tenant("sts.windows.net/x/"), None);
+        assert_eq!(issuer_tenant("http://127.0.0.1:9/t/v2.0"), Some("t"));
         // "v2.0" is a segment of the issuer, but not its tenant.
         assert_ne!(
             issuer_tenant(&format!("https://login.microsoftonline.com/{tid}/v2.0")),

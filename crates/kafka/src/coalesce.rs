@@ -73,13 +73,7 @@ struct Waiter {
 
 /// Approximate size of a record in a produce request.
 pub(super) fn record_bytes(r: &Record) -> usize {
-    r.key.as_ref().map_or(0, Vec::len)
-        + r.value.as_ref().map_or(0, Vec::len)
-        + r.headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
-        + 24
+    crate::record_data_bytes(r) + 24
 }
 
 impl Coalescer {

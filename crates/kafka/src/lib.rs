@@ -302,6 +302,17 @@ impl Partition {
 /// is gone (meanwhile requests for it answer 503, retry, rather than 404).
 const TOPIC_GONE_AFTER: Duration = Duration::from_secs(15);
 
+/// The bytes of a record's data: key, value, and each header's name and value (what
+/// `limits.max_publication_bytes` bounds; the batch framing around it is not counted).
+pub fn record_data_bytes(r: &Record) -> usize {
+    r.key.as_ref().map_or(0, Vec::len)
+        + r.value.as_ref().map_or(0, Vec::len)
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
 /// An rskafka client builder for the brokers of `config` with its TLS and SASL settings, as
 /// hubgate's own client connects (the tests build their own clients of a secured cluster
 /// with it). Fails on an unreadable CA, certificate or key file.

@@ -258,7 +258,28 @@ async fn write_events(
     resource: &Resource,
     events: Vec<Event>,
 ) -> Result<(), ApiError> {
-    s.throttle.check(principal, resource, events.len())?;
+    let now = Utc::now();
+    let records: Vec<Record> = events
+        .into_iter()
+        .map(|e| {
+            let mut headers = e.properties;
+            let key = match target {
+                Target::Publisher(p) => {
+                    headers.insert(PUBLISHER_HEADER.to_owned(), p.as_bytes().to_vec());
+                    Some(p.as_bytes().to_vec())
+                }
+                _ => e.partition_key.map(String::into_bytes),
+            };
+            Record {
+                key,
+                value: Some(e.body),
+                headers,
+                timestamp: now,
+            }
+        })
+        .collect();
+    crate::produce::check_size(&records, s.config.limits.max_publication_bytes)?;
+    s.throttle.check(principal, resource, records.len())?;
 
     let count = s.kafka.partition_count(hub).await?;
     if let Target::Partition(p) = *target
@@ -272,28 +293,13 @@ async fn write_events(
     }
     // Keyless events of one request share one partition: one Kafka request, all or nothing.
     let keyless_partition = s.kafka.choose_partition(None, count);
-    let now = Utc::now();
-    let records = events
+    let records = records
         .into_iter()
-        .map(|e| {
-            let mut headers = e.properties;
-            let key = match target {
-                Target::Publisher(p) => {
-                    headers.insert(PUBLISHER_HEADER.to_owned(), p.as_bytes().to_vec());
-                    Some(p.as_bytes().to_vec())
-                }
-                _ => e.partition_key.map(String::into_bytes),
-            };
-            let partition = match (target, &key) {
+        .map(|record| {
+            let partition = match (target, &record.key) {
                 (Target::Partition(p), _) => *p,
                 (_, Some(k)) => s.kafka.choose_partition(Some(k), count),
                 (_, None) => keyless_partition,
-            };
-            let record = Record {
-                key,
-                value: Some(e.body),
-                headers,
-                timestamp: now,
             };
             (partition, record)
         })

@@ -262,6 +262,8 @@ async fn produce_body(
     bytes: &[u8],
 ) -> Result<ApiJson<ProduceResponse>, ApiError> {
     let parsed = crate::records::produce_records(bytes, Utc::now())?;
+    let limit = s.config.limits.max_publication_bytes;
+    crate::produce::check_size(parsed.iter().map(|(_, r)| r), limit)?;
     s.throttle.check(principal, resource, parsed.len())?;
     let count = s.kafka.partition_count(topic).await?;
     let mut records = Vec::with_capacity(parsed.len());

@@ -10,6 +10,22 @@ use rskafka::record::Record;
 
 use crate::records::OffsetResult;
 
+/// Refuses (413) records whose data (keys, values and headers: what Kafka stores) is more
+/// than `max_bytes` together; both APIs check this before anything else asks Kafka.
+pub(crate) fn check_size<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    max_bytes: usize,
+) -> Result<(), ApiError> {
+    let data: usize = records
+        .into_iter()
+        .map(hubgate_server::kafka::record_data_bytes)
+        .sum();
+    if data > max_bytes {
+        return Err(ApiError::TooLarge(max_bytes));
+    }
+    Ok(())
+}
+
 /// Writes `records` (partition, record) to `topic`. `Ok` only when Kafka acknowledged every
 /// record. If nothing was written, the Kafka error; if some partitions were written and
 /// others not, [`ApiError::PartialProduce`] with every record's outcome.

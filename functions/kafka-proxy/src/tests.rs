@@ -456,3 +456,30 @@ async fn reserved_headers_from_clients_fails() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn send_properties_count_toward_the_size_limit_fails() {
+    // max_publication_bytes is 1000 here: a 1-byte body with 1,200 bytes of custom headers
+    // would be a 1.2 KB record.
+    let app = router("");
+    let t = token("send", "hub", FAR);
+    let send = |headers: Vec<(&'static str, String)>| {
+        let (app, t) = (app.clone(), t.clone());
+        async move {
+            let mut r = axum::http::Request::post("/hub/messages")
+                .header("authorization", t)
+                .header("content-type", "text/plain");
+            for (name, value) in headers {
+                r = r.header(name, value);
+            }
+            hubgate_testkit::send(&app, r.body("e".into()).unwrap()).await
+        }
+    };
+    let big = vec![("x-a", "a".repeat(600)), ("x-b", "b".repeat(600))];
+    let a = send(big).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.json);
+    assert_error(&a.json, 41301, "1000 bytes");
+    // Within the limit: on to Kafka (down here: 503).
+    let a = send(vec![("x-a", "a".repeat(600))]).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.json);
+}

@@ -197,8 +197,8 @@ struct TopicCache {
 /// leaves `allow_auto_topic_creation` at its default, true (`rskafka::connection`,
 /// `MetadataRequest`). A broker with `auto.create.topics.enable=true` (Kafka's default)
 /// then creates the topic, even one an operator has just deleted. So a partition client is
-/// made only for a topic the latest all-topics metadata lists (such a request never creates
-/// topics, KIP-204/KAFKA-10606), and one that said "unknown topic" is never used again.
+/// made only for a topic the latest all-topics metadata lists (such a request names no topic,
+/// so it cannot create one), and one that said "unknown topic" is never used again.
 #[derive(Debug, Default)]
 struct Known {
     partitions: Mutex<HashMap<(String, i32), Arc<Partition>>>,

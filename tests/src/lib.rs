@@ -593,17 +593,39 @@ pub async fn kafka_python_read_secured(
     security: Option<&ClientSecurity>,
     topic: &str,
 ) -> Vec<PyRecord> {
-    let kwargs = security.map_or_else(String::new, |s| s.python_kwargs().to_string());
+    let out = kafka_python("read_topic.py", security, &[bootstrap, topic]).await;
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Writes `count` records to partition 0 of `topic` with kafka-python
+/// (`tests/py/produce.py`), compressed with `codec`: key `k<i>`, value `value-<i>-<codec>`,
+/// header `n` = i.
+pub async fn kafka_python_produce(bootstrap: &str, topic: &str, codec: &str, count: usize) {
+    let count = count.to_string();
+    let args = [bootstrap, topic, codec, count.as_str()];
+    kafka_python("produce.py", security_for(bootstrap), &args).await;
+}
+
+/// Runs `tests/py/<script>` with `args` under `$HUBGATE_PYTHON` (kafka-python, set up by
+/// scripts/test), with `security`'s settings in `$HUBGATE_KAFKA_PY_CONFIG`; its standard
+/// output. Panics with its standard error when it fails.
+async fn kafka_python(script: &str, security: Option<&ClientSecurity>, args: &[&str]) -> String {
     let python = std::env::var("HUBGATE_PYTHON").unwrap_or_else(|_| {
         panic!(
             "HUBGATE_PYTHON is not set: run the tests with scripts/test (it installs kafka-python)"
         )
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/read_topic.py");
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join(script);
+    let kwargs = security.map_or_else(String::new, |s| s.python_kwargs().to_string());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
-            .args([script, &bootstrap, &topic])
+            .arg(&script)
+            .args(&args)
             .env("HUBGATE_KAFKA_PY_CONFIG", kwargs)
             .output()
             .expect("run python")
@@ -615,11 +637,7 @@ pub async fn kafka_python_read_secured(
         "kafka-python failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The `hubgate` binary: `$HUBGATE_BIN`, or `hubgate` next to the test's `deps/` directory

@@ -10,37 +10,10 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
 use hubgate_server::config::ProduceCompression;
-use hubgate_tests::{Gateway, SharedKafka, http, test_config, token_1h, unique};
+use hubgate_tests::{
+    Gateway, SharedKafka, http, kafka_python_produce, test_config, token_1h, unique,
+};
 
-/// Writes `count` records to partition 0 of `topic` with kafka-python (tests/py/produce.py),
-/// compressed with `codec`: key `k<i>`, value `value-<i>-<codec>`, header `n` = i.
-async fn kafka_python_produce(bootstrap: &str, topic: &str, codec: &str, count: usize) {
-    let python = std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/produce.py");
-    let args = [
-        script.to_owned(),
-        bootstrap.to_owned(),
-        topic.to_owned(),
-        codec.to_owned(),
-        count.to_string(),
-    ];
-    let security = hubgate_tests::security_for(bootstrap)
-        .map_or_else(String::new, |s| s.python_kwargs().to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(args)
-            .env("HUBGATE_KAFKA_PY_CONFIG", security)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "kafka-python produce ({codec}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 use serde_json::{Value, json};
 
 async fn create_topic(gateway: &Gateway, http: &reqwest::Client, topic: &str) {

@@ -546,11 +546,13 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         "an answer took {:?}, beyond twice the request timeout",
         all.slowest
     );
-    // A read waits at most wait_ms (200 ms) on top of its Kafka steps (the store, then the
-    // fetch), each bounded by the request timeout.
+    // A read from the checkpoint has up to three Kafka steps, each bounded by the request
+    // timeout: the consumer-group store read up to date, the fetch, and the partition's
+    // offsets when the fetch is out of range; plus wait_ms (200 ms). Measured up to 12.5 s
+    // (a clean-clone CI run, 5 s timeout), beyond the 2 x timeout + 2 s first asserted here.
     assert!(
-        read_slowest <= timeout * 2 + Duration::from_secs(2),
-        "a read or checkpoint took {read_slowest:?}, beyond twice the request timeout"
+        read_slowest <= timeout * 3 + Duration::from_secs(2),
+        "a read or checkpoint took {read_slowest:?}, beyond three times the request timeout"
     );
     let status = client
         .get(hg.url("/v1/status"))

@@ -133,3 +133,55 @@ async fn idempotency_key_retries_write_once_ok() {
     }
     assert_eq!(written(&env, hub).await, 7);
 }
+
+/// A throttled answer is not final: the retry the README prescribes (after `Retry-After`)
+/// runs and writes. The same key and body with other properties, `BrokerProperties` or as a
+/// batch is another request: 422, nothing dropped in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_throttled_retry_and_other_properties_ok() {
+    let hub = &unique("hub");
+    let env = Env::start("[[throttle]]\nevents_per_sec = 1\nburst = 1\n").await;
+    env.create_topic(hub, 1).await;
+    let token = env.token("send", &format!("{hub}/publishers/dev-1"));
+    let url = env
+        .gateway
+        .url(&format!("/{hub}/publishers/dev-1/messages"));
+    let post = |key: &str, extra: &[(&str, &str)]| {
+        let mut r = env
+            .http
+            .post(&url)
+            .header("authorization", &token)
+            .header("idempotency-key", key);
+        for (n, v) in extra {
+            r = r.header(*n, *v);
+        }
+        r.body("[{\"Body\":\"x\"}]").send()
+    };
+
+    assert_eq!(post("other", &[]).await.unwrap().status(), 201); // spends the burst
+    let throttled = post("k", &[]).await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    let wait: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let retried = post("k", &[]).await.unwrap();
+    assert_eq!(retried.status(), 201);
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    assert_eq!(written(&env, hub).await, 2);
+
+    for extra in [
+        &[("alert", "high")][..],
+        &[("brokerproperties", "{\"PartitionKey\":\"p\"}")][..],
+        &[("content-type", "application/vnd.microsoft.servicebus.json")][..],
+    ] {
+        let r = post("k", extra).await.unwrap();
+        assert_eq!(r.status(), 422, "{extra:?}");
+    }
+    let replay = post("k", &[]).await.unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(written(&env, hub).await, 2);
+}

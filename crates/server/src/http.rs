@@ -296,6 +296,11 @@ impl IntoResponse for ApiError {
             offsets,
         };
         let mut response = (status, Json(body)).into_response();
+        if matches!(self, Self::PartialProduce { .. }) {
+            response
+                .extensions_mut()
+                .insert(crate::idempotency::PartlyWritten);
+        }
         if let Some(report) = report {
             response.extensions_mut().insert(report);
         }

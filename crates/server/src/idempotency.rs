@@ -3,11 +3,14 @@
 //! of Stripe's API and the IETF `Idempotency-Key` header draft).
 //!
 //! Keys are scoped to the sender and the hub (a key of one publisher never matches
-//! another's) and stored with a SHA-256 of the request (method, path, body). The same key
-//! with a different request is refused with 422; a retry while the first is still running
-//! gets 409. Only final answers are kept: success and client errors. After a 5xx nothing
-//! is kept, so the retry runs again (a produce that failed acknowledged nothing, except a
-//! partial multi-partition produce, whose answer lists what was written).
+//! another's) and stored with a SHA-256 of the request's [`RequestId`]: everything that
+//! decides what it writes (route, target, and each event's body, key and properties; the
+//! caller names them). The same key with a different request is refused with 422; a retry
+//! while the first is still running gets 409. Only final answers are kept ([`is_final`]):
+//! success, and the client errors the same request would get again. After any other answer
+//! (429, 409, 5xx, ...) nothing is kept and the retry runs again: such a request wrote
+//! nothing. The exception is a partial multi-partition produce ([`PartlyWritten`]): its
+//! answer lists what was written and is kept, so that a retry does not write that again.
 //!
 //! The store lives in one process: a retry that reaches another instance (another Lambda
 //! instance, another container behind the load balancer) is not recognised. Bounded by
@@ -97,14 +100,13 @@ impl Idempotency {
         })
     }
 
-    /// Looks the request up. `scope` names the sender and hub; `body` is the request body.
+    /// Looks the request up. `scope` names the sender and hub; `request` is what the request
+    /// writes (see [`RequestId`]).
     pub fn begin(
         self: &Arc<Self>,
         headers: &HeaderMap,
         scope: &str,
-        method: &str,
-        path: &str,
-        body: &[u8],
+        request: RequestId,
     ) -> Result<Begin, IdempotencyError> {
         let Some(key) = headers.get(HEADER) else {
             return Ok(Begin::Untracked);
@@ -120,14 +122,7 @@ impl Idempotency {
             .chain_update(key.as_bytes())
             .finalize()
             .into();
-        let request: Id = Sha256::new()
-            .chain_update(method.as_bytes())
-            .chain_update([0])
-            .chain_update(path.as_bytes())
-            .chain_update([0])
-            .chain_update(body)
-            .finalize()
-            .into();
+        let request: Id = request.0.finalize().into();
         let now = Instant::now();
         let mut state = self.state.lock();
         self.expire(&mut state, now);
@@ -193,6 +188,64 @@ impl Idempotency {
     }
 }
 
+/// Whether an answer is kept for replays: a success, or a client error that the same request
+/// would get again whenever it is sent (malformed, too large, wrong media type, invalid).
+/// Everything else depends on the moment (throttling, a request in progress, a missing
+/// topic or partition, credentials, Kafka): the retry runs again.
+#[must_use]
+pub fn is_final(status: StatusCode) -> bool {
+    status.is_success()
+        || matches!(
+            status,
+            StatusCode::BAD_REQUEST
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                | StatusCode::UNPROCESSABLE_ENTITY
+        )
+}
+
+/// Marks an answer (a response extension) after which some records were written although the
+/// status is an error: it is kept like a final answer.
+#[derive(Debug, Clone, Copy)]
+pub struct PartlyWritten;
+
+/// Whether the request carries an `Idempotency-Key` (so its [`RequestId`] is needed).
+#[must_use]
+pub fn wanted(headers: &HeaderMap) -> bool {
+    headers.contains_key(HEADER)
+}
+
+/// The identity of a request under a key: a hash of length-prefixed parts, so that no two
+/// different sequences of parts give the same identity. The caller adds everything that
+/// decides what the request writes, in a fixed order.
+#[derive(Debug, Clone)]
+pub struct RequestId(Sha256);
+
+impl RequestId {
+    /// Starts an identity with the route (method and path, as the caller names them).
+    #[must_use]
+    pub fn new(route: &str) -> Self {
+        Self(Sha256::new()).part(route.as_bytes())
+    }
+
+    /// Adds one part.
+    #[must_use]
+    pub fn part(mut self, bytes: &[u8]) -> Self {
+        self.0.update((bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    /// Adds an optional part (absent and empty differ).
+    #[must_use]
+    pub fn optional(self, bytes: Option<&[u8]>) -> Self {
+        match bytes {
+            None => self.part(b"-"),
+            Some(b) => self.part(b"+").part(b),
+        }
+    }
+}
+
 /// A request being run under a key. Dropped without [`finish`](Self::finish) (the client
 /// went away mid-request), the key is released.
 #[derive(Debug)]
@@ -203,10 +256,11 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Keeps a final answer (2xx, 4xx) for replays and returns it; after a 5xx, forgets.
+    /// Keeps a final answer ([`is_final`]) for replays and returns it; after any other
+    /// answer, forgets the key.
     pub async fn finish(mut self, response: Response) -> Response {
         let status = response.status();
-        if status.is_server_error() {
+        if !is_final(status) && response.extensions().get::<PartlyWritten>().is_none() {
             return response; // `drop` releases the key
         }
         let (parts, body) = response.into_parts();
@@ -242,6 +296,10 @@ impl Drop for Guard {
 mod tests {
     use super::*;
 
+    fn id(path: &str, body: &[u8]) -> RequestId {
+        RequestId::new(path).part(body)
+    }
+
     fn headers(key: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(HEADER, HeaderValue::from_str(key).unwrap());
@@ -252,25 +310,19 @@ mod tests {
     async fn idempotency_replay_conflict_and_mismatch_ok() {
         let store = Idempotency::new(Duration::from_secs(60));
         let h = headers("k1");
-        let Begin::Fresh(g) = store
-            .begin(&h, "pub:a", "POST", "/hub/messages", b"x")
-            .unwrap()
-        else {
+        let Begin::Fresh(g) = store.begin(&h, "pub:a", id("/hub/messages", b"x")).unwrap() else {
             panic!("first use is fresh");
         };
         // While running: 409.
         let e = store
-            .begin(&h, "pub:a", "POST", "/hub/messages", b"x")
+            .begin(&h, "pub:a", id("/hub/messages", b"x"))
             .unwrap_err();
         assert_eq!(e, IdempotencyError::InProgress);
         let r = g
             .finish((StatusCode::CREATED, "done").into_response())
             .await;
         assert_eq!(r.status(), StatusCode::CREATED);
-        let Begin::Replay(r) = store
-            .begin(&h, "pub:a", "POST", "/hub/messages", b"x")
-            .unwrap()
-        else {
+        let Begin::Replay(r) = store.begin(&h, "pub:a", id("/hub/messages", b"x")).unwrap() else {
             panic!("second use replays");
         };
         assert_eq!(r.status(), StatusCode::CREATED);
@@ -281,18 +333,16 @@ mod tests {
         );
         // Same key, other body: 422. Other sender: its own key space.
         let e = store
-            .begin(&h, "pub:a", "POST", "/hub/messages", b"y")
+            .begin(&h, "pub:a", id("/hub/messages", b"y"))
             .unwrap_err();
         assert_eq!(e, IdempotencyError::OtherRequest);
         assert!(matches!(
-            store
-                .begin(&h, "pub:b", "POST", "/hub/messages", b"y")
-                .unwrap(),
+            store.begin(&h, "pub:b", id("/hub/messages", b"y")).unwrap(),
             Begin::Fresh(_)
         ));
         assert!(matches!(
             store
-                .begin(&HeaderMap::new(), "pub:a", "POST", "/", b"")
+                .begin(&HeaderMap::new(), "pub:a", id("/", b""))
                 .unwrap(),
             Begin::Untracked
         ));
@@ -302,37 +352,72 @@ mod tests {
     async fn idempotency_server_error_or_drop_releases_key_ok() {
         let store = Idempotency::new(Duration::from_secs(60));
         let h = headers("k");
-        let Begin::Fresh(g) = store.begin(&h, "s", "POST", "/", b"x").unwrap() else {
+        let Begin::Fresh(g) = store.begin(&h, "s", id("/", b"x")).unwrap() else {
             panic!()
         };
         let _ = g
             .finish(StatusCode::SERVICE_UNAVAILABLE.into_response())
             .await;
-        let Begin::Fresh(g) = store.begin(&h, "s", "POST", "/", b"x").unwrap() else {
+        let Begin::Fresh(g) = store.begin(&h, "s", id("/", b"x")).unwrap() else {
             panic!("a 5xx is not kept")
         };
         drop(g);
         assert!(matches!(
-            store.begin(&h, "s", "POST", "/", b"x").unwrap(),
+            store.begin(&h, "s", id("/", b"x")).unwrap(),
             Begin::Fresh(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn idempotency_throttled_or_conflict_answer_not_kept_ok() {
+        let store = Idempotency::new(Duration::from_secs(60));
+        let h = headers("k");
+        for status in [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::CONFLICT,
+            StatusCode::NOT_FOUND,
+            StatusCode::FORBIDDEN,
+        ] {
+            let Begin::Fresh(g) = store.begin(&h, "s", id("/", b"x")).unwrap() else {
+                panic!("{status}: the key was released")
+            };
+            let _ = g.finish(status.into_response()).await;
+        }
+        let Begin::Fresh(g) = store.begin(&h, "s", id("/", b"x")).unwrap() else {
+            panic!("a 429 is not kept")
+        };
+        let _ = g.finish(StatusCode::BAD_REQUEST.into_response()).await;
+        assert!(matches!(
+            store.begin(&h, "s", id("/", b"x")).unwrap(),
+            Begin::Replay(_)
+        ));
+    }
+
+    #[test]
+    fn request_id_parts_unambiguous_ok() {
+        let a = RequestId::new("/").part(b"ab").part(b"c").0.finalize();
+        let b = RequestId::new("/").part(b"a").part(b"bc").0.finalize();
+        let c = RequestId::new("/").optional(None).0.finalize();
+        let d = RequestId::new("/").optional(Some(b"")).0.finalize();
+        assert_ne!(a, b);
+        assert_ne!(c, d);
     }
 
     #[tokio::test]
     async fn idempotency_window_expires_and_bad_key_fails() {
         let store = Idempotency::new(Duration::ZERO);
         let h = headers("k");
-        let Begin::Fresh(g) = store.begin(&h, "s", "POST", "/", b"x").unwrap() else {
+        let Begin::Fresh(g) = store.begin(&h, "s", id("/", b"x")).unwrap() else {
             panic!()
         };
         let _ = g.finish(StatusCode::CREATED.into_response()).await;
         assert!(matches!(
-            store.begin(&h, "s", "POST", "/", b"x").unwrap(),
+            store.begin(&h, "s", id("/", b"x")).unwrap(),
             Begin::Fresh(_)
         ));
         let long = headers(&"k".repeat(300));
         assert_eq!(
-            store.begin(&long, "s", "POST", "/", b"x").unwrap_err(),
+            store.begin(&long, "s", id("/", b"x")).unwrap_err(),
             IdempotencyError::BadKey
         );
     }

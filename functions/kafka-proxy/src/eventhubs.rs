@@ -12,6 +12,7 @@ use chrono::Utc;
 use hubgate_core::bodies::{BrokerProperties, Event, batch_events};
 use hubgate_server::access::Grant;
 use hubgate_server::http::{ApiJson, read_body};
+use hubgate_server::idempotency::{self, RequestId};
 use hubgate_server::{ApiError, KafkaError, Principal, Resource};
 use rskafka::record::Record;
 use serde_json::json;
@@ -238,15 +239,32 @@ async fn send(
     } else {
         vec![single_event(headers, &bytes)?]
     };
+    let request = idempotency::wanted(headers).then(|| events_identity(hub, &target, &events));
     let run = async {
         write_events(s, hub, &target, principal, resource, events)
             .await
             .map(|()| StatusCode::CREATED)
             .into_response()
     };
-    let path = || format!("/{hub}/{}/messages", target.path());
-    s.idempotent(headers, principal, resource, path, &bytes, run)
+    s.idempotent(headers, principal, resource, request, run)
         .await
+}
+
+/// An idempotency key's request identity: the target and everything of each event that
+/// becomes its record (body, partition key, properties), so that the same body sent with
+/// other properties, `BrokerProperties` or as a batch instead of one event is another request.
+fn events_identity(hub: &str, target: &Target, events: &[Event]) -> RequestId {
+    let mut id = RequestId::new(&format!("POST /{hub}/{}/messages", target.path()));
+    for e in events {
+        id = id
+            .part(&e.body)
+            .optional(e.partition_key.as_deref().map(str::as_bytes))
+            .part(&(e.properties.len() as u64).to_be_bytes());
+        for (name, value) in &e.properties {
+            id = id.part(name.as_bytes()).part(value);
+        }
+    }
+    id
 }
 
 /// Throttles and writes the events of one authorized request.

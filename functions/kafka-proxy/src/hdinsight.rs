@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_server::access::Grant;
 use hubgate_server::http::{ApiJson, ApiQuery, read_body, require_json};
+use hubgate_server::idempotency::{self, RequestId};
 use hubgate_server::json::parse_object;
 use hubgate_server::kafka::{BrokerInfo, PartitionInfo};
 use hubgate_server::{ApiError, KafkaError, Principal, Resource, Right, authorize};
@@ -248,8 +249,10 @@ pub(crate) async fn produce(
             .await
             .into_response()
     };
-    let path = || format!("/v1/producer/topics/{topic}");
-    s.idempotent(&headers, principal, resource, path, &bytes, run)
+    // The JSON body decides every record (`require_json` fixed its media type).
+    let request = idempotency::wanted(&headers)
+        .then(|| RequestId::new(&format!("POST /v1/producer/topics/{topic}")).part(&bytes));
+    s.idempotent(&headers, principal, resource, request, run)
         .await
 }
 

@@ -21,7 +21,7 @@ use http::HeaderMap;
 use hubgate_server::access::Access;
 use hubgate_server::consumer_groups::ConsumerGroups;
 use hubgate_server::http::table_router;
-use hubgate_server::idempotency::{self, Begin, Idempotency};
+use hubgate_server::idempotency::{Begin, Idempotency, RequestId};
 use hubgate_server::routes::ProxyRoute;
 use hubgate_server::throttle::{Throttle, sender_key};
 use hubgate_server::{ApiError, Clients, Config, Kafka, Principal, Resource, Revocations};
@@ -67,31 +67,26 @@ impl ProxyState {
     }
 
     /// Runs a produce request of `principal` to `resource` under its `Idempotency-Key`, if
-    /// it has one: a retry gets the kept answer instead of running again. `path` names the
-    /// request together with `body`; nothing is computed for requests without the header.
+    /// it has one: a retry gets the kept answer instead of running again. `request` is the
+    /// request's identity (what it writes), computed only when the header is there
+    /// ([`idempotency::wanted`]).
     pub(crate) async fn idempotent(
         &self,
         headers: &HeaderMap,
         principal: &Principal,
         resource: &Resource,
-        path: impl FnOnce() -> String,
-        body: &[u8],
+        request: Option<RequestId>,
         run: impl Future<Output = Response>,
     ) -> Result<Response, ApiError> {
-        if !headers.contains_key(idempotency::HEADER) {
+        let Some(request) = request else {
             return Ok(run.await);
-        }
+        };
         let scope = format!("{}|{resource}", sender_key(principal, resource));
-        Ok(
-            match self
-                .idempotency
-                .begin(headers, &scope, "POST", &path(), body)?
-            {
-                Begin::Untracked => run.await,
-                Begin::Fresh(guard) => guard.finish(run.await).await,
-                Begin::Replay(kept) => kept,
-            },
-        )
+        Ok(match self.idempotency.begin(headers, &scope, request)? {
+            Begin::Untracked => run.await,
+            Begin::Fresh(guard) => guard.finish(run.await).await,
+            Begin::Replay(kept) => kept,
+        })
     }
 }
 

@@ -204,7 +204,7 @@ fn authorizer_event(method: &str, path: &str, authorization: &str) -> Value {
 async fn lambda_functions_under_cargo_lambda_ok() {
     let telemetry = &unique("telemetry");
     let broker = SharedKafka::get();
-    let toml = test_config_toml(&broker.bootstrap(), "");
+    let toml = test_config_toml(&broker.bootstrap(), "[authorizer]\nhttp_endpoint = true\n");
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config_file = dir.path().join("hubgate.toml");

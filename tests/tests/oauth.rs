@@ -25,8 +25,9 @@ fn oauth_toml(oidc: &Oidc, graph: Option<&str>, hub: &str) -> String {
             "[oauth.graph]\nbase_url = '{base}'\ntoken_url = '{base}/token'\nclient_id = 'hubgate'\nclient_secret = 'not-a-real-secret'\n"
         )
     });
+    // `POST /v1/authorize` on: the tests below compare its decisions with the functions'.
     format!(
-        "[oauth]\nissuers = ['{}', 'https://sts.windows.net/{TID}/']\naudiences = ['api://hubgate']\n\
+        "[authorizer]\nhttp_endpoint = true\n[oauth]\nissuers = ['{}', 'https://sts.windows.net/{TID}/']\naudiences = ['api://hubgate']\n\
          jwks_unknown_kid_refresh_secs = 0\n\
          [[oauth.groups]]\ngroup = '{WRITERS}'\nrights = ['Send', 'Listen']\nhub = '{hub}'\n\
          [[oauth.groups]]\ngroup = '{ADMINS}'\nrights = ['Manage']\nhub = 'admin-hub'\n{graph}",

@@ -24,7 +24,7 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 19] = [
+const ENV_KEYS: [&str; 20] = [
     "namespace",
     "hubs",
     "rules",
@@ -44,6 +44,7 @@ const ENV_KEYS: [&str; 19] = [
     "oauth",
     "throttle",
     "idempotency_window_secs",
+    "authorizer",
 ];
 
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
@@ -145,6 +146,19 @@ pub struct Config {
         deserialize_with = "seconds"
     )]
     pub idempotency_window: Duration,
+    /// Authorizer settings.
+    #[serde(default)]
+    pub authorizer: AuthorizerConfig,
+}
+
+/// Authorizer settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthorizerConfig {
+    /// Whether `POST /v1/authorize` answers (off: 404). It tells anyone who sends it a
+    /// credential that credential's principal, rights and revocation state, so it is for a
+    /// gateway on a private network only; API Gateway's authorizer events need no endpoint.
+    pub http_endpoint: bool,
 }
 
 fn default_idempotency_window() -> Duration {

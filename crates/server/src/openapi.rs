@@ -316,13 +316,13 @@ fn operation(route: &Route) -> Operation {
             body: Some(json_body(schema_ref("AuthorizeRequest"), true)),
             responses: vec![(
                 "200",
-                json_response("The decision (always 200).", schema_ref("Decision")),
+                json_response("The decision (200 whatever it is).", schema_ref("Decision")),
             )],
             ..op(
                 "authorize",
                 "authorizer",
                 "Decide a request",
-                "The authorizer's decision for a credential, method and path, for gateways other than API Gateway.",
+                "The authorizer's decision for a credential, method and path, for gateways other than API Gateway. Off unless `authorizer.http_endpoint` is true: 404.",
             )
         },
         RouteId::KafkaProxy(ProxyRoute::SendToHub) => Operation {

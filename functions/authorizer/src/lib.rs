@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use hubgate_server::http::{ApiJson, table_router};
 use hubgate_server::json::Object;
 use hubgate_server::routes::{AuthorizerRoute, Lookup, lookup};
-use hubgate_server::{ApiError, Clients, Principal};
+use hubgate_server::{ApiError, Clients, Config, Principal};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug)]
 pub struct AuthorizerState {
     pub clients: Clients,
+    /// `authorizer.http_endpoint`: whether `POST /v1/authorize` answers.
+    pub http_endpoint: bool,
+}
+
+impl AuthorizerState {
+    pub fn new(config: &Config, clients: &Clients) -> Self {
+        Self {
+            clients: clients.clone(),
+            http_endpoint: config.authorizer.http_endpoint,
+        }
+    }
 }
 
 /// A decision, shaped as API Gateway's simple response: `{"isAuthorized", "context"}`.
@@ -143,7 +154,8 @@ pub fn routes(state: Arc<AuthorizerState>) -> Router {
     .with_state(state)
 }
 
-/// The authorizer app: `POST /v1/authorize` (always 200; the decision is in the body).
+/// The authorizer app: `POST /v1/authorize` (200 with the decision in the body; 404 unless
+/// `authorizer.http_endpoint` is on).
 pub fn app(state: Arc<AuthorizerState>) -> Router {
     hubgate_server::http::serve(routes(state))
 }
@@ -151,8 +163,17 @@ pub fn app(state: Arc<AuthorizerState>) -> Router {
 async fn authorize(
     State(s): State<Arc<AuthorizerState>>,
     // Objects only: serde would also take an array of the fields in order.
-    ApiJson(Object(r)): ApiJson<Object<AuthorizeRequest>>,
-) -> ApiJson<Decision> {
+    body: Result<ApiJson<Object<AuthorizeRequest>>, ApiError>,
+) -> Result<ApiJson<Decision>, ApiError> {
+    // Off, it answers as if it did not exist, before looking at the body.
+    if !s.http_endpoint {
+        return Err(ApiError::NotFound(
+            "POST /v1/authorize is off; turn it on with authorizer.http_endpoint = true \
+             (HUBGATE_AUTHORIZER__HTTP_ENDPOINT=true) on a private network only"
+                .into(),
+        ));
+    }
+    let ApiJson(Object(r)) = body?;
     let mut headers = HeaderMap::new();
     if let Some(a) = r
         .authorization
@@ -161,7 +182,7 @@ async fn authorize(
     {
         headers.insert(http::header::AUTHORIZATION, a);
     }
-    ApiJson(decide(&s, &headers, &r.method, &r.path).await)
+    Ok(ApiJson(decide(&s, &headers, &r.method, &r.path).await))
 }
 
 /// An event the authorizer cannot handle.

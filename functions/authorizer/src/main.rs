@@ -23,8 +23,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     exit_code(
         async {
-            let (_config, clients, mode) = start(&cli.serve).await?;
-            let state = Arc::new(AuthorizerState { clients });
+            let (config, clients, mode) = start(&cli.serve).await?;
+            let state = Arc::new(AuthorizerState::new(&config, &clients));
             let router = app(Arc::clone(&state));
             let on_event = move |payload: serde_json::Value| {
                 let state = Arc::clone(&state);

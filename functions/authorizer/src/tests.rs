@@ -19,10 +19,18 @@ fn config() -> Config {
     hubgate_testkit::offline_config("", 300, "")
 }
 
+/// The authorizer with `POST /v1/authorize` on (`authorizer.http_endpoint`).
 fn state() -> Arc<AuthorizerState> {
+    state_with(true)
+}
+
+fn state_with(http_endpoint: bool) -> Arc<AuthorizerState> {
     let c = config();
     let clients = Clients::with_gate(&c, Arc::new(Gate::from_config(&c))).unwrap();
-    Arc::new(AuthorizerState { clients })
+    Arc::new(AuthorizerState {
+        clients,
+        http_endpoint,
+    })
 }
 
 /// A Send token for `path`.
@@ -184,6 +192,36 @@ async fn authorizer_openapi_without_credential_ok() {
     )
     .await;
     assert_eq!(out["isAuthorized"], false, "{out}");
+}
+
+#[tokio::test]
+async fn authorize_route_off_by_default_fails() {
+    let c = config();
+    assert!(!c.authorizer.http_endpoint, "off unless configured");
+    let body = json!({"authorization": token("hub"), "method": "POST", "path": "/hub/messages"});
+    let req = Request::post("/v1/authorize")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app(state_with(false)).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("authorizer.http_endpoint"),
+        "{v}"
+    );
+    assert!(v.get("context").is_none(), "no decision: {v}");
+    // API Gateway's authorizer events do not need the endpoint.
+    let out = lambda(
+        &state_with(false),
+        event("POST", "/hub/messages", Some(&token("hub"))),
+    )
+    .await;
+    assert_eq!(out["isAuthorized"], true, "{out}");
 }
 
 #[tokio::test]

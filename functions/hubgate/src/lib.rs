@@ -12,10 +12,8 @@ use token_issuer::IssuerState;
 /// Every function's router, sharing one set of clients.
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     let proxy = kafka_proxy::routes(Arc::new(ProxyState::new(Arc::clone(&config), clients)));
+    let authorizer = authorizer::routes(Arc::new(AuthorizerState::new(&config, clients)));
     let issuer = token_issuer::routes(Arc::new(IssuerState::new(config, clients)));
-    let authorizer = authorizer::routes(Arc::new(AuthorizerState {
-        clients: clients.clone(),
-    }));
     hubgate_server::http::serve(proxy.merge(issuer).merge(authorizer))
 }
 
@@ -27,9 +25,7 @@ pub async fn handle_event(
     payload: serde_json::Value,
 ) -> Result<serde_json::Value, BoxError> {
     if is_authorizer_event(&payload) {
-        let state = AuthorizerState {
-            clients: clients.clone(),
-        };
+        let state = AuthorizerState::new(&config, clients);
         return authorizer::handle_event(&state, payload)
             .await
             .map_err(BoxError::from);

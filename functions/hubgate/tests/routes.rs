@@ -37,7 +37,8 @@ fn config(issuer: &Issuer) -> Config {
          [[oauth.groups]]\ngroup = '{G_MANAGE}'\nrights = ['Manage']\nhub = 'hub'\n"
     );
     Config::from_toml(&format!(
-        "namespace = 'ns.test'\n[kafka]\nbootstrap_servers = ['127.0.0.1:1']\nrequest_timeout_ms = 20\n\
+        "namespace = 'ns.test'\n[authorizer]\nhttp_endpoint = true\n\
+         [kafka]\nbootstrap_servers = ['127.0.0.1:1']\nrequest_timeout_ms = 20\n\
          [[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = '{}'\n\
          [[rules]]\nname = 'listen'\nrights = ['Listen']\nprimary_key = '{}'\n\
          [[rules]]\nname = 'manage'\nrights = ['Manage']\nprimary_key = '{}'\n{}",
@@ -200,9 +201,7 @@ async fn routes_authorizer_and_functions_decide_alike_ok() {
     let c = Arc::new(config(&issuer));
     let clients = Clients::load(&c).await.unwrap();
     let app = hubgate::app(Arc::clone(&c), &clients);
-    let state = authorizer::AuthorizerState {
-        clients: clients.clone(),
-    };
+    let state = authorizer::AuthorizerState::new(&c, &clients);
     let creds = credentials(&c, &issuer);
 
     let mut cases = Vec::new();

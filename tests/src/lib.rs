@@ -370,8 +370,10 @@ impl Gateway {
         let clients = hubgate_server::Clients::load(&config).await.unwrap();
         clients.warm_up().await.unwrap();
         let app = hubgate::app(Arc::clone(&config), &clients);
+        // The listener `hubgate serve` uses, with its limits.
+        let server = config.server;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            hubgate_server::listener::serve(listener, app, &server, std::future::pending()).await;
         });
         Self { base, config, task }
     }
@@ -668,6 +670,8 @@ pub struct HubgateProcess {
     port: u16,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// `ulimit -n` of the process, if set.
+    open_files: Option<u64>,
 }
 
 impl HubgateProcess {
@@ -687,7 +691,17 @@ impl HubgateProcess {
             port,
             dir,
             env: env.to_vec(),
+            open_files: None,
         };
+        p.spawn();
+        p
+    }
+
+    /// Like [`start`](Self::start), with at most `open_files` descriptors (`ulimit -n`).
+    pub fn start_with_open_files(config_toml: &str, open_files: u64) -> Self {
+        let mut p = Self::start(config_toml);
+        p.stop();
+        p.open_files = Some(open_files);
         p.spawn();
         p
     }
@@ -714,7 +728,17 @@ impl HubgateProcess {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("hubgate.log")).unwrap();
-        let child = Command::new(hubgate_bin())
+        let mut command = match self.open_files {
+            None => Command::new(hubgate_bin()),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(hubgate_bin());
+                sh
+            }
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(self.dir.path().join("hubgate.toml"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])

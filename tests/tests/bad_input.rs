@@ -801,3 +801,38 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
         .unwrap();
     assert_eq!(ok.status(), 201, "healthy afterwards");
 }
+
+/// The review's slowloris case: 150 connections that never finish their request head, against
+/// a server allowed 128 descriptors. Before the listener had limits they were held forever and
+/// the server refused everyone (`accept error: Too many open files`); now the cap (3/4 of the
+/// limit) keeps descriptors free, the header timeout closes the silent ones, and a real client
+/// is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_half_sent_heads_at_descriptor_limit_ok() {
+    use tokio::io::AsyncWriteExt;
+    let broker = hubgate_tests::SharedKafka::get();
+    let toml = hubgate_tests::test_config_toml(
+        &broker.bootstrap(),
+        "[server]\nheader_read_timeout_ms = 1000\n",
+    );
+    let server = hubgate_tests::HubgateProcess::start_with_open_files(&toml, 128);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..150 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let r = hubgate_tests::http()
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a real client is answered: {e}\n{}", server.log()));
+    assert_eq!(r.status(), 200);
+    let log = server.log();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(log.contains("max_connections=96"), "{log}");
+    drop(slow);
+}

@@ -24,7 +24,7 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 20] = [
+const ENV_KEYS: [&str; 21] = [
     "namespace",
     "hubs",
     "rules",
@@ -45,6 +45,7 @@ const ENV_KEYS: [&str; 20] = [
     "throttle",
     "idempotency_window_secs",
     "authorizer",
+    "server",
 ];
 
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
@@ -86,6 +87,9 @@ pub struct Config {
     /// Address of the standalone server.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Connection limits of the standalone and Azure listeners (`[server]`).
+    #[serde(default)]
+    pub server: crate::listener::ServerConfig,
     /// Compacted topic holding revoked publishers (created when missing).
     #[serde(default = "default_revocation_topic")]
     pub revocation_topic: String,
@@ -311,6 +315,7 @@ impl Config {
             ));
         }
         self.kafka.validate()?;
+        self.server.validate().map_err(ConfigError::Invalid)?;
         if self.kafka.request_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "kafka.request_timeout_ms must be > 0".into(),

@@ -55,6 +55,9 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("the request body is larger than the configured limit")]
     TooLargeUnknownLimit,
+    /// The body did not arrive in time (`server.body_read_timeout_ms`); the connection closes.
+    #[error(transparent)]
+    BodyTimeout(#[from] crate::listener::BodyTimeout),
     /// Some partitions acknowledged their records, others failed: the body lists per-record
     /// results so the client knows exactly what was written.
     #[error("{source}")]
@@ -155,6 +158,7 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
             Self::UnknownTopic(_) => (StatusCode::NOT_FOUND, 40401),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 40404),
+            Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, 40801),
             Self::Conflict(_) => (StatusCode::CONFLICT, 40901),
             Self::AlreadyRevoked(_) => (StatusCode::CONFLICT, 40902),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, 42201),
@@ -304,6 +308,12 @@ impl IntoResponse for ApiError {
         if let Some(report) = report {
             response.extensions_mut().insert(report);
         }
+        if matches!(self, Self::BodyTimeout(_)) {
+            // The rest of the body may still come: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Self::Unauthorized(e) = &self
             && e.is_invalid_bearer()
         {
@@ -339,16 +349,25 @@ fn rejection_message(status: StatusCode, body: String) -> ApiError {
 }
 
 /// Reads a whole body, refusing more than `limit` bytes with 413.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::TooLarge(limit)
-        } else {
-            ApiError::BadRequest("the request body could not be read".into())
+/// What a body read error means for the client: too large (413), too slow (408), or broken.
+pub(crate) fn body_error(e: &(dyn std::error::Error + 'static), limit: usize) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ApiError::TooLarge(limit);
         }
-    })
+        if let Some(t) = s.downcast_ref::<crate::listener::BodyTimeout>() {
+            return ApiError::BodyTimeout(*t);
+        }
+        source = s.source();
+    }
+    ApiError::BadRequest("the request body could not be read".into())
+}
+
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| body_error(&e, limit))
 }
 
 /// A function's router, built from the route table: every route of `R`'s function, its

@@ -14,6 +14,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jwt;
 pub mod keys;
+pub mod listener;
 pub mod openapi;
 pub mod revocation;
 pub mod runtime;

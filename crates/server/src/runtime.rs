@@ -6,6 +6,7 @@
 //!   reachable under the host's `/api` prefix;
 //! * **standalone** otherwise, on the configured listen address.
 
+use crate::listener::ServerConfig;
 pub use crate::startup::{RuntimeError, StartError};
 use std::net::SocketAddr;
 
@@ -17,13 +18,20 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Lambda,
-    Azure { port: u16 },
-    Standalone { listen: SocketAddr },
+    Azure {
+        port: u16,
+        server: ServerConfig,
+    },
+    Standalone {
+        listen: SocketAddr,
+        server: ServerConfig,
+    },
 }
 
 impl Mode {
-    /// Detects the mode from the environment; `listen` is used for standalone.
-    pub fn detect(listen: SocketAddr) -> Result<Self, RuntimeError> {
+    /// Detects the mode from the environment; `listen` is used for standalone, `server`'s
+    /// connection limits in both HTTP modes.
+    pub fn detect(listen: SocketAddr, server: ServerConfig) -> Result<Self, RuntimeError> {
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
             return Ok(Self::Lambda);
         }
@@ -32,9 +40,9 @@ impl Mode {
                 .trim()
                 .parse()
                 .map_err(|_| RuntimeError::BadPort(port.clone()))?;
-            return Ok(Self::Azure { port });
+            return Ok(Self::Azure { port, server });
         }
-        Ok(Self::Standalone { listen })
+        Ok(Self::Standalone { listen, server })
     }
 }
 
@@ -56,14 +64,14 @@ pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
                 .await
                 .map_err(|e| RuntimeError::Lambda(e.to_string()))
         }
-        Mode::Azure { port } => {
+        Mode::Azure { port, server } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             tracing::info!(%addr, "starting as an Azure Functions custom handler");
-            serve_http(azure_router(router), addr).await
+            serve_http(azure_router(router), addr, &server).await
         }
-        Mode::Standalone { listen } => {
+        Mode::Standalone { listen, server } => {
             tracing::info!(%listen, "starting standalone server");
-            serve_http(router, listen).await
+            serve_http(router, listen, &server).await
         }
     }
 }
@@ -143,14 +151,16 @@ where
     }
 }
 
-async fn serve_http(router: Router, addr: SocketAddr) -> Result<(), RuntimeError> {
+async fn serve_http(
+    router: Router,
+    addr: SocketAddr,
+    server: &ServerConfig,
+) -> Result<(), RuntimeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| RuntimeError::Bind(addr, e))?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(RuntimeError::Serve)
+    crate::listener::serve(listener, router, server, shutdown_signal()).await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -239,7 +249,7 @@ pub async fn start(
 ) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), StartError> {
     init_tracing();
     let mut config = args.load()?;
-    let mode = Mode::detect(config.listen)?;
+    let mode = Mode::detect(config.listen, config.server)?;
     if matches!(mode, Mode::Lambda) {
         // One request per instance at a time: nothing to combine, so produce directly.
         config.kafka.coalesce = false;

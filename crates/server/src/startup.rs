@@ -11,8 +11,6 @@ pub enum RuntimeError {
     BadPort(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
-    #[error("server: {0}")]
-    Serve(std::io::Error),
     #[error("lambda runtime: {0}")]
     Lambda(String),
 }

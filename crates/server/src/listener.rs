@@ -1,0 +1,441 @@
+//! The HTTP/1.1 listener of the standalone and Azure modes (`[server]`): every connection
+//! gets a header-read deadline, a whole-body read deadline and an idle keep-alive timeout,
+//! and the process holds at most `max_connections` connections, so that slow or silent
+//! clients cannot hold descriptors without limit (slowloris). On Lambda the front end owns
+//! connections and none of this applies.
+//!
+//! A watch over each connection keeps two clocks. The head clock runs from the accept, and
+//! then from the first byte after each answer, until the request's head is complete: past
+//! `header_read_timeout_ms` the connection is dropped. (hyper's own header timeout is off: in
+//! hyper 1.12 it also runs while a keep-alive connection waits for its next request, which
+//! would close every idle connection at the header timeout.) The idle clock runs while no
+//! request is in flight (a long poll is in flight; an answer being sent moves bytes) and no
+//! byte moves: past `idle_timeout_ms` the connection is shut down gracefully, and dropped if it
+//! is still open another `idle_timeout_ms` later. The body deadline wraps each
+//! request body ([`DeadlineBody`], 408 when it passes). At the cap, accepting waits: new
+//! clients queue in the kernel's backlog instead of taking a descriptor the process lacks.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use hubgate_core::units::millis;
+
+/// `[server]`: connection limits of the standalone and Azure listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Longest time a client may take to send a request's head (request line and headers),
+    /// from the accept (first request) or the head's first byte (later requests) (ms).
+    #[serde(rename = "header_read_timeout_ms", deserialize_with = "millis")]
+    pub header_read_timeout: Duration,
+    /// Longest time a client may take to send a request's whole body, from the end of its
+    /// head (ms). Past it the request is answered 408 and the connection closed.
+    #[serde(rename = "body_read_timeout_ms", deserialize_with = "millis")]
+    pub body_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight and no traffic for this long is
+    /// closed (ms). Keep it above the idle timeout of a load balancer in front (ALB: 60 s).
+    #[serde(rename = "idle_timeout_ms", deserialize_with = "millis")]
+    pub idle_timeout: Duration,
+    /// Most client connections held at once; unset: three quarters of the process's
+    /// open-file limit (`ulimit -n`), leaving the rest for Kafka connections and files.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `max_connections`, or the default derived from the open-file limit.
+    #[must_use]
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+            default_cap(limit)
+        })
+    }
+
+    /// Refuses values that would disable a protection or stop all service.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, d) in [
+            ("server.header_read_timeout_ms", self.header_read_timeout),
+            ("server.body_read_timeout_ms", self.body_read_timeout),
+            ("server.idle_timeout_ms", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err("server.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Three quarters of the open-file limit (`None`: unlimited), at least 16 and at most
+/// 1,000,000.
+fn default_cap(open_files: Option<u64>) -> usize {
+    let limit = open_files.unwrap_or(1_000_000).min(1_000_000);
+    usize::try_from(limit / 4 * 3).unwrap_or(1_000_000).max(16)
+}
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+#[derive(Debug)]
+pub struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+/// The request body did not arrive within `server.body_read_timeout_ms`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within {} ms", .0.as_millis())]
+pub struct BodyTimeout(pub Duration);
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(BodyTimeout(self.timeout).into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `Activity::head_since` while no request head is being read.
+const NO_HEAD: u64 = u64::MAX;
+
+/// One connection's activity: requests in flight, the time of its last byte, and since when
+/// a request head is being waited for.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte read or written.
+    last: AtomicU64,
+    /// Milliseconds since `start` at which the head now being read began: the accept for the
+    /// first request, the first byte after an answer for the others; [`NO_HEAD`] otherwise.
+    head_since: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Wakes the watch when a head clock starts.
+    head_started: tokio::sync::Notify,
+}
+
+/// What the watch decides about a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Fine,
+    /// A head took longer than `header_read_timeout_ms`: drop the connection.
+    HeadTooSlow,
+    /// Nothing in flight and nothing moved for `idle_timeout_ms`: close it gracefully.
+    Idle,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
+    /// Bytes were read (`read`) or written.
+    fn touch(&self, read: bool) {
+        let now = self.now_ms();
+        self.last.store(now, Ordering::Relaxed);
+        if read && self.in_flight.load(Ordering::Acquire) == 0 {
+            // The first byte of a new head starts its clock (a later byte keeps it).
+            if self
+                .head_since
+                .compare_exchange(NO_HEAD, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.head_started.notify_one();
+            }
+        }
+    }
+
+    /// The watch's decision, and how long until it should look again.
+    fn verdict(&self, header: Duration, idle: Duration) -> (Verdict, Duration) {
+        let now = Duration::from_millis(self.now_ms());
+        let head = self.head_since.load(Ordering::Acquire);
+        if head != NO_HEAD {
+            let waited = now.saturating_sub(Duration::from_millis(head));
+            if waited >= header {
+                return (Verdict::HeadTooSlow, header);
+            }
+            return (Verdict::Fine, header - waited);
+        }
+        match self.idle_for() {
+            Some(quiet) if quiet >= idle => (Verdict::Idle, idle),
+            Some(quiet) => (Verdict::Fine, idle - quiet),
+            None => (Verdict::Fine, idle.min(header)),
+        }
+    }
+
+    /// How long nothing has happened, or `None` while a request is in flight.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        Some(self.start.elapsed().saturating_sub(last))
+    }
+}
+
+/// Decrements the in-flight count when the answer is ready (or the request is dropped).
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    /// A request's head is complete: it is in flight, and no head is being waited for.
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.head_since.store(NO_HEAD, Ordering::Release);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch(false);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The TCP stream, noting each byte read or written in its [`Activity`].
+#[derive(Debug)]
+struct Tracked {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch(true);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch(false);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves `router` on `listener` with `config`'s limits until `shutdown` completes; then stops
+/// accepting, lets every connection finish its requests in flight, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let cap = config.connection_cap();
+    let permits = Arc::new(Semaphore::new(cap));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tracing::info!(
+        max_connections = cap,
+        header_read_timeout_ms = config.header_read_timeout.as_millis(),
+        body_read_timeout_ms = config.body_read_timeout.as_millis(),
+        idle_timeout_ms = config.idle_timeout.as_millis(),
+        "accepting connections"
+    );
+    tokio::pin!(shutdown);
+    let mut at_cap_logged = false;
+    loop {
+        // At the cap, wait for a connection to end before accepting another.
+        let permit = if let Ok(p) = Arc::clone(&permits).try_acquire_owned() {
+            at_cap_logged = false;
+            p
+        } else {
+            if !at_cap_logged {
+                tracing::warn!(
+                    max_connections = cap,
+                    "connection cap reached; new connections wait (server.max_connections)"
+                );
+                at_cap_logged = true;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                p = Arc::clone(&permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: wait, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (router, config, stop) = (router.clone(), *config, stop_rx.clone());
+        tokio::spawn(async move {
+            connection(stream, peer, router, &config, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("no longer accepting; finishing requests in flight");
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit until it ends.
+    let _ = permits
+        .acquire_many(u32::try_from(cap).unwrap_or(u32::MAX))
+        .await;
+}
+
+/// Serves one connection until it ends, is idle too long, or the server stops.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    config: &ServerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity {
+        start: Instant::now(),
+        last: AtomicU64::new(0),
+        head_since: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
+        head_started: tokio::sync::Notify::new(),
+    });
+    let io = TokioIo::new(Tracked {
+        stream,
+        activity: Arc::clone(&activity),
+    });
+    let body_timeout = config.body_read_timeout;
+    let service_activity = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let guard = InFlight::new(&service_activity);
+        let request = request.map(|inner| {
+            Body::new(DeadlineBody {
+                inner,
+                deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                timeout: body_timeout,
+            })
+        });
+        let router = router.clone();
+        async move {
+            // In flight until the answer is ready (its head goes out next). Not while its body
+            // is sent: hyper may read the next head's first bytes before it drops a sent body,
+            // and they must start the head clock. An answer still being sent keeps the
+            // connection busy by its writes.
+            let response = router.oneshot(request).await;
+            drop(guard);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The watch below keeps the head clock (see the module doc).
+    builder.header_read_timeout(None);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let (header, idle) = (config.header_read_timeout, config.idle_timeout);
+    let mut closing = false;
+    loop {
+        let (_, wait) = activity.verdict(header, idle);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            // A head clock that starts brings the next look forward.
+            () = activity.head_started.notified() => {}
+            () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {
+                match activity.verdict(header, idle).0 {
+                    Verdict::HeadTooSlow => {
+                        tracing::debug!(%peer, "request head too slow; closing the connection");
+                        return;
+                    }
+                    Verdict::Idle if !closing => {
+                        tracing::debug!(%peer, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    // Still open an idle timeout after the graceful close (a head that
+                    // came pipelined and stopped half-way): drop it.
+                    Verdict::Idle => return,
+                    Verdict::Fine => {}
+                }
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

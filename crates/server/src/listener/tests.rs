@@ -34,10 +34,22 @@ fn router() -> Router {
         )
         .route(
             "/echo",
+            // The HTTP layer maps a `BodyTimeout` to 408 (`ApiError::BodyTimeout`); this
+            // module sits below it, so the test handler finds it the same way.
             post(|body: axum::body::Body| async move {
-                match crate::http::read_body(body, 1024).await {
+                match axum::body::to_bytes(body, 1024).await {
                     Ok(b) => b.len().to_string().into_response(),
-                    Err(e) => e.into_response(),
+                    Err(e) => {
+                        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                        while let Some(s) = source {
+                            if s.is::<BodyTimeout>() {
+                                return (http::StatusCode::REQUEST_TIMEOUT, "40801")
+                                    .into_response();
+                            }
+                            source = s.source();
+                        }
+                        http::StatusCode::BAD_REQUEST.into_response()
+                    }
                 }
             }),
         )

@@ -638,6 +638,21 @@ pub struct ApiPath<T>(pub T);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_error_timeout_is_408_and_closes_ok() {
+        let timeout = crate::listener::BodyTimeout(std::time::Duration::from_secs(60));
+        // As axum hands it over: the body's error inside axum's.
+        let wrapped =
+            axum::Error::new(Box::new(timeout) as Box<dyn std::error::Error + Send + Sync>);
+        let e = body_error(&wrapped, 10);
+        assert!(matches!(e, ApiError::BodyTimeout(_)), "{e:?}");
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
+        let other = axum::Error::new(std::io::Error::other("reset"));
+        assert!(matches!(body_error(&other, 10), ApiError::BadRequest(_)));
+    }
     use http_body_util::BodyExt;
 
     async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Response) {

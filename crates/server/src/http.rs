@@ -638,6 +638,7 @@ pub struct ApiPath<T>(pub T);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[test]
     fn body_error_timeout_is_408_and_closes_ok() {
@@ -653,7 +654,6 @@ mod tests {
         let other = axum::Error::new(std::io::Error::other("reset"));
         assert!(matches!(body_error(&other, 10), ApiError::BadRequest(_)));
     }
-    use http_body_util::BodyExt;
 
     async fn body_of(e: ApiError) -> (StatusCode, serde_json::Value, Response) {
         let r = e.into_response();

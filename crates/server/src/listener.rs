@@ -102,12 +102,26 @@ fn default_cap(open_files: Option<u64>) -> usize {
     usize::try_from(limit / 4 * 3).unwrap_or(1_000_000).max(16)
 }
 
-/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// A request body that fails with [`BodyTimeout`] once its deadline passes. The timer is
+/// made only when the body has to wait for bytes: a request without a body, or whose body
+/// came with its head, costs none.
 #[derive(Debug)]
 pub struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: tokio::time::Instant::now() + timeout,
+            sleep: None,
+            timeout,
+        }
+    }
 }
 
 /// The request body did not arrive within `server.body_read_timeout_ms`.
@@ -126,7 +140,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(BodyTimeout(self.timeout).into())));
         }
         Poll::Pending
@@ -374,13 +392,7 @@ async fn connection(
     let service_activity = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let guard = InFlight::new(&service_activity);
-        let request = request.map(|inner| {
-            Body::new(DeadlineBody {
-                inner,
-                deadline: Box::pin(tokio::time::sleep(body_timeout)),
-                timeout: body_timeout,
-            })
-        });
+        let request = request.map(|inner| Body::new(DeadlineBody::new(inner, body_timeout)));
         let router = router.clone();
         async move {
             // In flight until the answer is ready (its head goes out next). Not while its body

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,8 +55,6 @@ fn router() -> Router {
             }),
         )
 }
-
-use axum::response::IntoResponse;
 
 /// Starts [`serve`] on a free port; returns its address.
 async fn start(config: ServerConfig) -> SocketAddr {

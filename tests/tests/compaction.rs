@@ -12,15 +12,16 @@ use hubgate_tests::{HubgateProcess, KafkaCluster, http, test_config_toml, token_
 use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use serde_json::json;
 
-/// Records in partition 0 of `topic` now (gaps left by compaction are not counted).
-async fn records_in(bootstrap: &str, topic: &str) -> (usize, i64) {
+/// What is left in partition 0 of `topic`: the offsets of its records and whether each is a
+/// tombstone (gaps left by compaction are not listed), and the end offset.
+async fn records_in(bootstrap: &str, topic: &str) -> (Vec<(i64, bool)>, i64) {
     let client = hubgate_tests::kafka_client(bootstrap).await;
     let pc = client
         .partition_client(topic, 0, UnknownTopicHandling::Error)
         .await
         .unwrap();
     let end = pc.get_offset(OffsetAt::Latest).await.unwrap();
-    let (mut offset, mut count) = (0, 0);
+    let (mut offset, mut left) = (0, Vec::new());
     while offset < end {
         let (records, _) = pc.fetch_records(offset, 1..1_000_000, 100).await.unwrap();
         if records.is_empty() {
@@ -29,11 +30,11 @@ async fn records_in(bootstrap: &str, topic: &str) -> (usize, i64) {
         for r in records {
             if r.offset >= offset {
                 offset = r.offset + 1;
-                count += 1;
+                left.push((r.offset, r.record.value.is_none()));
             }
         }
     }
-    (count, end)
+    (left, end)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,32 +141,41 @@ async fn stores_survive_compaction_and_restart_ok() {
         );
     }
 
-    // Wait for the cleaner: fewer records than were written in both stores. Each round
-    // writes one more record (a throwaway revocation) so the active segment rolls.
+    // Wait for the cleaner to have removed, among the records written above, the superseded
+    // ones (offset 0 is p0's revocation and g0's creation, both superseded) and the
+    // tombstones. Whether it already ran during the writes does not matter: the condition
+    // looks at what is left, not at a count taken earlier. Each round writes more records
+    // (a throwaway revocation, a checkpoint) so the active segment rolls and gets cleaned.
     let written = [
         (
             config.revocation_topic.clone(),
-            records_in(&bootstrap, &config.revocation_topic).await,
+            records_in(&bootstrap, &config.revocation_topic).await.1,
         ),
         (
             config.consumer_group_topic.clone(),
-            records_in(&bootstrap, &config.consumer_group_topic).await,
+            records_in(&bootstrap, &config.consumer_group_topic).await.1,
         ),
     ];
     let started = Instant::now();
-    for (topic, (before, _)) in &written {
+    for (topic, written_end) in &written {
         loop {
-            let (now, end) = records_in(&bootstrap, topic).await;
-            if now < *before {
+            let (left, end) = records_in(&bootstrap, topic).await;
+            let ours: Vec<_> = left.iter().filter(|(o, _)| o < written_end).collect();
+            let superseded_gone = ours.first().is_none_or(|(o, _)| *o > 0);
+            let tombstones = ours.iter().filter(|(_, t)| *t).count();
+            if superseded_gone && tombstones == 0 {
                 println!(
-                    "compaction: {topic}: {before} records written, {now} left (end offset {end}) after {:.1} s",
+                    "compaction: {topic}: {written_end} records written, {} of them left \
+                     (end offset now {end}) after {:.1} s",
+                    ours.len(),
                     started.elapsed().as_secs_f64()
                 );
                 break;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(90),
-                "{topic} was not compacted: {now} of {before} records left\n{}",
+                "{topic} was not compacted: of {written_end} records written, {ours:?} \
+                 (offset, tombstone) are left\n{}",
                 cluster.log()
             );
             if topic == &config.revocation_topic {

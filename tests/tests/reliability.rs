@@ -538,12 +538,13 @@ async fn zero_loss_under_load_and_leader_failover_ok() {
         0
     );
     // The documented bound (README, kafka.request_timeout_ms): each Kafka step of a request
-    // waits at most the request timeout, and a publisher send has two (the revocation list,
-    // when older than revocation_refresh_ms, then the produce). Both time out when the node
-    // that dies leads the store and the partition.
+    // waits at most the request timeout, and a publisher send has up to three (the
+    // revocation list when older than revocation_refresh_ms, the partition's metadata when
+    // a failed produce made hubgate forget it, the produce). All can time out when the node
+    // that dies leads the store and the partition (13.3 s measured with a 5 s timeout).
     assert!(
-        all.slowest <= timeout * 2 + Duration::from_secs(2),
-        "an answer took {:?}, beyond twice the request timeout",
+        all.slowest <= timeout * 3 + Duration::from_secs(2),
+        "an answer took {:?}, beyond three times the request timeout",
         all.slowest
     );
     // A read from the checkpoint has up to three Kafka steps, each bounded by the request

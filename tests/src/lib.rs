@@ -471,6 +471,17 @@ impl Env {
         token_1h(&self.gateway.config, rule, path)
     }
 
+    /// The primary key of `rule` (base64), for an SDK to mint a token with.
+    pub fn primary_key(&self, rule: &str) -> String {
+        self.gateway
+            .config
+            .rule(rule)
+            .unwrap()
+            .primary_key
+            .expose()
+            .to_owned()
+    }
+
     /// Creates `topic` with `partitions` through the gateway's `/v1` API.
     pub async fn create_topic(&self, topic: &str, partitions: i32) {
         let r = self

@@ -558,14 +558,7 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
     let hub = &unique("hub");
     let env = Env::start("").await;
     env.create_topic(hub, 2).await;
-    let key = env
-        .gateway
-        .config
-        .rule("send")
-        .unwrap()
-        .primary_key
-        .expose()
-        .to_owned();
+    let key = env.primary_key("send");
     let manage = env.token("manage", hub);
     for (sdk, publisher) in [
         (Sdk::Python, "py-device"),
@@ -636,4 +629,123 @@ async fn revocation_sdk_tokens_send_then_fail_ok() {
         );
     }
     assert_eq!(py.len(), 3, "nothing written after the revocations");
+}
+
+/// Issue 16 items 12 and 13: one publisher, one name. The same publisher typed in three
+/// cases is one key, one `x-opt-publisher` and one partition; names only an SDK's encoding
+/// can carry (a space, `'()*!~`, non-ASCII) send with SDK-minted tokens, and revoking the
+/// name in another case locks the token out.
+#[tokio::test]
+async fn publisher_names_any_case_and_sdk_minted_one_name_ok() {
+    use hubgate_server::sas::encode_uri_component as enc;
+    let hub = &unique("names");
+    let env = Env::start("").await;
+    env.create_topic(hub, 8).await;
+    let send_hub = env.token("send", hub);
+    let post = |path: String, token: String, body: String| {
+        let req = env
+            .http
+            .post(env.gateway.url(&path))
+            .header("authorization", token)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for typed in ["Device-Upper", "device-upper", "DEVICE-UPPER"] {
+        let path = format!("/{hub}/publishers/{typed}/messages");
+        let (status, text) = post(path, send_hub.clone(), format!("as {typed}")).await;
+        assert_eq!(status, 201, "{typed}: {text}");
+    }
+    let key = env.primary_key("send");
+    let manage = env.token("manage", hub);
+    let names = ["dev ice", "it's(1)*!~", "Zürich-東京"];
+    for (sdk, name) in [
+        (Sdk::Python, names[0]),
+        (Sdk::JavaScript, names[1]),
+        (Sdk::Java, names[2]),
+        (Sdk::Python, names[2]),
+        (Sdk::JavaScript, names[0]),
+    ] {
+        // The audience as a user writes it, the name as typed: the SDK encodes it.
+        let audience = format!("https://{NAMESPACE}/{hub}/publishers/{name}");
+        let token = sdk_token(sdk, "send", &key, &audience).await;
+        let path = format!("/{hub}/publishers/{}/messages", enc(name));
+        let (status, text) = post(path.clone(), token.clone(), format!("{sdk:?} {name}")).await;
+        assert_eq!(status, 201, "{sdk:?} token for {name:?}: {text}");
+        // Revoked in upper case (the path as another client types it): locked out.
+        let revoke = format!(
+            "/{hub}/revokedpublishers/{}",
+            enc(&name.to_ascii_uppercase())
+        );
+        let r = env
+            .http
+            .put(env.gateway.url(&revoke))
+            .header("authorization", &manage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "revoke {name:?}");
+        let (status, _) = post(path, token, "after revoke".into()).await;
+        assert_eq!(status, 401, "{sdk:?} token for revoked {name:?}");
+        let r = env
+            .http
+            .delete(env.gateway.url(&revoke))
+            .header("authorization", &manage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "resume {name:?}");
+    }
+    // A `/` (encoded) or a control character is refused, nothing written.
+    for bad in ["a%2Fb", "a%0Ab", "%FF"] {
+        let (status, text) = post(
+            format!("/{hub}/publishers/{bad}/messages"),
+            send_hub.clone(),
+            "bad".into(),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {text}");
+    }
+
+    let records = kafka_python_read(&env.broker.bootstrap(), hub).await;
+    let publisher_of = |r: &hubgate_tests::PyRecord| {
+        r.headers()
+            .into_iter()
+            .find(|(k, _)| k == "x-opt-publisher")
+            .map(|(_, v)| String::from_utf8(v).unwrap())
+    };
+    let upper: Vec<_> = records
+        .iter()
+        .filter(|r| r.value().unwrap().starts_with(b"as "))
+        .collect();
+    assert_eq!(upper.len(), 3);
+    for r in &upper {
+        assert_eq!(r.key().as_deref(), Some(&b"device-upper"[..]));
+        assert_eq!(publisher_of(r).as_deref(), Some("device-upper"));
+        assert_eq!(
+            r.partition, upper[0].partition,
+            "one publisher, one partition"
+        );
+    }
+    for name in names {
+        let canonical = name.to_ascii_lowercase();
+        let sent: Vec<_> = records
+            .iter()
+            .filter(|r| r.key().as_deref() == Some(canonical.as_bytes()))
+            .collect();
+        assert!(
+            !sent.is_empty(),
+            "{name:?} was written under its canonical name"
+        );
+        for r in sent {
+            assert_eq!(publisher_of(r).as_deref(), Some(canonical.as_str()));
+        }
+    }
+    assert_eq!(
+        records.len(),
+        3 + 5,
+        "nothing written after a revocation or a refusal"
+    );
 }

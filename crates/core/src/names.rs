@@ -1,7 +1,10 @@
 //! Validation of the names that reach Kafka or a SAS scope: hubs (topics), publishers, rules.
 //!
-//! Rules are strict on purpose: a name that passes is safe as a Kafka topic or record key,
-//! as a URL path segment, and inside a SAS resource URI without any encoding ambiguity.
+//! Hub, consumer group and rule names are strict on purpose: a name that passes is safe as a
+//! Kafka topic, a URL path segment and a SAS scope segment without any encoding. Publisher
+//! names are what the Event Hubs SDKs can mint a token for: any text without control
+//! characters or `/`, sent percent-encoded (each path or scope segment is percent-decoded
+//! once, as UTF-8) and compared in one canonical form, [`publisher`].
 
 /// The one case-insensitive form of a name (hub, publisher, consumer group, SAS scope
 /// segment), used wherever names are compared or stored: ASCII letters lower-cased, every
@@ -83,15 +86,40 @@ pub fn validate_hub(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// A publisher: `[A-Za-z0-9._~:@-]`, 1–128 characters, not `.` or `..`.
+/// A publisher: any text of 1–128 characters (Unicode scalar values) without control
+/// characters (C0, DEL, C1) or `/`, and not `.` or `..`: every name the Event Hubs SDKs can
+/// mint a token for that is safe as one path segment, record key and header value.
 pub fn validate_publisher(name: &str) -> Result<(), NameError> {
-    check(
-        name,
-        "publisher",
-        MAX_PUBLISHER_LEN,
-        "letters, digits, '.', '_', '~', ':', '@' and '-'",
-        |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'@' | b'-'),
-    )
+    const KIND: &str = "publisher";
+    if name.is_empty() {
+        return Err(NameError::Empty { kind: KIND });
+    }
+    if name.chars().nth(MAX_PUBLISHER_LEN).is_some() {
+        return Err(NameError::TooLong {
+            kind: KIND,
+            max: MAX_PUBLISHER_LEN,
+        });
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(NameError::BadChar {
+            kind: KIND,
+            allowed: "characters other than control characters and '/'",
+        });
+    }
+    if name == "." || name == ".." {
+        return Err(NameError::Dots { kind: KIND });
+    }
+    Ok(())
+}
+
+/// The canonical form of a publisher name, validated: [`fold`]ed. It is the one form of
+/// the name everywhere hubgate uses it: the Kafka record key and `x-opt-publisher` header,
+/// the revocation list, throttle buckets, idempotency scopes, and the comparison with a
+/// token's scope, so `Device-1`, `device-1` and `DEVICE-1` are one publisher on one
+/// partition.
+pub fn publisher(name: &str) -> Result<String, NameError> {
+    validate_publisher(name)?;
+    Ok(fold(name))
 }
 
 /// Longest consumer group name (Event Hubs allows 50).
@@ -159,7 +187,21 @@ mod tests {
 
     #[test]
     fn publisher_names_ok_and_fail() {
-        for n in ["dev-01", "a@b.c", "urn:dev:1", "x~y_z"] {
+        for n in [
+            "dev-01",
+            "a@b.c",
+            "urn:dev:1",
+            "x~y_z",
+            "dev ice",
+            "it's(1)*!~",
+            "Zürich-東京",
+            "a+b",
+            "a%20",
+            "100%",
+            "a?b#c",
+            "...",
+            &"é".repeat(128),
+        ] {
             assert_eq!(validate_publisher(n), Ok(()), "{n}");
         }
         for n in [
@@ -167,15 +209,27 @@ mod tests {
             ".",
             "..",
             "a/b",
-            "a b",
-            "a+b",
-            "a%20",
-            "é",
+            "/",
             "a\nb",
+            "a\0",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}",
             &"x".repeat(129),
+            &"é".repeat(129),
         ] {
             assert!(validate_publisher(n).is_err(), "{n:?}");
         }
+    }
+
+    #[test]
+    fn publisher_canonical_form_folds_ascii_only_ok() {
+        assert_eq!(publisher("DEVICE-Upper").unwrap(), "device-upper");
+        assert_eq!(publisher("Zürich-東京").unwrap(), "zürich-東京");
+        // Unicode case is not folded: Ü stays Ü, KELVIN SIGN stays itself.
+        assert_eq!(publisher("ÜBER").unwrap(), "Über");
+        assert_eq!(publisher("\u{212A}elvin").unwrap(), "\u{212A}elvin");
+        assert!(publisher("a/b").is_err());
     }
 
     #[test]
@@ -198,7 +252,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn valid_publisher_needs_no_uri_encoding_ok(n in "[A-Za-z0-9._~:@-]{1,128}") {
+        fn valid_publisher_survives_uri_encoding_ok(n in "[^/\\p{Cc}]{1,128}") {
             prop_assume!(n != "." && n != "..");
             prop_assert_eq!(validate_publisher(&n), Ok(()));
             // Valid names survive the encodeURIComponent → decode trip unchanged.

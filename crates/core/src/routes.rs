@@ -19,7 +19,7 @@ use std::fmt;
 use percent_encoding::percent_decode_str;
 
 use crate::authz::{AuthError, Principal, Resource, Right, authorize};
-use crate::names::{NameError, validate_consumer_group, validate_hub, validate_publisher};
+use crate::names::{NameError, validate_consumer_group, validate_hub};
 
 /// The function (binary, and Lambda function) that serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -325,37 +325,46 @@ pub enum ParamError {
     Partition,
     #[error("offset must be a non-negative integer")]
     Offset,
+    /// A percent-decoded parameter is not UTF-8.
+    #[error("{0} is not UTF-8 text once percent-decoded")]
+    Encoding(&'static str),
 }
 
-/// A path's parameters, percent-decoded, as the template names them; not yet validated.
+/// A path's parameters as sent (percent-encoded), as the template names them; not yet
+/// decoded or validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawParams<'a> {
-    values: Vec<(&'static str, Cow<'a, str>)>,
+    values: Vec<(&'static str, &'a str)>,
+}
+
+/// A path segment percent-decoded once, as UTF-8 (RFC 3986 §2.1; `+` is literal in a path).
+fn decode_segment(segment: &str) -> Option<Cow<'_, str>> {
+    percent_decode_str(segment).decode_utf8().ok()
 }
 
 impl RawParams<'_> {
-    /// The value of parameter `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// The value of parameter `name`, percent-decoded (`None` also when it is not UTF-8).
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.values
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_ref())
+            .and_then(|(_, v)| decode_segment(v))
     }
 
-    /// Validates every parameter: names by the rules of `names`, numbers as numbers.
+    /// Decodes and validates every parameter: each is percent-decoded once (UTF-8), names
+    /// are checked by the rules of `names` (a publisher is also put in its canonical form,
+    /// [`names::publisher`](crate::names::publisher)), numbers parsed as numbers.
     pub fn parse(&self) -> Result<Params, ParamError> {
         let mut p = Params::default();
-        for (name, value) in &self.values {
+        for (name, raw) in &self.values {
+            let value = decode_segment(raw).ok_or(ParamError::Encoding(name))?;
             let value = value.as_ref();
             match *name {
                 "hub" | "topic" => {
                     validate_hub(value)?;
                     p.hub = Some(value.to_owned());
                 }
-                "publisher" => {
-                    validate_publisher(value)?;
-                    p.publisher = Some(value.to_owned());
-                }
+                "publisher" => p.publisher = Some(crate::names::publisher(value)?),
                 "consumergroup" => {
                     validate_consumer_group(value)?;
                     p.consumer_group = Some(value.to_owned());
@@ -392,6 +401,7 @@ pub fn parse_partition(s: &str) -> Result<i32, ParamError> {
 pub struct Params {
     /// `{hub}` or `{topic}`.
     pub hub: Option<String>,
+    /// `{publisher}`, in its canonical form ([`names::publisher`](crate::names::publisher)).
     pub publisher: Option<String>,
     pub consumer_group: Option<String>,
     pub partition: Option<i32>,
@@ -477,14 +487,14 @@ impl<'a> PathMatch<'a> {
         out
     }
 
-    /// The parameters, percent-decoded.
+    /// The parameters, as sent.
     pub fn params(&self) -> RawParams<'a> {
         let values = self.template[1..]
             .split('/')
             .zip(&self.segments)
             .filter_map(|(t, s)| {
                 let name = t.strip_prefix('{')?.strip_suffix('}')?;
-                Some((name, percent_decode_str(s).decode_utf8_lossy()))
+                Some((name, *s))
             })
             .collect();
         RawParams { values }

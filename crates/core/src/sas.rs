@@ -56,6 +56,22 @@ pub fn encode_uri_component(s: &str) -> String {
     utf8_percent_encode(s, URI_COMPONENT).to_string()
 }
 
+/// The resource URI of a token for `segments` under `namespace` (`https://ns/` for the
+/// namespace, `https://ns/hub`, `https://ns/hub/publishers/name`): each segment
+/// percent-encoded like `encodeURIComponent`, so [`Scope::parse`], which decodes each
+/// segment once, gives the segments back whatever characters they hold (`%`, `?`, `#`,
+/// spaces, non-ASCII).
+pub fn resource_uri<'a>(namespace: &str, segments: impl IntoIterator<Item = &'a str>) -> String {
+    let mut uri = format!("https://{namespace}/");
+    for (i, segment) in segments.into_iter().enumerate() {
+        if i > 0 {
+            uri.push('/');
+        }
+        uri.push_str(&encode_uri_component(segment));
+    }
+    uri
+}
+
 /// Why a token was rejected. Every variant is an authentication failure (HTTP 401); the
 /// `Display` text is safe to show a client: it never contains the token, a key or a MAC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +146,7 @@ impl SasKey {
         HmacSha256::new_from_slice(self.0.as_bytes()).expect("HMAC takes keys of any length")
     }
 
-    fn sign(&self, string_to_sign: &[u8]) -> [u8; 32] {
+    pub(crate) fn sign(&self, string_to_sign: &[u8]) -> [u8; 32] {
         let mut mac = self.mac();
         mac.update(string_to_sign);
         mac.finalize().into_bytes().into()

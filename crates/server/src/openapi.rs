@@ -79,10 +79,12 @@ fn hub_schema() -> Value {
     })
 }
 
+/// A publisher name (`names::validate_publisher`): no control characters, no `/`, not `.`
+/// or `..`; percent-encoded in the path, compared with ASCII letters lower-cased.
 fn publisher_schema() -> Value {
     json!({
         "type": "string", "minLength": 1, "maxLength": MAX_PUBLISHER_LEN,
-        "pattern": "^[A-Za-z0-9._~:@-]+$"
+        "pattern": r"^(?!\.\.?$)[^/\u0000-\u001f\u007f-\u009f]+$"
     })
 }
 

@@ -200,14 +200,12 @@ fn token(
             .ok_or_else(|| CliError::Usage(format!("no rule grants {right} on {where_}")))?,
     };
     let now = hubgate_server::authz::unix_now();
-    let mut uri = format!("https://{}/", config.namespace);
-    if let Some(h) = hub {
-        uri.push_str(h);
-    }
-    if let Some(p) = publisher {
-        uri.push_str("/publishers/");
-        uri.push_str(p);
-    }
+    let segments = match (hub, publisher) {
+        (Some(h), Some(p)) => vec![h, hubgate_server::authz::PUBLISHERS, p],
+        (Some(h), None) => vec![h],
+        _ => vec![],
+    };
+    let uri = hubgate_server::sas::resource_uri(&config.namespace, segments);
     Ok(mint(
         &uri,
         &rule.name,

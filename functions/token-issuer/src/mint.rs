@@ -106,7 +106,7 @@ pub(crate) async fn mint(
             "ttl_secs must be from 1 to {max}"
         )));
     }
-    let (path, wanted): (String, Rights) = match (&publisher, &consumer_group) {
+    let (path, wanted): (Vec<&str>, Rights) = match (&publisher, &consumer_group) {
         (Some(_), Some(_)) => {
             return Err(MintError::Invalid(
                 "give either publisher or consumer_group, not both".into(),
@@ -115,12 +115,12 @@ pub(crate) async fn mint(
         (Some(p), None) => {
             validate_publisher(p)?;
             only(rights.as_deref(), Right::Send, "publisher")?;
-            (format!("{hub}/{PUBLISHERS}/{p}"), Rights::SEND)
+            (vec![&hub, PUBLISHERS, p], Rights::SEND)
         }
         (None, Some(cg)) => {
             validate_consumer_group(cg)?;
             only(rights.as_deref(), Right::Listen, "consumer group")?;
-            (format!("{hub}/{CONSUMER_GROUPS}/{cg}"), Rights::LISTEN)
+            (vec![&hub, CONSUMER_GROUPS, cg], Rights::LISTEN)
         }
         (None, None) => {
             let wanted: Rights = rights.unwrap_or_default().into_iter().collect();
@@ -130,7 +130,7 @@ pub(crate) async fn mint(
                         .into(),
                 ));
             }
-            (hub.clone(), wanted)
+            (vec![&hub], wanted)
         }
     };
     let allow_manage = s.config.issuer.allow_manage_tokens;
@@ -161,7 +161,7 @@ pub(crate) async fn mint(
         });
     }
     let expires_at = unix_now().saturating_add(ttl_secs);
-    let resource = format!("https://{}/{path}", s.config.namespace);
+    let resource = hubgate_server::sas::resource_uri(&s.config.namespace, path);
     let token = hubgate_server::sas::mint(&resource, &rule.name, &rule.primary_key, expires_at);
     tracing::info!(
         by,

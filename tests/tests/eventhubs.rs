@@ -749,3 +749,69 @@ async fn publisher_names_any_case_and_sdk_minted_one_name_ok() {
         "nothing written after a revocation or a refusal"
     );
 }
+
+/// Issue 16 item 8: topics `X-A` and `x-a` made outside hubgate are one hub to every
+/// credential (hub names are case-insensitive), so hubgate serves neither: 409 on every
+/// spelling and route, nothing written, both before and after this process read the topic
+/// list. A topic with one spelling is reached by any spelling.
+#[tokio::test]
+async fn hub_case_twin_topics_refused_and_single_topic_any_case_ok() {
+    let lower = unique("twin");
+    let upper = lower.to_ascii_uppercase();
+    let solo = unique("Solo");
+    let env = Env::start("").await;
+    let admin = hubgate_tests::kafka_with(&env.broker.bootstrap(), |_| {});
+    for topic in [&upper, &lower, &solo] {
+        admin.create_topic(topic, 1, 1, &[]).await.unwrap();
+    }
+    let send = env.token("send", &lower);
+    let listen = env.token("listen", &lower);
+    let post = |path: String, token: String| {
+        let req = env
+            .http
+            .post(env.gateway.url(&path))
+            .header("authorization", token)
+            .body("e");
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // The first request of this process (no topic list yet), then the others.
+    for hub in [&upper, &lower, &upper] {
+        let (status, text) = post(format!("/{hub}/messages"), send.clone()).await;
+        assert_eq!(status, 409, "/{hub}/messages: {text}");
+        assert!(text.contains("40904") && text.contains(&upper), "{text}");
+        let (status, text) = post(format!("/{hub}/partitions/0/messages"), send.clone()).await;
+        assert_eq!(status, 409, "{text}");
+        let r = env
+            .http
+            .get(
+                env.gateway
+                    .url(&format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0")),
+            )
+            .header("authorization", &listen)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409, "read {hub}");
+    }
+    for topic in [&upper, &lower] {
+        assert_eq!(
+            latest_offsets(&env.broker.bootstrap(), topic).await,
+            [0],
+            "nothing written to {topic}"
+        );
+    }
+    // One topic, any spelling: the token for its lower-case name sends to it.
+    let send_solo = env.token("send", &solo.to_ascii_lowercase());
+    for hub in [
+        solo.to_ascii_lowercase(),
+        solo.to_ascii_uppercase(),
+        solo.clone(),
+    ] {
+        let (status, text) = post(format!("/{hub}/messages"), send_solo.clone()).await;
+        assert_eq!(status, 201, "/{hub}/messages: {text}");
+    }
+    assert_eq!(latest_offsets(&env.broker.bootstrap(), &solo).await, [3]);
+}

@@ -44,6 +44,10 @@ pub enum KafkaError {
     Admin(String),
     #[error("topic '{0}' does not exist")]
     UnknownTopic(String),
+    /// A case-insensitive name (a hub) matches several topics, which Kafka tells apart by
+    /// case alone: no one of them is the one meant.
+    #[error("'{name}' matches the Kafka topics {topics:?}, which differ only in letter case")]
+    CaseTwins { name: String, topics: Vec<String> },
     #[error("partition {partition} of topic '{topic}' does not exist")]
     UnknownPartition { topic: String, partition: i32 },
     #[error("offset {offset} is out of range: the partition holds offsets {earliest} to {latest}")]
@@ -149,6 +153,16 @@ impl KafkaError {
             Self::StoreNotCompacted { .. } => {
                 "hubgate's store topic is misconfigured (see its log).".into()
             }
+            Self::CaseTwins { name, topics } => format!(
+                "hub '{name}' matches the Kafka topics {}, which differ only in letter case; \
+                 hub names are case-insensitive, so hubgate serves none of them: rename or \
+                 delete all but one",
+                topics
+                    .iter()
+                    .map(|t| format!("'{t}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             other => other.to_string(),
         }
     }
@@ -179,6 +193,8 @@ pub type TopicMap = HashMap<String, i32>;
 #[derive(Debug, Clone)]
 struct TopicCache {
     map: Arc<TopicMap>,
+    /// The topics of `map` by their case-insensitive name ([`hubgate_core::names::fold`]).
+    by_fold: HashMap<String, Vec<String>>,
     /// When it was read; `None`: to be read again before use ([`Kafka::forget`]).
     read_at: Option<Instant>,
     /// Topics known before but missing from the answers since, with when they first went
@@ -514,13 +530,74 @@ impl Kafka {
                 }
             }
         }
+        let mut by_fold: HashMap<String, Vec<String>> = HashMap::with_capacity(map.len());
+        for topic in map.keys() {
+            by_fold
+                .entry(hubgate_core::names::fold(topic))
+                .or_default()
+                .push(topic.clone());
+        }
+        for twins in by_fold.values_mut() {
+            twins.sort();
+        }
         let map = Arc::new(map);
         *cache = Some(TopicCache {
             map: Arc::clone(&map),
+            by_fold,
             read_at: Some(Instant::now()),
             missing,
         });
         Ok(map)
+    }
+
+    /// The one topic a hub name stands for. Hub names are case-insensitive (as Event Hubs
+    /// entities and SAS scopes are) and Kafka topic names are not, so the topic is the one
+    /// whose name equals `name` ignoring ASCII case; `name` itself when the list has none
+    /// (the route then answers for a missing topic, or creates it). Several such topics
+    /// (`RT-A` and `rt-a`, made outside hubgate) are [`KafkaError::CaseTwins`]: a credential
+    /// for the hub would otherwise reach whichever one the client's spelling picked.
+    ///
+    /// Answers from the topic list this process has (refreshed first when older than
+    /// `metadata_ttl_ms`), without waiting for Kafka when it has none yet: a request's bad
+    /// input is still refused while Kafka is away. Then `name` is used as typed, and the
+    /// first partition lookup, which reads a fresh list, refuses case twins itself
+    /// ([`Kafka::partition`]).
+    pub async fn resolve_topic(&self, name: &str) -> Result<String, KafkaError> {
+        if self.known.topics.lock().is_none() {
+            return Ok(name.to_owned());
+        }
+        // A failed refresh keeps the list there was (`topics`).
+        let _ = self.topics().await;
+        match self.same_but_case(name).as_deref() {
+            None => Ok(name.to_owned()),
+            Some([one]) => Ok(one.clone()),
+            Some(twins) => Err(KafkaError::CaseTwins {
+                name: name.to_owned(),
+                topics: twins.to_vec(),
+            }),
+        }
+    }
+
+    /// The cached list's topics whose names equal `name` ignoring ASCII case.
+    fn same_but_case(&self, name: &str) -> Option<Vec<String>> {
+        let folded = hubgate_core::names::fold(name);
+        self.known
+            .topics
+            .lock()
+            .as_ref()
+            .and_then(|c| c.by_fold.get(&folded).cloned())
+    }
+
+    /// [`KafkaError::CaseTwins`] when the cached list has topics differing from `topic`
+    /// only in case.
+    fn refuse_case_twins(&self, topic: &str) -> Result<(), KafkaError> {
+        match self.same_but_case(topic).filter(|t| t.len() > 1) {
+            Some(topics) => Err(KafkaError::CaseTwins {
+                name: topic.to_owned(),
+                topics,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The topic list as read at `since` or later: a refresh, or the one another request
@@ -569,6 +646,9 @@ impl Kafka {
             .get(topic)
             .copied()
             .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()))?;
+        // A request that found no topic list to resolve its hub with (`resolve_topic`) must
+        // not reach one of several case twins either.
+        self.refuse_case_twins(topic)?;
         if partition >= count {
             return Err(KafkaError::UnknownPartition {
                 topic: topic.to_owned(),

@@ -1,7 +1,7 @@
 //! The one authorization decision of a request, driven by the route table
 //! ([`crate::routes`]): who the caller is, whether the path's names are valid, whether the
-//! caller has what the route needs, whether the hub is exposed, whether a publisher involved
-//! is revoked. The routers run it once per request in a layer ([`crate::http::table_router`])
+//! caller has what the route needs, whether the hub is exposed, which one Kafka topic the
+//! hub is, whether a publisher involved is revoked. The routers run it once per request in a layer ([`crate::http::table_router`])
 //! and the authorizer function runs the same code, so the two cannot disagree.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use http::HeaderMap;
 use crate::authz::{AuthError, Principal, Resource};
 use crate::config::{Config, hub_exposed};
 use crate::gate::Gate;
-use crate::kafka::KafkaError;
+use crate::kafka::{Kafka, KafkaError};
 use crate::revocation::Revocations;
 use crate::routes::{MissingParam, ParamError, Params, RawParams, Route, RouteId};
 
@@ -20,7 +20,8 @@ use crate::routes::{MissingParam, ParamError, Params, RawParams, Route, RouteId}
 pub struct Grant {
     pub route: RouteId,
     pub principal: Principal,
-    /// The path's parameters, validated.
+    /// The path's parameters, validated; the hub is the Kafka topic it stands for
+    /// ([`Kafka::resolve_topic`]).
     pub params: Params,
     /// The resource the route acts on, for [`Need::On`](crate::routes::Need::On) routes.
     pub resource: Option<Resource>,
@@ -46,7 +47,8 @@ pub enum Refusal {
     /// The hub is not one this gateway exposes (`hubs`).
     #[error("topic '{hub}' does not exist")]
     NotExposed { route: RouteId, hub: String },
-    /// The revocation list could not be read: publisher requests fail closed.
+    /// Kafka could not be asked (the revocation list: publisher requests fail closed; the
+    /// topic list), or said the hub stands for no one topic ([`KafkaError::CaseTwins`]).
     #[error(transparent)]
     Unavailable(#[from] KafkaError),
 }
@@ -56,15 +58,23 @@ pub enum Refusal {
 pub struct Access {
     gate: Arc<Gate>,
     revocations: Arc<Revocations>,
+    kafka: Arc<Kafka>,
     hubs: Vec<String>,
 }
 
 impl Access {
-    /// The decision for `config`'s hubs, with these credentials and revocations.
-    pub fn new(config: &Config, gate: Arc<Gate>, revocations: Arc<Revocations>) -> Self {
+    /// The decision for `config`'s hubs, with these credentials, revocations and Kafka
+    /// (for the topic a hub stands for).
+    pub fn new(
+        config: &Config,
+        gate: Arc<Gate>,
+        revocations: Arc<Revocations>,
+        kafka: Arc<Kafka>,
+    ) -> Self {
         Self {
             gate,
             revocations,
+            kafka,
             hubs: config.hubs.clone(),
         }
     }
@@ -77,7 +87,8 @@ impl Access {
     /// Decides a request for `route` with the path's `raw` parameters and these headers.
     /// `Ok(None)` for routes that need no credential. The order is fixed: a caller without a
     /// valid credential learns nothing about names (401 before 400), then the names, the
-    /// right, the hub, and last the revocation list (the only step that may read Kafka).
+    /// right, the hub, the one topic the hub is (the cached topic list), and last the
+    /// revocation list.
     pub async fn decide(
         &self,
         route: &'static Route,
@@ -90,7 +101,7 @@ impl Access {
         let principal = self.gate.authenticate(headers).await?;
         // Into the request's log line (a name, never credential material).
         tracing::Span::current().record("principal", principal.name());
-        let params = raw.parse()?;
+        let mut params = raw.parse()?;
         let resource = route.resource(&params);
         route.need.check(&principal, resource.as_ref())?;
         if let Some(hub) = &params.hub
@@ -100,6 +111,11 @@ impl Access {
                 route: route.id,
                 hub: hub.clone(),
             });
+        }
+        // A hub name is case-insensitive, a topic name is not: a credential for the hub
+        // reaches exactly one topic, or none (case twins are refused).
+        if let Some(hub) = params.hub.take() {
+            params.hub = Some(self.kafka.resolve_topic(&hub).await?);
         }
         let publisher = match resource.as_ref().map(Resource::segments) {
             Some([hub, p, publisher]) if p == crate::authz::PUBLISHERS => {

@@ -37,6 +37,7 @@ impl Clients {
             config,
             Arc::clone(&gate),
             Arc::clone(&revocations),
+            Arc::clone(&kafka),
         ));
         Ok(Self {
             access,

@@ -399,9 +399,10 @@ impl Config {
 }
 
 /// Whether `hub` is a valid hub name that `hubs` (the configured list; empty: every hub)
-/// exposes.
+/// exposes. Hub names compare ignoring ASCII case, as everywhere.
 pub fn hub_exposed(hubs: &[String], hub: &str) -> bool {
-    validate_hub(hub).is_ok() && (hubs.is_empty() || hubs.iter().any(|h| h == hub))
+    validate_hub(hub).is_ok()
+        && (hubs.is_empty() || hubs.iter().any(|h| h.eq_ignore_ascii_case(hub)))
 }
 
 #[cfg(test)]

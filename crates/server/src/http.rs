@@ -207,6 +207,7 @@ pub fn kafka_status(e: &KafkaError) -> (StatusCode, u32) {
         // The same code as the gateway's own check before creating (`ApiError::Conflict`):
         // which of the two sees an existing topic first is a race.
         KafkaError::TopicExists(_) => (StatusCode::CONFLICT, 40901),
+        KafkaError::CaseTwins { .. } => (StatusCode::CONFLICT, 40904),
         KafkaError::InvalidTopic(_) => (StatusCode::BAD_REQUEST, 40002),
         KafkaError::RecordTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 41302),
         KafkaError::Shared(e) => kafka_status(e),

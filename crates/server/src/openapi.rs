@@ -561,7 +561,7 @@ fn operation_object(route: &Route) -> Value {
         );
     }
     if o.access != Access::Public {
-        responses.insert("default".into(), error("Any other error: 400 bad input, 404 unknown hub, partition or resource, 413, 415, 429, 503 Kafka unavailable (with Retry-After)."));
+        responses.insert("default".into(), error("Any other error: 400 bad input, 404 unknown hub, partition or resource, 409 (40904) a hub matching Kafka topics that differ only in case, 413, 415, 429, 503 Kafka unavailable (with Retry-After)."));
     }
     let mut out = json!({
         "operationId": o.id,

@@ -477,18 +477,28 @@ async fn bad_input_matrix_4xx_json_nothing_written_fails() {
             b"x",
             400,
         ),
+        // Any other text is a publisher name (`d%C3%A9v`, a zero-width space: see
+        // eventhubs.rs); control characters and bytes that are not UTF-8 are not.
         case(
-            "publisher unicode",
+            "publisher control character",
             post.clone(),
-            &format!("/{hub}/publishers/d%C3%A9v/messages"),
+            &format!("/{hub}/publishers/dev%0A1/messages"),
             Some(&send),
             b"x",
             400,
         ),
         case(
-            "publisher zero-width",
+            "publisher C1 control character",
             post.clone(),
-            &format!("/{hub}/publishers/dev%E2%80%8B1/messages"),
+            &format!("/{hub}/publishers/dev%C2%851/messages"),
+            Some(&send),
+            b"x",
+            400,
+        ),
+        case(
+            "publisher not UTF-8",
+            post.clone(),
+            &format!("/{hub}/publishers/d%FFv/messages"),
             Some(&send),
             b"x",
             400,

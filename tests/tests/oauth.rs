@@ -440,3 +440,42 @@ async fn authorizer_decides_for_bearer_and_sas_with_revocation_ok() {
         json!({"isAuthorized": false, "context": {"reason": "PublisherRevoked: publisher 'dev-1' is revoked", "status": "401"}})
     );
 }
+
+/// Issue 16 item 14: a valid bearer token outside every configured security group is a
+/// refusal (403), not a credential problem (401), on every route, the topic list included.
+#[tokio::test]
+async fn oauth_token_in_no_group_forbidden_on_every_route_ok() {
+    let hub = &unique("hub");
+    let oidc = Oidc::start(TID, "kid-1");
+    // Only the writers group is configured: the outsider's group grants nothing here.
+    let toml = oauth_toml(&oidc, None, hub).replace(
+        &format!("[[oauth.groups]]\ngroup = '{ADMINS}'\nrights = ['Manage']\nhub = 'admin-hub'\n"),
+        "",
+    );
+    assert!(!toml.contains(ADMINS));
+    let env = Env::start(&toml).await;
+    env.create_topic(hub, 1).await;
+    let outsider = format!("Bearer {}", oidc.token("outsider").await);
+    for path in [
+        "/v1/metadata/topics".to_owned(),
+        "/v1/metadata/brokers".to_owned(),
+        format!("/v1/metadata/topics/{hub}/partitions"),
+        format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0"),
+    ] {
+        let r = env
+            .http
+            .get(env.gateway.url(&path))
+            .header("authorization", &outsider)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error_code"],
+            40302,
+            "{path}"
+        );
+    }
+    let r = produce(&env, hub, &outsider).await;
+    assert_eq!(r.status(), 403);
+}

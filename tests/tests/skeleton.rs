@@ -157,13 +157,57 @@ async fn hdinsight_produce_consume_roundtrip_ok() {
     let want: std::collections::BTreeSet<String> =
         bootstrap.split(',').map(str::to_owned).collect();
     assert_eq!(listed, want, "{brokers}");
+    // Issue 16 item 14: the HDInsight reference's shape. Leader, replicas and isr are broker
+    // objects `{hostName, port, id, rack}` (as in the broker list), and the partition list
+    // carries each partition's earliest and latest offsets too.
+    let is_broker = |b: &Value| {
+        listed.contains(&format!(
+            "{}:{}",
+            b["hostName"].as_str().unwrap_or("?"),
+            b["port"]
+        )) && b["id"].is_i64()
+            && b.as_object().unwrap().contains_key("rack")
+    };
     let parts = get(&format!("/v1/metadata/topics/{orders}/partitions")).await;
-    assert_eq!(parts["partitions"].as_array().unwrap().len(), 3);
+    let list = parts["partitions"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    for p in list {
+        assert!(is_broker(&p["leader"]), "{p}");
+        for field in ["replicas", "isr"] {
+            let brokers = p[field].as_array().unwrap();
+            assert!(!brokers.is_empty() && brokers.iter().all(is_broker), "{p}");
+        }
+        let n = offsets
+            .iter()
+            .filter(|o| o["partition"] == p["partition_id"])
+            .count();
+        assert_eq!(p["earliest_offset"], 0, "{p}");
+        assert_eq!(p["latest_offset"].as_u64().unwrap(), n as u64, "{p}");
+    }
     let p2 = get(&format!("/v1/metadata/topics/{orders}/partitions/2")).await;
     assert_eq!(p2["partition_id"], 2);
-    assert_eq!(p2["earliest_offset"], 0);
-    let in_p2 = offsets.iter().filter(|o| o["partition"] == 2).count();
-    assert_eq!(p2["latest_offset"].as_u64().unwrap(), in_p2 as u64);
+    assert!(is_broker(&p2["leader"]), "{p2}");
+    assert_eq!(&p2, list.iter().find(|p| p["partition_id"] == 2).unwrap());
+
+    // The reference marks the create body optional: none is every default.
+    let bodiless = unique("bodiless");
+    let r = env
+        .http
+        .put(env.gateway.url(&format!("/v1/topics/{bodiless}")))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            v["partition_count"].as_i64(),
+            v["replication_factor"].as_i64()
+        ),
+        (Some(1), Some(1)),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -432,8 +476,15 @@ async fn create_topic_conflicts_and_properties_ok() {
     let (s, v) = put(events, json!({})).await;
     assert_eq!((s, v["error_code"].as_u64()), (409, Some(40901)));
     let (s, v) = put(&events.to_uppercase(), json!({})).await;
+    // The hub is the existing topic whatever its case (issue 16 item 8): it exists.
     assert_eq!(s, 409, "case-only difference: {v}");
-    assert!(v["message"].as_str().unwrap().contains("case-insensitive"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("'{events}'")),
+        "{v}"
+    );
 }
 
 #[tokio::test]

@@ -592,7 +592,23 @@ fn schemas() -> Value {
     let offset = json!({ "type": "integer", "minimum": 0 });
     let partition = json!({ "type": "integer", "minimum": 0 });
     let time = json!({ "type": "string", "format": "date-time" });
-    json!({
+    let broker = json!({
+        "type": "object", "required": ["hostName", "port", "id", "rack"],
+        "description": "A broker. In a partition's replicas, one missing from the cluster's metadata (offline) has null hostName and port.",
+        "properties": { "hostName": nullable_string, "port": { "type": ["integer", "null"] }, "id": { "type": "integer" }, "rack": nullable_string }
+    });
+    let partition_metadata = json!({
+        "type": "object", "required": ["partition_id", "leader", "replicas", "isr", "earliest_offset", "latest_offset"],
+        "properties": {
+            "partition_id": partition,
+            "leader": { "oneOf": [schema_ref("Broker"), { "type": "null" }], "description": "Null while the partition has no leader." },
+            "replicas": { "type": "array", "items": schema_ref("Broker") },
+            "isr": { "type": "array", "items": schema_ref("Broker") },
+            "earliest_offset": offset,
+            "latest_offset": { "type": "integer", "minimum": 0, "description": "The next offset to be written (the high watermark)." }
+        }
+    });
+    let mut schemas = json!({
         "Error": {
             "type": "object",
             "required": ["error_code", "message"],
@@ -608,23 +624,11 @@ fn schemas() -> Value {
         },
         "Brokers": {
             "type": "object", "required": ["brokers"],
-            "properties": { "brokers": { "type": "array", "items": {
-                "type": "object", "required": ["hostName", "port", "id", "rack"],
-                "properties": { "hostName": { "type": "string" }, "port": { "type": "integer" }, "id": { "type": "integer" }, "rack": nullable_string }
-            }}}
+            "properties": { "brokers": { "type": "array", "items": schema_ref("Broker") } }
         },
         "Topics": {
             "type": "object", "required": ["topics"],
             "properties": { "topics": { "type": "array", "items": { "type": "string" } } }
-        },
-        "PartitionMetadata": {
-            "type": "object", "required": ["partition_id", "leader", "replicas", "isr"],
-            "properties": {
-                "partition_id": partition, "leader": { "type": "integer" },
-                "replicas": { "type": "array", "items": { "type": "integer" } },
-                "isr": { "type": "array", "items": { "type": "integer" } },
-                "earliest_offset": offset, "latest_offset": offset
-            }
         },
         "TopicPartitions": {
             "type": "object", "required": ["topic", "partitions"],
@@ -795,7 +799,11 @@ fn schemas() -> Value {
                 "generation": { "type": "integer", "description": "The group generation the checkpoint belongs to." }
             }
         }
-    })
+    });
+    // Added after: one `json!` this large exceeds the macro's recursion limit.
+    schemas["Broker"] = broker;
+    schemas["PartitionMetadata"] = partition_metadata;
+    schemas
 }
 
 /// The whole document.

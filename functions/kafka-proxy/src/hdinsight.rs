@@ -35,30 +35,46 @@ pub(crate) async fn status(State(s): AppState) -> Result<impl IntoResponse, ApiE
     Ok(ApiJson(json!({"status": "ok", "kafka": kafka})))
 }
 
+/// A broker as the HDInsight reference shows it, in the broker list and in a partition's
+/// `leader`, `replicas` and `isr`. A replica on a broker missing from the cluster's
+/// metadata (offline) has only its `id`; the other fields are null.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Broker {
-    host_name: String,
-    port: i32,
+    host_name: Option<String>,
+    port: Option<i32>,
     id: i32,
     rack: Option<String>,
 }
 
-impl From<BrokerInfo> for Broker {
-    fn from(b: BrokerInfo) -> Self {
+impl From<&BrokerInfo> for Broker {
+    fn from(b: &BrokerInfo) -> Self {
         Self {
-            host_name: b.host,
-            port: b.port,
+            host_name: Some(b.host.clone()),
+            port: Some(b.port),
             id: b.id,
-            rack: b.rack,
+            rack: b.rack.clone(),
         }
     }
+}
+
+/// Broker `id` of `brokers`, or one known by its id alone.
+fn broker(brokers: &[BrokerInfo], id: i32) -> Broker {
+    brokers.iter().find(|b| b.id == id).map_or(
+        Broker {
+            host_name: None,
+            port: None,
+            id,
+            rack: None,
+        },
+        Broker::from,
+    )
 }
 
 /// `GET /v1/metadata/brokers`: Listen on the namespace.
 pub(crate) async fn brokers(State(s): AppState) -> Result<impl IntoResponse, ApiError> {
     let cluster = s.kafka.cluster().await?;
-    let brokers: Vec<Broker> = cluster.brokers.into_iter().map(Broker::from).collect();
+    let brokers: Vec<Broker> = cluster.brokers.iter().map(Broker::from).collect();
     Ok(ApiJson(json!({ "brokers": brokers })))
 }
 
@@ -77,49 +93,71 @@ pub(crate) async fn topics(
     Ok(ApiJson(json!({ "topics": topics })))
 }
 
-/// The topic's partitions.
-async fn topic_partitions(s: &ProxyState, topic: &str) -> Result<Vec<PartitionInfo>, ApiError> {
-    s.kafka
-        .cluster()
-        .await?
-        .topics
-        .remove(topic)
-        .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()).into())
-}
+/// How many partitions' offsets are asked for at once when listing a topic's partitions.
+const OFFSET_LOOKUPS_AT_ONCE: usize = 16;
 
+/// One partition as the HDInsight reference shows it: placement with broker objects, and
+/// the earliest and latest (next) offsets.
 #[derive(Debug, Serialize)]
 struct PartitionMetadata {
     partition_id: i32,
-    leader: i32,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    earliest_offset: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latest_offset: Option<i64>,
+    /// Null while the partition has no leader (an election).
+    leader: Option<Broker>,
+    replicas: Vec<Broker>,
+    isr: Vec<Broker>,
+    earliest_offset: i64,
+    latest_offset: i64,
 }
 
-impl From<PartitionInfo> for PartitionMetadata {
-    fn from(p: PartitionInfo) -> Self {
-        Self {
-            partition_id: p.partition,
-            leader: p.leader,
-            replicas: p.replicas,
-            isr: p.isr,
-            earliest_offset: None,
-            latest_offset: None,
-        }
-    }
+/// The metadata of `topic`'s partitions `wanted` (all when `None`), offsets included.
+async fn partition_metadata(
+    s: &ProxyState,
+    topic: &str,
+    wanted: Option<i32>,
+) -> Result<Vec<PartitionMetadata>, ApiError> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut cluster = s.kafka.cluster().await?;
+    let parts = cluster
+        .topics
+        .remove(topic)
+        .ok_or_else(|| KafkaError::UnknownTopic(topic.to_owned()))?;
+    let parts: Vec<PartitionInfo> = match wanted {
+        None => parts,
+        Some(p) => vec![
+            parts
+                .into_iter()
+                .find(|i| i.partition == p)
+                .ok_or_else(|| KafkaError::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition: p,
+                })?,
+        ],
+    };
+    let brokers = &cluster.brokers;
+    futures::stream::iter(parts)
+        .map(|p| async move {
+            let (earliest, latest) = s.kafka.offsets(topic, p.partition).await?;
+            Ok::<_, ApiError>(PartitionMetadata {
+                partition_id: p.partition,
+                leader: (p.leader >= 0).then(|| broker(brokers, p.leader)),
+                replicas: p.replicas.iter().map(|id| broker(brokers, *id)).collect(),
+                isr: p.isr.iter().map(|id| broker(brokers, *id)).collect(),
+                earliest_offset: earliest,
+                latest_offset: latest,
+            })
+        })
+        .buffered(OFFSET_LOOKUPS_AT_ONCE)
+        .try_collect()
+        .await
 }
 
-/// `GET /v1/metadata/topics/{topic}/partitions`.
+/// `GET /v1/metadata/topics/{topic}/partitions`: every partition's placement and offsets.
 pub(crate) async fn partitions(
     State(s): AppState,
     grant: Grant,
 ) -> Result<impl IntoResponse, ApiError> {
     let topic = grant.params.hub()?;
-    let parts = topic_partitions(&s, topic).await?;
-    let partitions: Vec<PartitionMetadata> = parts.into_iter().map(Into::into).collect();
+    let partitions = partition_metadata(&s, topic, None).await?;
     Ok(ApiJson(json!({ "topic": topic, "partitions": partitions })))
 }
 
@@ -129,19 +167,8 @@ pub(crate) async fn partition(
     grant: Grant,
 ) -> Result<impl IntoResponse, ApiError> {
     let (topic, p) = (grant.params.hub()?, grant.params.partition()?);
-    let info = topic_partitions(&s, topic)
-        .await?
-        .into_iter()
-        .find(|i| i.partition == p)
-        .ok_or_else(|| KafkaError::UnknownPartition {
-            topic: topic.to_owned(),
-            partition: p,
-        })?;
-    let (earliest, latest) = s.kafka.offsets(topic, p).await?;
-    let mut m = PartitionMetadata::from(info);
-    m.earliest_offset = Some(earliest);
-    m.latest_offset = Some(latest);
-    Ok(ApiJson(m))
+    let mut one = partition_metadata(&s, topic, Some(p)).await?;
+    Ok(ApiJson(one.pop()))
 }
 
 /// `PUT /v1/topics/{topic}` body.
@@ -154,6 +181,16 @@ pub(crate) struct CreateTopic {
     replication_factor: i16,
     #[serde(default)]
     topic_properties: BTreeMap<String, Value>,
+}
+
+impl Default for CreateTopic {
+    fn default() -> Self {
+        Self {
+            partition_count: one(),
+            replication_factor: one_i16(),
+            topic_properties: BTreeMap::new(),
+        }
+    }
 }
 
 fn one() -> i32 {
@@ -175,10 +212,13 @@ pub(crate) async fn create_topic(
     body: Body,
 ) -> Result<Response, ApiError> {
     let topic = grant.params.hub()?;
-    let body: CreateTopic = parse_object(
-        &read_body(body, crate::SMALL_BODY_LIMIT).await?,
-        "topic body",
-    )?;
+    // The reference marks the body optional: none (or only whitespace) is every default.
+    let bytes = read_body(body, crate::SMALL_BODY_LIMIT).await?;
+    let body: CreateTopic = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CreateTopic::default()
+    } else {
+        parse_object(&bytes, "topic body")?
+    };
     if !(1..=MAX_PARTITIONS).contains(&body.partition_count) {
         return Err(ApiError::BadRequest(format!(
             "partition_count must be from 1 to {MAX_PARTITIONS}"

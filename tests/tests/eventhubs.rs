@@ -333,13 +333,25 @@ async fn revocation_lifecycle_ok() {
     );
     let r = call(
         "PUT",
-        &format!("/{hub}/RevokedPublishers/dev-1"),
+        &format!("/{hub}/RevokedPublishers/dev-1?timeout=60&api-version=2014-05"),
         &manage,
         ATOM_REVOKE,
     )
     .await
     .unwrap();
     assert_eq!(r.status(), 201);
+    // An Event Hubs REST client (Atom body, api-version) gets the documented Atom entry.
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/atom+xml;type=entry;charset=utf-8"
+    );
+    let entry = r.text().await.unwrap();
+    assert!(
+        entry.starts_with(r#"<entry xmlns="http://www.w3.org/2005/Atom">"#)
+            && entry.contains("<RevokedPublisherDescription")
+            && entry.contains("<Name>dev-1</Name>"),
+        "{entry}"
+    );
     let r = call(
         "PUT",
         &format!("/{hub}/revokedpublishers/DEV-1"),
@@ -374,7 +386,28 @@ async fn revocation_lifecycle_ok() {
         "others unaffected"
     );
 
+    // The list: an Atom feed to an Atom client, JSON to one that asks for it.
     let r = call("GET", &format!("/{hub}/revokedpublishers"), &manage, "")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/atom+xml;type=feed;charset=utf-8"
+    );
+    let feed = r.text().await.unwrap();
+    assert!(
+        feed.starts_with(r#"<feed xmlns="http://www.w3.org/2005/Atom">"#)
+            && feed.matches("<entry>").count() == 1
+            && feed.contains("<Name>dev-1</Name>"),
+        "{feed}"
+    );
+    let r = env
+        .http
+        .get(env.gateway.url(&format!("/{hub}/revokedpublishers")))
+        .header("authorization", &manage)
+        .header("accept", "application/json")
+        .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -415,7 +448,11 @@ async fn revocation_lifecycle_ok() {
         201,
         "resumed"
     );
-    let list: Value = call("GET", &format!("/{hub}/revokedPublishers"), &manage, "")
+    let list: Value = env
+        .http
+        .get(env.gateway.url(&format!("/{hub}/revokedPublishers")))
+        .header("authorization", &manage)
+        .send()
         .await
         .unwrap()
         .json()

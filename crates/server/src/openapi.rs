@@ -44,6 +44,14 @@ fn json_response(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
+/// `response` that is also an Atom document (`application/atom+xml`) for Event Hubs REST
+/// clients: an Atom body, an `api-version` query or `Accept: application/atom+xml`, unless
+/// `Accept` asks for JSON.
+fn or_atom(mut response: Value, atom_type: &str) -> Value {
+    response["content"][format!("application/atom+xml;type={atom_type};charset=utf-8")] = json!({ "schema": { "type": "string", "description": "An Atom (RFC 4287) document as Event Hubs answers it." } });
+    response
+}
+
 fn empty_response(description: &str) -> Value {
     json!({ "description": description })
 }
@@ -381,7 +389,15 @@ fn operation(route: &Route) -> Operation {
         },
         RouteId::KafkaProxy(ProxyRoute::RevokePublisher) => Operation {
             responses: vec![
-                ("201", empty_response("Revoked.")),
+                (
+                    "201",
+                    or_atom(
+                        empty_response(
+                            "Revoked: an empty body, or the Atom entry describing the revoked publisher.",
+                        ),
+                        "entry",
+                    ),
+                ),
                 ("409", error("Already revoked.")),
             ],
             ..op(
@@ -408,7 +424,10 @@ fn operation(route: &Route) -> Operation {
                 "Manage on the hub.",
             ),
             "200",
-            json_response("The revoked publishers.", schema_ref("RevokedPublishers")),
+            or_atom(
+                json_response("The revoked publishers.", schema_ref("RevokedPublishers")),
+                "feed",
+            ),
         ),
         RouteId::KafkaProxy(ProxyRoute::ListConsumerGroups) => ok(
             op(

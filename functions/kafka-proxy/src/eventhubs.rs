@@ -6,18 +6,19 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_core::bodies::{BrokerProperties, Event, batch_events};
 use hubgate_server::access::Grant;
 use hubgate_server::http::{ApiJson, read_body};
 use hubgate_server::idempotency::{self, RequestId};
+use hubgate_server::revocation::Revoked;
 use hubgate_server::{ApiError, KafkaError, Principal, Resource};
 use rskafka::record::Record;
 use serde_json::json;
 
-use crate::ProxyState;
+use crate::{ProxyState, atom};
 
 pub use hubgate_core::bodies::PUBLISHER_HEADER;
 
@@ -85,23 +86,40 @@ pub(crate) async fn send_as_publisher(
 
 /// `PUT /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 201, or 409 if already
 /// revoked. The body may be empty or the Atom `RevokedPublisherDescription` entry of the
-/// Event Hubs API; it carries nothing hubgate needs.
+/// Event Hubs API; it carries nothing hubgate needs. The answer is the Atom entry describing
+/// the revoked publisher for Event Hubs REST clients ([`atom::wanted`]), empty otherwise.
 pub(crate) async fn revoke(
     State(s): AppState,
     grant: Grant,
+    headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (hub, name) = (grant.params.hub()?, grant.params.publisher()?);
     let by = grant.principal.name();
     read_body(body, REVOKE_BODY_LIMIT).await?;
-    if s.revocations.revoke(hub, name, &by).await? {
-        tracing::info!(hub, publisher = name, by, "publisher revoked");
-        Ok(StatusCode::CREATED.into_response())
-    } else {
-        Err(ApiError::AlreadyRevoked(format!(
+    if !s.revocations.revoke(hub, name, &by).await? {
+        return Err(ApiError::AlreadyRevoked(format!(
             "publisher '{name}' is already revoked"
-        )))
+        )));
     }
+    tracing::info!(hub, publisher = name, by, "publisher revoked");
+    if !atom::wanted(&headers, uri.query()) {
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    let revoked = Revoked {
+        hub: hub.to_owned(),
+        publisher: name.to_owned(),
+        revoked_at: Utc::now().timestamp(),
+        revoked_by: by,
+    };
+    let entry = atom::revoked_entry(&s.config.namespace, &revoked);
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, atom::ENTRY_CONTENT_TYPE)],
+        entry,
+    )
+        .into_response())
 }
 
 /// `DELETE /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 200 (resumed), or 404
@@ -123,10 +141,20 @@ pub(crate) async fn resume(State(s): AppState, grant: Grant) -> Result<StatusCod
     }
 }
 
-/// `GET /{hub}/revokedpublishers`: Manage on the hub.
-pub(crate) async fn list_revoked(State(s): AppState, grant: Grant) -> Result<Response, ApiError> {
+/// `GET /{hub}/revokedpublishers`: Manage on the hub. An Atom feed for Event Hubs REST
+/// clients ([`atom::wanted`]), JSON otherwise.
+pub(crate) async fn list_revoked(
+    State(s): AppState,
+    grant: Grant,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let hub = grant.params.hub()?;
     let list = s.revocations.list(hub).await?;
+    if atom::wanted(&headers, uri.query()) {
+        let feed = atom::revoked_feed(&s.config.namespace, hub, &list);
+        return Ok(([(header::CONTENT_TYPE, atom::FEED_CONTENT_TYPE)], feed).into_response());
+    }
     Ok(ApiJson(json!({ "hub": hub, "revoked_publishers": list })).into_response())
 }
 

@@ -2,6 +2,7 @@
 //! paths and consumer groups over HTTP, forwarded to Kafka. Its router is built from the route
 //! table (`hubgate_server::routes`), whose layer authorizes each request before its handler.
 
+mod atom;
 mod consumer;
 mod eventhubs;
 mod hdinsight;

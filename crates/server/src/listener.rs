@@ -54,6 +54,11 @@ pub struct ServerConfig {
     /// Most client connections held at once; unset: three quarters of the process's
     /// open-file limit (`ulimit -n`), leaving the rest for Kafka connections and files.
     pub max_connections: Option<usize>,
+    /// On SIGTERM / Ctrl-C: how long requests in flight may take to finish (their coalesced
+    /// produce requests included) before the remaining connections are dropped unanswered
+    /// (ms). Keep it below the platform's grace period (Kubernetes: 30 s, ECS: 30 s).
+    #[serde(rename = "shutdown_timeout_ms", deserialize_with = "millis")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +68,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(75),
             max_connections: None,
+            shutdown_timeout: Duration::from_secs(25),
         }
     }
 }
@@ -83,6 +89,7 @@ impl ServerConfig {
             ("server.header_read_timeout_ms", self.header_read_timeout),
             ("server.body_read_timeout_ms", self.body_read_timeout),
             ("server.idle_timeout_ms", self.idle_timeout),
+            ("server.shutdown_timeout_ms", self.shutdown_timeout),
         ] {
             if d.is_zero() {
                 return Err(format!("{name} must be at least 1"));
@@ -301,7 +308,10 @@ impl AsyncWrite for Tracked {
 }
 
 /// Serves `router` on `listener` with `config`'s limits until `shutdown` completes; then stops
-/// accepting, lets every connection finish its requests in flight, and returns.
+/// accepting, lets every connection finish its requests in flight for up to
+/// `shutdown_timeout_ms`, and returns. A request still running then is never answered (its
+/// connection is dropped with the process), so no client sees a 2xx for records Kafka did
+/// not acknowledge.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -360,12 +370,22 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!("no longer accepting; finishing requests in flight");
+    tracing::info!(
+        shutdown_timeout_ms = config.shutdown_timeout.as_millis(),
+        "no longer accepting; finishing requests in flight"
+    );
     let _ = stop_tx.send(true);
     // Every connection holds a permit until it ends.
-    let _ = permits
-        .acquire_many(u32::try_from(cap).unwrap_or(u32::MAX))
-        .await;
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    if tokio::time::timeout(config.shutdown_timeout, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = cap.saturating_sub(permits.available_permits()),
+            "connections still busy after server.shutdown_timeout_ms; dropping them unanswered"
+        );
+    }
 }
 
 /// Serves one connection until it ends, is idle too long, or the server stops.

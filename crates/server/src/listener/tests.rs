@@ -20,6 +20,7 @@ fn config(max_connections: Option<usize>) -> ServerConfig {
         body_read_timeout: SHORT,
         idle_timeout: SHORT,
         max_connections,
+        shutdown_timeout: SHORT * 10,
     }
 }
 
@@ -216,6 +217,36 @@ async fn listener_shutdown_finishes_requests_in_flight_ok() {
     );
 }
 
+#[tokio::test]
+async fn listener_shutdown_bounded_by_timeout_ok() {
+    // A request that outlives server.shutdown_timeout_ms: serve returns anyway, and the
+    // client gets no answer (never a 2xx for work that did not finish).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = Router::new().route("/forever", get(std::future::pending::<&'static str>));
+    let server = tokio::spawn(async move {
+        let config = ServerConfig {
+            shutdown_timeout: SHORT,
+            ..config(None)
+        };
+        serve(listener, router, &config, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(SHORT).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns after the shutdown timeout")
+        .unwrap();
+}
+
 #[test]
 fn server_config_default_cap_from_open_file_limit_ok() {
     assert_eq!(default_cap(Some(128)), 96);
@@ -235,6 +266,14 @@ fn server_config_default_cap_from_open_file_limit_ok() {
     assert!(
         ServerConfig {
             max_connections: Some(0),
+            ..c
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        ServerConfig {
+            shutdown_timeout: Duration::ZERO,
             ..c
         }
         .validate()

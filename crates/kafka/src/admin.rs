@@ -456,3 +456,99 @@ pub(super) fn is_undecodable(e: &rskafka::client::error::Error) -> bool {
         )
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Config = (String, Option<String>, Vec<(String, Option<String>)>);
+
+    /// A DescribeConfigs response body as a broker writes it (one topic resource).
+    fn encode(version: i16, error_code: i16, message: Option<&str>, configs: &[Config]) -> Vec<u8> {
+        let mut b = Vec::new();
+        Int32(0).write(&mut b).unwrap(); // throttle_time_ms
+        Int32(1).write(&mut b).unwrap();
+        Int16(error_code).write(&mut b).unwrap();
+        NullableString(message.map(str::to_owned))
+            .write(&mut b)
+            .unwrap();
+        Int8(RESOURCE_TOPIC).write(&mut b).unwrap();
+        String_("t".into()).write(&mut b).unwrap();
+        Int32(i32::try_from(configs.len()).unwrap())
+            .write(&mut b)
+            .unwrap();
+        for (name, value, synonyms) in configs {
+            String_(name.clone()).write(&mut b).unwrap();
+            NullableString(value.clone()).write(&mut b).unwrap();
+            Boolean(false).write(&mut b).unwrap();
+            Int8(5).write(&mut b).unwrap();
+            Boolean(value.is_none()).write(&mut b).unwrap();
+            Int32(i32::try_from(synonyms.len()).unwrap())
+                .write(&mut b)
+                .unwrap();
+            for (n, v) in synonyms {
+                String_(n.clone()).write(&mut b).unwrap();
+                NullableString(v.clone()).write(&mut b).unwrap();
+                Int8(4).write(&mut b).unwrap();
+            }
+            if version >= 3 {
+                Int8(2).write(&mut b).unwrap();
+                NullableString(Some("doc".into())).write(&mut b).unwrap();
+            }
+        }
+        b
+    }
+
+    fn decode(bytes: &[u8], version: i16) -> Result<DescribeConfigsResponse, ReadVersionedError> {
+        DescribeConfigsResponse::read_versioned(
+            &mut std::io::Cursor::new(bytes),
+            ApiVersion(Int16(version)),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn describe_configs_response_round_trip_ok(
+            version in 1i16..=3,
+            error_code in any::<i16>(),
+            message in proptest::option::of("\\PC{0,20}"),
+            configs in proptest::collection::vec(
+                (
+                    "[a-z.]{1,20}",
+                    proptest::option::of("\\PC{0,20}"),
+                    proptest::collection::vec(("[a-z.]{1,10}", proptest::option::of("[0-9]{0,5}")), 0..3),
+                ),
+                0..8,
+            ),
+        ) {
+            let bytes = encode(version, error_code, message.as_deref(), &configs);
+            let r = decode(&bytes, version).unwrap();
+            prop_assert_eq!(r.results.len(), 1);
+            let result = &r.results[0];
+            prop_assert_eq!(result.error_code, error_code);
+            prop_assert_eq!(&result.error_message, &message);
+            let want: Vec<(String, Option<String>)> =
+                configs.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
+            prop_assert_eq!(&result.configs, &want);
+        }
+
+        #[test]
+        fn describe_configs_response_arbitrary_bytes_never_panic_ok(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            version in 1i16..=3,
+        ) {
+            let _ = decode(&bytes, version);
+        }
+
+        #[test]
+        fn describe_configs_response_truncated_fails(
+            version in 1i16..=3,
+            cut in 1usize..40,
+        ) {
+            let bytes = encode(version, 0, None, &[("retention.ms".into(), Some("1".into()), vec![])]);
+            let cut = cut.min(bytes.len());
+            prop_assert!(decode(&bytes[..bytes.len() - cut], version).is_err());
+        }
+    }
+}

@@ -539,17 +539,26 @@ pub async fn kafka_client_secured(bootstrap: &str, security: Option<&ClientSecur
 }
 
 /// Latest offset of every partition of `topic` (an independent client's view), or an empty
-/// list if the topic does not exist.
+/// list if the topic does not exist. A topic created a moment ago may be missing from the
+/// metadata of the broker asked (CI saw `[]` right after a create on a 3-node cluster), so
+/// a missing topic is looked up again for up to 3 s.
 pub async fn latest_offsets(bootstrap: &str, topic: &str) -> Vec<i64> {
     let client = kafka_client(bootstrap).await;
-    let Some(t) = client
-        .list_topics()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == topic)
-    else {
-        return vec![];
+    let started = Instant::now();
+    let t = loop {
+        let found = client
+            .list_topics()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == topic);
+        match found {
+            Some(t) => break t,
+            None if started.elapsed() < Duration::from_secs(3) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None => return vec![],
+        }
     };
     let mut out = vec![];
     for p in t.partitions {

@@ -721,6 +721,23 @@ async fn publisher_names_any_case_and_sdk_minted_one_name_ok() {
         assert_eq!(r.status(), 201, "revoke {name:?}");
         let (status, _) = post(path, token, "after revoke".into()).await;
         assert_eq!(status, 401, "{sdk:?} token for revoked {name:?}");
+        // The list names it in its canonical form, as revoked in upper case.
+        let list: Value = env
+            .http
+            .get(env.gateway.url(&format!("/{hub}/revokedpublishers")))
+            .header("authorization", &manage)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            list["revoked_publishers"][0]["publisher"],
+            name.to_ascii_lowercase(),
+            "{list}"
+        );
         let r = env
             .http
             .delete(env.gateway.url(&revoke))

@@ -186,6 +186,13 @@ impl KafkaError {
     }
 }
 
+fn case_twins(name: &str, topics: &[String]) -> KafkaError {
+    KafkaError::CaseTwins {
+        name: name.to_owned(),
+        topics: topics.to_vec(),
+    }
+}
+
 /// Topic name → partition count.
 pub type TopicMap = HashMap<String, i32>;
 
@@ -568,36 +575,33 @@ impl Kafka {
         }
         // A failed refresh keeps the list there was (`topics`).
         let _ = self.topics().await;
-        match self.same_but_case(name).as_deref() {
-            None => Ok(name.to_owned()),
-            Some([one]) => Ok(one.clone()),
-            Some(twins) => Err(KafkaError::CaseTwins {
-                name: name.to_owned(),
-                topics: twins.to_vec(),
-            }),
-        }
+        self.same_but_case(name, |topics| match topics {
+            [one] => Ok(one.clone()),
+            twins => Err(case_twins(name, twins)),
+        })
+        .unwrap_or_else(|| Ok(name.to_owned()))
     }
 
-    /// The cached list's topics whose names equal `name` ignoring ASCII case.
-    fn same_but_case(&self, name: &str) -> Option<Vec<String>> {
+    /// `f` of the cached list's topics whose names equal `name` ignoring ASCII case (under
+    /// the cache's lock, nothing copied); `None` when there are none, or no list yet.
+    fn same_but_case<R>(&self, name: &str, f: impl FnOnce(&[String]) -> R) -> Option<R> {
         let folded = hubgate_core::names::fold(name);
         self.known
             .topics
             .lock()
             .as_ref()
-            .and_then(|c| c.by_fold.get(&folded).cloned())
+            .and_then(|c| c.by_fold.get(&folded))
+            .map(|topics| f(topics))
     }
 
     /// [`KafkaError::CaseTwins`] when the cached list has topics differing from `topic`
     /// only in case.
     fn refuse_case_twins(&self, topic: &str) -> Result<(), KafkaError> {
-        match self.same_but_case(topic).filter(|t| t.len() > 1) {
-            Some(topics) => Err(KafkaError::CaseTwins {
-                name: topic.to_owned(),
-                topics,
-            }),
-            None => Ok(()),
-        }
+        self.same_but_case(topic, |topics| match topics {
+            [] | [_] => Ok(()),
+            twins => Err(case_twins(topic, twins)),
+        })
+        .unwrap_or(Ok(()))
     }
 
     /// The topic list as read at `since` or later: a refresh, or the one another request

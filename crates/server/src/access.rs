@@ -1,8 +1,9 @@
 //! The one authorization decision of a request, driven by the route table
 //! ([`crate::routes`]): who the caller is, whether the path's names are valid, whether the
 //! caller has what the route needs, whether the hub is exposed, which one Kafka topic the
-//! hub is, whether a publisher involved is revoked. The routers run it once per request in a layer ([`crate::http::table_router`])
-//! and the authorizer function runs the same code, so the two cannot disagree.
+//! hub is, whether a publisher involved is revoked. The routers run it once per request in
+//! a layer ([`crate::http::table_router`]) and the authorizer function runs the same code,
+//! so the two cannot disagree.
 
 use std::sync::Arc;
 

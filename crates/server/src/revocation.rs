@@ -70,21 +70,27 @@ impl Revocations {
         Ok(self.contains(&key(hub, publisher)))
     }
 
-    /// Revokes `publisher`; `Ok(false)` if it already was.
-    pub async fn revoke(&self, hub: &str, publisher: &str, by: &str) -> Result<bool, KafkaError> {
+    /// Revokes `publisher`: the entry written (the publisher in its canonical form,
+    /// [`crate::names::publisher`]), or `Ok(None)` if it already was revoked.
+    pub async fn revoke(
+        &self,
+        hub: &str,
+        publisher: &str,
+        by: &str,
+    ) -> Result<Option<Revoked>, KafkaError> {
         self.table.sync().await?;
         let k = key(hub, publisher);
         if self.contains(&k) {
-            return Ok(false);
+            return Ok(None);
         }
         let entry = Revoked {
             hub: hub.to_owned(),
-            publisher: publisher.to_owned(),
+            publisher: fold(publisher),
             revoked_at: Utc::now().timestamp(),
             revoked_by: by.to_owned(),
         };
-        self.table.write(vec![(k, Some(entry))]).await?;
-        Ok(true)
+        self.table.write(vec![(k, Some(entry.clone()))]).await?;
+        Ok(Some(entry))
     }
 
     /// Resumes `publisher`; `Ok(false)` if it was not revoked.

@@ -13,7 +13,6 @@ use hubgate_core::bodies::{BrokerProperties, Event, batch_events};
 use hubgate_server::access::Grant;
 use hubgate_server::http::{ApiJson, read_body};
 use hubgate_server::idempotency::{self, RequestId};
-use hubgate_server::revocation::Revoked;
 use hubgate_server::{ApiError, KafkaError, Principal, Resource};
 use rskafka::record::Record;
 use serde_json::json;
@@ -98,21 +97,15 @@ pub(crate) async fn revoke(
     let (hub, name) = (grant.params.hub()?, grant.params.publisher()?);
     let by = grant.principal.name();
     read_body(body, REVOKE_BODY_LIMIT).await?;
-    if !s.revocations.revoke(hub, name, &by).await? {
+    let Some(revoked) = s.revocations.revoke(hub, name, &by).await? else {
         return Err(ApiError::AlreadyRevoked(format!(
             "publisher '{name}' is already revoked"
         )));
-    }
+    };
     tracing::info!(hub, publisher = name, by, "publisher revoked");
     if !atom::wanted(&headers, uri.query()) {
         return Ok(StatusCode::CREATED.into_response());
     }
-    let revoked = Revoked {
-        hub: hub.to_owned(),
-        publisher: name.to_owned(),
-        revoked_at: Utc::now().timestamp(),
-        revoked_by: by,
-    };
     let entry = atom::revoked_entry(&s.config.namespace, &revoked);
     Ok((
         StatusCode::CREATED,

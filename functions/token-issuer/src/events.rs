@@ -102,7 +102,8 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
                     .revocations
                     .revoke(&p.hub, &p.publisher, INVOKER)
                     .await
-                    .map_err(ApiError::from)?;
+                    .map_err(ApiError::from)?
+                    .is_some();
                 tracing::info!(
                     hub = p.hub,
                     publisher = p.publisher,

@@ -112,8 +112,12 @@ async fn kafka39_produce_consume_groups_revocation_ok() {
     let device = token_1h(c, "send", "hub/publishers/dev-1");
     let (s, _, _) = call(M::POST, "/hub/publishers/dev-1/messages", &device, None).await;
     assert_eq!(s, 201);
-    let (s, v, _) = call(M::PUT, "/hub/revokedpublishers/dev-1", &manage, None).await;
+    let (s, v, _) = call(M::PUT, "/hub/revokedpublishers/DEV-1", &manage, None).await;
     assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["publisher"], "dev-1",
+        "the JSON entry written, canonical: {v}"
+    );
     let (s, _, _) = call(M::POST, "/hub/publishers/dev-1/messages", &device, None).await;
     assert_eq!(s, 401, "revoked");
     let (s, v, _) = call(M::DELETE, "/hub/revokedpublishers/dev-1", &manage, None).await;

@@ -392,8 +392,9 @@ fn operation(route: &Route) -> Operation {
                 (
                     "201",
                     or_atom(
-                        empty_response(
-                            "Revoked: an empty body, or the Atom entry describing the revoked publisher.",
+                        json_response(
+                            "Revoked: the entry written to the revocation list (as JSON, or as the Atom entry Event Hubs answers).",
+                            schema_ref("RevokedPublisher"),
                         ),
                         "entry",
                     ),
@@ -743,13 +744,14 @@ fn schemas() -> Value {
         },
         "RevokedPublishers": {
             "type": "object", "required": ["hub", "revoked_publishers"],
-            "properties": { "hub": { "type": "string" }, "revoked_publishers": { "type": "array", "items": {
-                "type": "object", "required": ["hub", "publisher", "revoked_at", "revoked_by"],
-                "properties": {
-                    "hub": { "type": "string" }, "publisher": { "type": "string" },
-                    "revoked_at": { "type": "integer", "description": "Unix seconds." }, "revoked_by": { "type": "string" }
-                }
-            }}}
+            "properties": { "hub": { "type": "string" }, "revoked_publishers": { "type": "array", "items": schema_ref("RevokedPublisher") } }
+        },
+        "RevokedPublisher": {
+            "type": "object", "required": ["hub", "publisher", "revoked_at", "revoked_by"],
+            "properties": {
+                "hub": { "type": "string" }, "publisher": { "type": "string", "description": "The canonical (ASCII lower-case) name." },
+                "revoked_at": { "type": "integer", "description": "Unix seconds." }, "revoked_by": { "type": "string" }
+            }
         },
         "CreateConsumerGroup": {
             "type": "object", "additionalProperties": false,

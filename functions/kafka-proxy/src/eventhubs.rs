@@ -104,7 +104,7 @@ pub(crate) async fn revoke(
     };
     tracing::info!(hub, publisher = name, by, "publisher revoked");
     if !atom::wanted(&headers, uri.query()) {
-        return Ok(StatusCode::CREATED.into_response());
+        return Ok((StatusCode::CREATED, ApiJson(revoked)).into_response());
     }
     let entry = atom::revoked_entry(&s.config.namespace, &revoked);
     Ok((

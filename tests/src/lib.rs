@@ -21,6 +21,7 @@ use rskafka::client::{Client, ClientBuilder};
 use serde::Deserialize;
 
 pub mod kafka;
+pub mod pki;
 pub mod secured;
 pub use kafka::{
     ClusterSpec, KafkaCluster, SharedKafka, console_consume, console_consume_secured, java_program,
@@ -373,7 +374,8 @@ impl Gateway {
         // The listener `hubgate serve` uses, with its limits.
         let server = config.server;
         let task = tokio::spawn(async move {
-            hubgate_server::listener::serve(listener, app, &server, std::future::pending()).await;
+            hubgate_server::listener::serve(listener, app, &server, None, std::future::pending())
+                .await;
         });
         Self { base, config, task }
     }
@@ -794,6 +796,23 @@ impl HubgateProcess {
         let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         child.wait().unwrap()
+    }
+
+    /// Sends SIGHUP (reload the TLS certificate files).
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("the process runs");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://localhost:<port>` + `path` (the name the test certificates carry).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
     }
 
     /// Stops (SIGKILL) and starts the process again with the same config and port.

@@ -89,6 +89,18 @@ pub enum Principal {
         /// Token expiry, Unix seconds.
         expires_at: u64,
     },
+    /// A client certificate verified at the TLS handshake and mapped by
+    /// [`crate::certs::certificate_principal`].
+    Certificate {
+        /// The mapped field's value, ASCII lower-case.
+        identity: String,
+        /// The rights the mapping grants (Send for a device).
+        rights: Rights,
+        /// The publisher (a device) or the hub (a service).
+        scope: Resource,
+        /// The certificate's `notAfter`, Unix seconds.
+        expires_at: u64,
+    },
 }
 
 impl Principal {
@@ -96,6 +108,9 @@ impl Principal {
     pub fn name(&self) -> String {
         match self {
             Self::Sas { rule, scope, .. } => format!("sas:{rule}@{scope}"),
+            Self::Certificate {
+                identity, scope, ..
+            } => format!("cert:{identity}@{scope}"),
             Self::Jwt {
                 subject, tenant, ..
             } => {
@@ -107,7 +122,7 @@ impl Principal {
     /// The rights this principal holds (before scope is considered).
     pub fn rights(&self) -> Rights {
         match self {
-            Self::Sas { rights, .. } => *rights,
+            Self::Sas { rights, .. } | Self::Certificate { rights, .. } => *rights,
             Self::Jwt { policy, grants, .. } => policy.rights(*grants),
         }
     }
@@ -115,7 +130,7 @@ impl Principal {
     /// The publisher this principal is bound to, if its scope is one publisher.
     pub fn publisher(&self) -> Option<(&str, &str)> {
         match self {
-            Self::Sas { scope, .. } => match scope.segments() {
+            Self::Sas { scope, .. } | Self::Certificate { scope, .. } => match scope.segments() {
                 [hub, p, publisher] if p == PUBLISHERS => Some((hub, publisher)),
                 _ => None,
             },
@@ -159,6 +174,12 @@ pub enum AuthError {
     NotPermitted(Right, String),
     #[error("GroupsUnavailable: group membership could not be checked; try again")]
     GroupsUnavailable,
+    /// A client certificate that chains to the configured CA but stands for no caller.
+    #[error("UnmappedCertificate: the client certificate is not accepted here: {0}")]
+    CertificateNotMapped(String),
+    /// The connection's client certificate expired while the connection stayed open.
+    #[error("ExpiredCertificate: the client certificate has expired; reconnect with a valid one")]
+    CertificateExpired,
 }
 
 impl AuthError {
@@ -191,7 +212,7 @@ pub fn authorize(
     resource: &Resource,
 ) -> Result<(), AuthError> {
     match principal {
-        Principal::Sas { rights, scope, .. } => {
+        Principal::Sas { rights, scope, .. } | Principal::Certificate { rights, scope, .. } => {
             if !resource.is_within(scope.segments()) {
                 return Err(AuthError::OutOfScope(resource.to_string()));
             }

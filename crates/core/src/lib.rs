@@ -8,6 +8,7 @@
 
 pub mod authz;
 pub mod bodies;
+pub mod certs;
 /// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

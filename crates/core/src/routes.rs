@@ -127,7 +127,9 @@ impl Need {
             // As in `authorize`: a SAS token lacking the right is a credential problem (401),
             // a valid bearer token whose groups lack it is a refusal (403).
             (Self::AnyScope(right) | Self::On(right, _), _) => Err(match principal {
-                Principal::Sas { .. } => AuthError::MissingRight(right),
+                Principal::Sas { .. } | Principal::Certificate { .. } => {
+                    AuthError::MissingRight(right)
+                }
                 _ => AuthError::NotPermitted(right, "any hub".into()),
             }),
         }

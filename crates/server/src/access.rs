@@ -13,6 +13,7 @@ use crate::authz::{AuthError, Principal, Resource};
 use crate::config::{Config, hub_exposed};
 use crate::gate::Gate;
 use crate::kafka::{Kafka, KafkaError};
+use crate::listener::tls::ClientCertificate;
 use crate::revocation::Revocations;
 use crate::routes::{MissingParam, ParamError, Params, RawParams, Route, RouteId};
 
@@ -85,8 +86,9 @@ impl Access {
         &self.gate
     }
 
-    /// Decides a request for `route` with the path's `raw` parameters and these headers.
-    /// `Ok(None)` for routes that need no credential. The order is fixed: a caller without a
+    /// Decides a request for `route` with the path's `raw` parameters, these headers and the
+    /// connection's client `certificate` (mutual TLS). `Ok(None)` for routes that need no
+    /// credential. The order is fixed: a caller without a
     /// valid credential learns nothing about names (401 before 400), then the names, the
     /// right, the hub, the one topic the hub is (the cached topic list), and last the
     /// revocation list.
@@ -95,11 +97,12 @@ impl Access {
         route: &'static Route,
         raw: &RawParams<'_>,
         headers: &HeaderMap,
+        certificate: Option<&ClientCertificate>,
     ) -> Result<Option<Grant>, Refusal> {
         if !route.need.needs_credential() {
             return Ok(None);
         }
-        let principal = self.gate.authenticate(headers).await?;
+        let principal = self.gate.authenticate(headers, certificate).await?;
         // Into the request's log line (a name, never credential material).
         tracing::Span::current().record("principal", principal.name());
         let mut params = raw.parse()?;

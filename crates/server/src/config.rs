@@ -24,7 +24,7 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 21] = [
+const ENV_KEYS: [&str; 22] = [
     "namespace",
     "hubs",
     "rules",
@@ -46,12 +46,13 @@ const ENV_KEYS: [&str; 21] = [
     "idempotency_window_secs",
     "authorizer",
     "server",
+    "tls",
 ];
 
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 10] = [
+const ENV_TEXT_KEYS: [&str; 13] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
@@ -62,6 +63,9 @@ const ENV_TEXT_KEYS: [&str; 10] = [
     "kafka.tls_key_file",
     "kafka.sasl_username",
     "kafka.sasl_password",
+    "tls.cert_file",
+    "tls.key_file",
+    "tls.client_auth.ca_file",
 ];
 
 /// The whole configuration.
@@ -90,6 +94,9 @@ pub struct Config {
     /// Connection limits of the standalone and Azure listeners (`[server]`).
     #[serde(default)]
     pub server: crate::listener::ServerConfig,
+    /// HTTPS on the standalone listener (`[tls]`); unset: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::listener::tls::TlsConfig>,
     /// Compacted topic holding revoked publishers (created when missing).
     #[serde(default = "default_revocation_topic")]
     pub revocation_topic: String,
@@ -316,6 +323,9 @@ impl Config {
         }
         self.kafka.validate()?;
         self.server.validate().map_err(ConfigError::Invalid)?;
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(ConfigError::Invalid)?;
+        }
         if self.kafka.request_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "kafka.request_timeout_ms must be > 0".into(),

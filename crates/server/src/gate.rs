@@ -1,15 +1,17 @@
 //! The one entry point for credentials: `SharedAccessSignature …` goes to the SAS key store,
-//! `Bearer …` to the OAuth validator and the group policy. What the principal may do is
+//! `Bearer …` to the OAuth validator and the group policy, and a request without a token on
+//! a connection with a client certificate is that certificate's caller. What the principal may do is
 //! decided by [`crate::access`].
 
 use std::sync::Arc;
 
 use http::HeaderMap;
 
-use crate::authz::{AuthError, Principal};
+use crate::authz::{AuthError, CREDENTIAL_HEADERS, Principal};
 use crate::groups::{GraphClient, GroupPolicy};
 use crate::jwt::{JwtValidator, OAuthConfig};
 use crate::keys::KeyStore;
+use crate::listener::tls::ClientCertificate;
 use crate::startup::StartError;
 
 /// OAuth bearer tokens: validation plus group membership.
@@ -104,8 +106,26 @@ impl Gate {
         }
     }
 
-    /// Authenticates the request's credential, whichever kind it is.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// Authenticates the request's credential, whichever kind it is. A token in the request
+    /// wins over the connection's client `certificate` (a gateway in front that holds one
+    /// connection for many callers passes their tokens).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        certificate: Option<&ClientCertificate>,
+    ) -> Result<Principal, AuthError> {
+        if let Some(ClientCertificate(mapped)) = certificate
+            && !CREDENTIAL_HEADERS.iter().any(|h| headers.contains_key(*h))
+        {
+            let principal = mapped.as_ref().clone()?;
+            // The handshake checked the validity period; a connection may outlive it.
+            if let Principal::Certificate { expires_at, .. } = &principal
+                && crate::authz::unix_now() >= *expires_at
+            {
+                return Err(AuthError::CertificateExpired);
+            }
+            return Ok(principal);
+        }
         let bearer = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

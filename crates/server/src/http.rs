@@ -19,6 +19,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use crate::access::{Access, Grant, Refusal};
 use crate::authz::AuthError;
 use crate::kafka::KafkaError;
+use crate::listener::tls::ClientCertificate;
 use crate::names::NameError;
 use crate::routes::{
     FunctionRoute, Method, ParamError, ProxyRoute, ROUTES, Route, RouteId, match_path,
@@ -413,7 +414,10 @@ async fn guard(
 ) -> Response {
     let decision = match match_path(request.uri().path()) {
         Some(m) if m.template == route.path => {
-            access.decide(route, &m.params(), request.headers()).await
+            let certificate = request.extensions().get::<ClientCertificate>();
+            access
+                .decide(route, &m.params(), request.headers(), certificate)
+                .await
         }
         // The normalizing layer sent a path of another template: a defect.
         _ => return ApiError::Internal("route and path disagree").into_response(),

@@ -1,4 +1,6 @@
-//! The HTTP/1.1 listener of the standalone and Azure modes (`[server]`): every connection
+//! The HTTP listener of the standalone and Azure modes (`[server]`, `[tls]`): HTTP/1.1, and
+//! HTTP/2 over TLS (ALPN, [`tls`]) or, with `server.h2c`, cleartext HTTP/2 with prior
+//! knowledge (RFC 9113 §3.3) next to HTTP/1.1 on the same port. Every connection
 //! gets a header-read deadline, a whole-body read deadline and an idle keep-alive timeout,
 //! and the process holds at most `max_connections` connections, so that slow or silent
 //! clients cannot hold descriptors without limit (slowloris). On Lambda the front end owns
@@ -14,11 +16,16 @@
 //! is still open another `idle_timeout_ms` later. The body deadline wraps each
 //! request body ([`DeadlineBody`], 408 when it passes). At the cap, accepting waits: new
 //! clients queue in the kernel's backlog instead of taking a descriptor the process lacks.
+//!
+//! Over TLS the head clock starts at the accept too, so the handshake and the first head
+//! together get `header_read_timeout_ms`. On an HTTP/2 connection only that first head is
+//! timed: streams are many and frames (pings, window updates) come between them, so once a
+//! request has arrived the idle clock alone watches the connection.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -26,7 +33,7 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,6 +41,10 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use hubgate_core::units::millis;
+
+pub mod tls;
+
+use tls::{ClientCertificate, Tls};
 
 /// `[server]`: connection limits of the standalone and Azure listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +70,10 @@ pub struct ServerConfig {
     /// (ms). Keep it below the platform's grace period (Kubernetes: 30 s, ECS: 30 s).
     #[serde(rename = "shutdown_timeout_ms", deserialize_with = "millis")]
     pub shutdown_timeout: Duration,
+    /// Also accept cleartext HTTP/2 with prior knowledge (h2c) on a plain-HTTP listener,
+    /// for a proxy in front that speaks it (Envoy, an ALB with HTTP/2 targets). HTTPS
+    /// offers HTTP/2 by ALPN whatever this says.
+    pub h2c: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +84,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(75),
             max_connections: None,
             shutdown_timeout: Duration::from_secs(25),
+            h2c: false,
         }
     }
 }
@@ -180,6 +196,8 @@ struct Activity {
     /// first request, the first byte after an answer for the others; [`NO_HEAD`] otherwise.
     head_since: AtomicU64,
     in_flight: AtomicUsize,
+    /// An HTTP/2 connection that has had its first request: no more head clocks.
+    multiplexed: AtomicBool,
     /// Wakes the watch when a head clock starts.
     head_started: tokio::sync::Notify,
 }
@@ -203,7 +221,10 @@ impl Activity {
     fn touch(&self, read: bool) {
         let now = self.now_ms();
         self.last.store(now, Ordering::Relaxed);
-        if read && self.in_flight.load(Ordering::Acquire) == 0 {
+        if read
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && !self.multiplexed.load(Ordering::Relaxed)
+        {
             // The first byte of a new head starts its clock (a later byte keeps it).
             if self
                 .head_since
@@ -316,6 +337,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ServerConfig,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let cap = config.connection_cap();
@@ -326,6 +348,8 @@ pub async fn serve(
         header_read_timeout_ms = config.header_read_timeout.as_millis(),
         body_read_timeout_ms = config.body_read_timeout.as_millis(),
         idle_timeout_ms = config.idle_timeout.as_millis(),
+        tls = tls.is_some(),
+        h2c = config.h2c,
         "accepting connections"
     );
     tokio::pin!(shutdown);
@@ -363,9 +387,9 @@ pub async fn serve(
                 }
             },
         };
-        let (router, config, stop) = (router.clone(), *config, stop_rx.clone());
+        let (router, config, stop, tls) = (router.clone(), *config, stop_rx.clone(), tls.clone());
         tokio::spawn(async move {
-            connection(stream, peer, router, &config, stop).await;
+            connection(stream, peer, router, &config, tls, stop).await;
             drop(permit);
         });
     }
@@ -388,13 +412,32 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until it ends, is idle too long, or the server stops.
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// HTTP/1.1, or HTTP/2 when the connection opens with its preface (h2c).
+    Either,
+}
+
+/// What every request of a TLS connection carries: the client certificate's caller, and the
+/// HSTS header of its answers.
+#[derive(Debug, Clone, Default)]
+struct Secure {
+    certificate: Option<ClientCertificate>,
+    hsts: Option<http::HeaderValue>,
+}
+
+/// Serves one connection until it ends, is idle too long, or the server stops; over TLS,
+/// after a handshake that must finish within the head clock.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
     config: &ServerConfig,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<Arc<Tls>>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity {
@@ -402,31 +445,114 @@ async fn connection(
         last: AtomicU64::new(0),
         head_since: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
+        multiplexed: AtomicBool::new(false),
         head_started: tokio::sync::Notify::new(),
     });
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         stream,
         activity: Arc::clone(&activity),
-    });
+    };
+    let Some(tls) = tls else {
+        let protocol = if config.h2c {
+            Protocol::Either
+        } else {
+            Protocol::Http1
+        };
+        let io = TokioIo::new(tracked);
+        return serve_connection(
+            io,
+            peer,
+            router,
+            config,
+            protocol,
+            Secure::default(),
+            activity,
+            stop,
+        )
+        .await;
+    };
+    let stream = match tokio::time::timeout(
+        config.header_read_timeout,
+        tls.acceptor().accept(tracked),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake too slow; closing the connection");
+            return;
+        }
+    };
+    let session = stream.get_ref().1;
+    let protocol = if session.alpn_protocol() == Some(b"h2") {
+        Protocol::Http2
+    } else {
+        Protocol::Http1
+    };
+    let secure = Secure {
+        certificate: tls.client_certificate(session.peer_certificates()),
+        hsts: tls.hsts().cloned(),
+    };
+    let io = TokioIo::new(stream);
+    serve_connection(io, peer, router, config, protocol, secure, activity, stop).await;
+}
+
+/// Serves HTTP on one connection's byte stream `io` (tracked by `activity`).
+#[allow(clippy::too_many_arguments)] // one private call site each; a struct would only rename them
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    config: &ServerConfig,
+    protocol: Protocol,
+    secure: Secure,
+    activity: Arc<Activity>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let body_timeout = config.body_read_timeout;
     let service_activity = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let guard = InFlight::new(&service_activity);
+        if request.version() == http::Version::HTTP_2 {
+            service_activity.multiplexed.store(true, Ordering::Relaxed);
+        }
+        if let Some(certificate) = &secure.certificate {
+            request.extensions_mut().insert(certificate.clone());
+        }
         let request = request.map(|inner| Body::new(DeadlineBody::new(inner, body_timeout)));
-        let router = router.clone();
+        let (router, hsts) = (router.clone(), secure.hsts.clone());
         async move {
             // In flight until the answer is ready (its head goes out next). Not while its body
             // is sent: hyper may read the next head's first bytes before it drops a sent body,
             // and they must start the head clock. An answer still being sent keeps the
             // connection busy by its writes.
-            let response = router.oneshot(request).await;
+            let mut response = router.oneshot(request).await;
             drop(guard);
+            if let (Ok(r), Some(hsts)) = (&mut response, hsts) {
+                r.headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+            }
             response
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // The watch below keeps the head clock (see the module doc).
-    builder.header_read_timeout(None);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
+    builder.http2().timer(TokioTimer::new());
+    let builder = match protocol {
+        Protocol::Http1 => builder.http1_only(),
+        Protocol::Http2 => builder.http2_only(),
+        Protocol::Either => builder,
+    };
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let (header, idle) = (config.header_read_timeout, config.idle_timeout);

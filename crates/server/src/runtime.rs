@@ -7,6 +7,7 @@
 //! * **standalone** otherwise, on the configured listen address.
 
 use crate::listener::ServerConfig;
+use crate::listener::tls::{Tls, TlsConfig};
 pub use crate::startup::{RuntimeError, StartError};
 use std::net::SocketAddr;
 
@@ -15,7 +16,7 @@ use axum::routing::get;
 use tracing_subscriber::EnvFilter;
 
 /// Where the process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Lambda,
     Azure {
@@ -25,13 +26,20 @@ pub enum Mode {
     Standalone {
         listen: SocketAddr,
         server: ServerConfig,
+        /// HTTPS when set.
+        tls: Option<TlsConfig>,
     },
 }
 
 impl Mode {
-    /// Detects the mode from the environment; `listen` is used for standalone, `server`'s
-    /// connection limits in both HTTP modes.
-    pub fn detect(listen: SocketAddr, server: ServerConfig) -> Result<Self, RuntimeError> {
+    /// Detects the mode from the environment; `listen` and `tls` are used for standalone,
+    /// `server`'s connection limits in both HTTP modes. (The Functions host terminates TLS
+    /// and talks plain HTTP to its custom handler: there `[tls]` is ignored, with a warning.)
+    pub fn detect(
+        listen: SocketAddr,
+        server: ServerConfig,
+        tls: Option<TlsConfig>,
+    ) -> Result<Self, RuntimeError> {
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
             return Ok(Self::Lambda);
         }
@@ -40,9 +48,16 @@ impl Mode {
                 .trim()
                 .parse()
                 .map_err(|_| RuntimeError::BadPort(port.clone()))?;
+            if tls.is_some() {
+                tracing::warn!("[tls] is ignored under the Functions host: it terminates TLS");
+            }
             return Ok(Self::Azure { port, server });
         }
-        Ok(Self::Standalone { listen, server })
+        Ok(Self::Standalone {
+            listen,
+            server,
+            tls,
+        })
     }
 }
 
@@ -67,11 +82,15 @@ pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
         Mode::Azure { port, server } => {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             tracing::info!(%addr, "starting as an Azure Functions custom handler");
-            serve_http(azure_router(router), addr, &server).await
+            serve_http(azure_router(router), addr, &server, None).await
         }
-        Mode::Standalone { listen, server } => {
-            tracing::info!(%listen, "starting standalone server");
-            serve_http(router, listen, &server).await
+        Mode::Standalone {
+            listen,
+            server,
+            tls,
+        } => {
+            tracing::info!(%listen, https = tls.is_some(), "starting standalone server");
+            serve_http(router, listen, &server, tls.as_ref()).await
         }
     }
 }
@@ -155,11 +174,16 @@ async fn serve_http(
     router: Router,
     addr: SocketAddr,
     server: &ServerConfig,
+    tls: Option<&TlsConfig>,
 ) -> Result<(), RuntimeError> {
+    let tls = tls.map(Tls::load).transpose()?.map(std::sync::Arc::new);
+    if let Some(tls) = &tls {
+        tls.spawn_reload();
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| RuntimeError::Bind(addr, e))?;
-    crate::listener::serve(listener, router, server, shutdown_signal()).await;
+    crate::listener::serve(listener, router, server, tls, shutdown_signal()).await;
     Ok(())
 }
 
@@ -249,7 +273,7 @@ pub async fn start(
 ) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), StartError> {
     init_tracing();
     let mut config = args.load()?;
-    let mode = Mode::detect(config.listen, config.server)?;
+    let mode = Mode::detect(config.listen, config.server, config.tls.clone())?;
     if matches!(mode, Mode::Lambda) {
         // One request per instance at a time: nothing to combine, so produce directly.
         config.kafka.coalesce = false;

@@ -13,6 +13,8 @@ pub enum RuntimeError {
     Bind(SocketAddr, std::io::Error),
     #[error("lambda runtime: {0}")]
     Lambda(String),
+    #[error(transparent)]
+    Tls(#[from] crate::listener::tls::TlsError),
 }
 
 /// A function could not start.

@@ -78,6 +78,7 @@ impl Decision {
     fn allow(p: &Principal) -> Self {
         let kind = match p {
             Principal::Sas { .. } => "sas",
+            Principal::Certificate { .. } => "certificate",
             _ => "jwt",
         };
         let rights: Vec<String> = p.rights().names().iter().map(ToString::to_string).collect();
@@ -114,7 +115,7 @@ pub async fn decide(
         }
         Lookup::NotFound => return Decision::deny("no such route", StatusCode::NOT_FOUND),
     };
-    match s.clients.access.decide(route, &raw, headers).await {
+    match s.clients.access.decide(route, &raw, headers, None).await {
         Ok(None) => Decision::anonymous(),
         Ok(Some(grant)) => {
             tracing::debug!(

@@ -21,6 +21,7 @@ fn config(max_connections: Option<usize>) -> ServerConfig {
         idle_timeout: SHORT,
         max_connections,
         shutdown_timeout: SHORT * 10,
+        h2c: false,
     }
 }
 
@@ -61,7 +62,9 @@ fn router() -> Router {
 async fn start(config: ServerConfig) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, router(), &config, std::future::pending()).await });
+    tokio::spawn(
+        async move { serve(listener, router(), &config, None, std::future::pending()).await },
+    );
     addr
 }
 
@@ -192,7 +195,7 @@ async fn listener_shutdown_finishes_requests_in_flight_ok() {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        serve(listener, router(), &config(None), async {
+        serve(listener, router(), &config(None), None, async {
             let _ = stopped.await;
         })
         .await;
@@ -230,7 +233,7 @@ async fn listener_shutdown_bounded_by_timeout_ok() {
             shutdown_timeout: SHORT,
             ..config(None)
         };
-        serve(listener, router, &config, async {
+        serve(listener, router, &config, None, async {
             let _ = stopped.await;
         })
         .await;
@@ -302,4 +305,73 @@ async fn listener_keep_alive_outlives_header_timeout_ok() {
     // A second head that stops half-way is still cut at the header timeout.
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     assert!(read_to_close(&mut s, SHORT * 10).await.is_some());
+}
+
+/// A self-signed certificate for `localhost` in `dir`, and TLS on it with HSTS.
+fn tls_in(dir: &std::path::Path) -> (Arc<Tls>, rcgen::Certificate) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let config = tls::TlsConfig {
+        cert_file: dir.join("cert.pem"),
+        key_file: dir.join("key.pem"),
+        reload_check: Duration::from_secs(60),
+        hsts_max_age_secs: Some(600),
+        client_auth: None,
+    };
+    (Arc::new(Tls::load(&config).unwrap()), cert)
+}
+
+#[tokio::test]
+async fn listener_tls_http1_with_hsts_and_silent_handshake_closed_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, cert) = tls_in(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = config(None);
+    tokio::spawn(async move {
+        serve(
+            listener,
+            router(),
+            &server,
+            Some(tls),
+            std::future::pending(),
+        )
+        .await;
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=600"),
+        "{answer}"
+    );
+
+    // A client that connects and never starts the handshake is closed at the head clock.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    assert!(read_to_close(&mut silent, SHORT * 10).await.is_some());
 }

@@ -402,16 +402,7 @@ async fn revocation_lifecycle_ok() {
             && feed.contains("<Name>dev-1</Name>"),
         "{feed}"
     );
-    let r = env
-        .http
-        .get(env.gateway.url(&format!("/{hub}/revokedpublishers")))
-        .header("authorization", &manage)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let list: Value = r.json().await.unwrap();
+    let list = revoked_json(&env, hub, &manage).await;
     assert_eq!(list["revoked_publishers"].as_array().unwrap().len(), 1);
     assert_eq!(list["revoked_publishers"][0]["publisher"], "dev-1");
     assert_eq!(
@@ -462,6 +453,20 @@ async fn revocation_lifecycle_ok() {
 }
 
 /// Revokes through one process and measures how long until the other refuses.
+/// `GET /{hub}/revokedpublishers` as JSON (asked for with `Accept`), answered 200.
+async fn revoked_json(env: &Env, hub: &str, manage: &str) -> Value {
+    let r = env
+        .http
+        .get(env.gateway.url(&format!("/{hub}/revokedpublishers")))
+        .header("authorization", manage)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 async fn time_until_status(
     client: &reqwest::Client,
     url: &str,
@@ -722,17 +727,7 @@ async fn publisher_names_any_case_and_sdk_minted_one_name_ok() {
         let (status, _) = post(path, token, "after revoke".into()).await;
         assert_eq!(status, 401, "{sdk:?} token for revoked {name:?}");
         // The list names it in its canonical form, as revoked in upper case.
-        let list: Value = env
-            .http
-            .get(env.gateway.url(&format!("/{hub}/revokedpublishers")))
-            .header("authorization", &manage)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = revoked_json(&env, hub, &manage).await;
         assert_eq!(
             list["revoked_publishers"][0]["publisher"],
             name.to_ascii_lowercase(),

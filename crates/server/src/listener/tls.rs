@@ -286,7 +286,7 @@ impl Tls {
     }
 
     /// Checks the files now; logs what happened.
-    pub fn reload_now(&self) {
+    fn reload_now(&self) {
         match self.store.reload() {
             Ok(true) => tracing::info!(
                 cert_file = %self.store.cert_file.display(),

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hubgate_server::routes;
 use hubgate_tests::pki::TestCa;
 use hubgate_tests::{HubgateProcess, SharedKafka, test_config_toml, token_1h, unique};
 
@@ -45,6 +46,169 @@ fn s_client(port: u16, ca: &Path, args: &[&str]) -> String {
     )
 }
 
+/// One request of [`every_route`]: what to send and the status it must get.
+struct Call {
+    method: &'static str,
+    path: String,
+    body: Option<String>,
+    status: i64,
+}
+
+/// A request for every route of the table (the Manage token can make them all), in an order
+/// that makes each succeed on a fresh `topic`; checked to cover the table.
+fn every_route(topic: &str, manage: &str) -> Vec<Call> {
+    let group = format!("/{topic}/consumergroups/g1");
+    let call = |method, path: String, body: Option<String>, status| Call {
+        method,
+        path,
+        body,
+        status,
+    };
+    let calls = vec![
+        call("GET", "/openapi.json".into(), None, 200),
+        call("GET", "/v1/status".into(), None, 200),
+        call("GET", "/v1/metadata/brokers".into(), None, 200),
+        call(
+            "PUT",
+            format!("/v1/topics/{topic}"),
+            Some(r#"{"partition_count":1}"#.into()),
+            201,
+        ),
+        call("GET", "/v1/metadata/topics".into(), None, 200),
+        call(
+            "GET",
+            format!("/v1/metadata/topics/{topic}/partitions"),
+            None,
+            200,
+        ),
+        call(
+            "GET",
+            format!("/v1/metadata/topics/{topic}/partitions/0"),
+            None,
+            200,
+        ),
+        call(
+            "POST",
+            format!("/v1/producer/topics/{topic}"),
+            Some(r#"{"records":[{"value":"v"}]}"#.into()),
+            200,
+        ),
+        call(
+            "GET",
+            format!("/v1/consumer/topics/{topic}/partitions/0/offsets/0"),
+            None,
+            200,
+        ),
+        call("POST", format!("/{topic}/messages"), Some("{}".into()), 201),
+        call(
+            "POST",
+            format!("/{topic}/partitions/0/messages"),
+            Some("{}".into()),
+            201,
+        ),
+        call(
+            "POST",
+            format!("/{topic}/publishers/dev-9/messages"),
+            Some("{}".into()),
+            201,
+        ),
+        call(
+            "POST",
+            format!("/{topic}/publisher/dev-9/messages"),
+            Some("{}".into()),
+            201,
+        ),
+        call(
+            "PUT",
+            format!("/{topic}/revokedpublishers/dev-8"),
+            None,
+            201,
+        ),
+        call("GET", format!("/{topic}/revokedpublishers"), None, 200),
+        call(
+            "DELETE",
+            format!("/{topic}/revokedpublishers/dev-8"),
+            None,
+            200,
+        ),
+        call("PUT", group.clone(), None, 201),
+        call("GET", format!("/{topic}/consumergroups"), None, 200),
+        call("GET", group.clone(), None, 200),
+        call("GET", format!("{group}/partitions"), None, 200),
+        call("GET", format!("{group}/partitions/0"), None, 200),
+        call(
+            "GET",
+            format!("{group}/partitions/0/messages?count=10"),
+            None,
+            200,
+        ),
+        call(
+            "PUT",
+            format!("{group}/partitions/0/checkpoint"),
+            Some(r#"{"offset":1}"#.into()),
+            200,
+        ),
+        call("GET", format!("{group}/partitions/0/checkpoint"), None, 200),
+        call("DELETE", group.clone(), None, 200),
+        call(
+            "POST",
+            "/v1/tokens".into(),
+            Some(
+                serde_json::json!({"hub": topic, "publisher": "dev-9", "ttl_secs": 60}).to_string(),
+            ),
+            200,
+        ),
+        call(
+            "POST",
+            "/v1/authorize".into(),
+            Some(
+                serde_json::json!({"authorization": manage, "method": "GET", "path": "/v1/status"})
+                    .to_string(),
+            ),
+            200,
+        ),
+    ];
+    let covered: std::collections::BTreeSet<_> = calls
+        .iter()
+        .map(|c| {
+            let path = c.path.split('?').next().unwrap();
+            match routes::lookup(c.method, path) {
+                routes::Lookup::Found(route, _) => route.id,
+                _ => panic!("{} {path} is no route", c.method),
+            }
+        })
+        .collect();
+    let table: std::collections::BTreeSet<_> = routes::ROUTES.iter().map(|r| r.id).collect();
+    assert_eq!(covered, table, "every route of the table, once");
+    calls
+}
+
+/// Runs `tests/py/https_client.py` (httpx) with `spec`; its answers.
+fn httpx(spec: &serde_json::Value) -> Vec<serde_json::Value> {
+    let python = std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)");
+    let mut child = Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/https_client.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test]
 async fn https_http2_http1_and_device_certificates_ok() {
     let hub = unique("tlshub");
@@ -65,6 +229,8 @@ async fn https_http2_http1_and_device_certificates_ok() {
     let config = hubgate_server::Config::from_toml(&base).unwrap();
     let tls = format!(
         r#"
+        [authorizer]
+        http_endpoint = true
         [tls]
         cert_file = {cert_file:?}
         key_file = {key_file:?}
@@ -125,56 +291,63 @@ async fn https_http2_http1_and_device_certificates_ok() {
         "{headers}"
     );
 
-    // httpx over HTTP/2 (one connection, several streams) and HTTP/1.1.
-    let python = std::env::var("HUBGATE_PYTHON").expect("HUBGATE_PYTHON (scripts/test sets it)");
+    // httpx over HTTP/2 (one connection, many streams) and HTTP/1.1: every route of the table.
     for http2 in [true, false] {
-        let spec = serde_json::json!({
-            "base": format!("https://localhost:{port}"), "ca": ca_path, "http2": http2,
-            "requests": [
-                {"method": "POST", "path": format!("/{hub}/messages"), "headers": {"authorization": &manage}, "body": "x"},
-                {"method": "POST", "path": format!("/v1/producer/topics/{hub}"), "headers": {"authorization": &manage, "content-type": "application/json"}, "body": r#"{"records":[{"value":"v"}]}"#},
-                {"method": "GET", "path": format!("/v1/metadata/topics/{hub}/partitions"), "headers": {"authorization": &manage}},
-                {"method": "GET", "path": format!("/v1/consumer/topics/{hub}/partitions/0/offsets/0"), "headers": {"authorization": &manage}},
-                {"method": "GET", "path": format!("/{hub}/consumergroups/$Default/partitions/0"), "headers": {"authorization": &manage}},
-                {"method": "GET", "path": "/openapi.json"},
-            ]
-        });
-        let mut child = Command::new(&python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/https_client.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(spec.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-        let version = if http2 { "HTTP/2" } else { "HTTP/1.1" };
-        let got: Vec<(i64, &str)> = answers
+        let topic = format!("{hub}{}", if http2 { "-h2" } else { "-h1" });
+        let calls = every_route(&topic, &manage);
+        let requests: Vec<serde_json::Value> = calls
             .iter()
-            .map(|a| {
-                (
-                    a["status"].as_i64().unwrap(),
-                    a["http_version"].as_str().unwrap(),
-                )
+            .map(|c| {
+                let mut headers = serde_json::json!({"content-type": "application/json"});
+                if c.path != "/openapi.json" {
+                    headers["authorization"] = manage.clone().into();
+                }
+                serde_json::json!({"method": c.method, "path": c.path, "headers": headers, "body": c.body})
             })
             .collect();
-        let want: Vec<(i64, &str)> = [201, 200, 200, 200, 200, 200]
-            .iter()
-            .map(|s| (*s, version))
-            .collect();
-        assert_eq!(got, want, "{answers:?}");
+        let spec = serde_json::json!({
+            "base": format!("https://localhost:{port}"), "ca": ca_path, "http2": http2,
+            "requests": requests,
+        });
+        let answers = httpx(&spec);
+        let version = if http2 { "HTTP/2" } else { "HTTP/1.1" };
+        for (call, answer) in calls.iter().zip(&answers) {
+            assert_eq!(
+                (
+                    answer["status"].as_i64().unwrap(),
+                    answer["http_version"].as_str().unwrap()
+                ),
+                (call.status, version),
+                "{} {}: {answer}",
+                call.method,
+                call.path
+            );
+        }
+        assert_eq!(answers.len(), calls.len());
+    }
+
+    // A refusal answered before the request body was read reaches an HTTP/2 client: curl
+    // 7.88 loses the answer (exit 92, no status) if the stream is reset before its upload.
+    let (cert, key) = devices
+        .client(Some("dev-1"), &[], false)
+        .write(dir.path(), "dev-1");
+    let wrong = server.https_url(&format!("/{hub}/publishers/dev-2/messages"));
+    for _ in 0..20 {
+        let got = curl(&[
+            "--cacert",
+            ca_path,
+            "--http2",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-X",
+            "POST",
+            "-d",
+            "spoofed",
+            &wrong,
+        ]);
+        assert_eq!(got, "2 401");
     }
 
     // openssl: TLS 1.3 and 1.2 with ALPN h2 and a verified chain; TLS 1.1 refused.

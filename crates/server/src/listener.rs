@@ -128,23 +128,82 @@ fn default_cap(open_files: Option<u64>) -> usize {
 /// A request body that fails with [`BodyTimeout`] once its deadline passes. The timer is
 /// made only when the body has to wait for bytes: a request without a body, or whose body
 /// came with its head, costs none.
+///
+/// It also hands back a body the router leaves unread (see [`Unread`]).
 #[derive(Debug)]
 pub struct DeadlineBody {
-    inner: Incoming,
+    /// `None` only once dropped.
+    inner: Option<Incoming>,
     deadline: tokio::time::Instant,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
+    unread: Option<Unread>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, timeout: Duration) -> Self {
+    fn new(inner: Incoming, timeout: Duration, unread: Option<Unread>) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             deadline: tokio::time::Instant::now() + timeout,
             sleep: None,
             timeout,
+            unread,
         }
     }
+}
+
+impl Drop for DeadlineBody {
+    fn drop(&mut self) {
+        use hyper::body::Body as _;
+        if let (Some(unread), Some(inner)) = (self.unread.take(), self.inner.take())
+            && !inner.is_end_stream()
+            && let Ok(mut slot) = unread.lock()
+        {
+            *slot = Some(inner);
+        }
+    }
+}
+
+/// Where a [`DeadlineBody`] dropped before its end leaves the rest of the body.
+///
+/// A router that answers before reading the body (a refusal: 401, 403, 404, 429) would make
+/// hyper reset the HTTP/2 stream while the client still uploads (RST_STREAM(NO_ERROR), allowed
+/// by RFC 9113 §8.1) and close an HTTP/1.1 connection. Clients that take the reset as a
+/// failure lose the answer: curl 7.88 exits 92 without a status about one time in three, so a
+/// device never sees its 401 or 429 and retries at once. So the listener reads the rest of a
+/// small body ([`DRAIN_BYTES`], within [`DRAIN_TIME`]) before the answer goes out.
+type Unread = Arc<std::sync::Mutex<Option<Incoming>>>;
+
+/// Bodies that declare more than this are not read after an early answer.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// How long the rest of a body may take to arrive before an early answer goes out anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// A place for the rest of `request`'s body if it has one of at most [`DRAIN_BYTES`].
+fn unread_slot(request: &hyper::Request<Incoming>) -> Option<Unread> {
+    use hyper::body::Body as _;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    (!request.body().is_end_stream() && declared.is_none_or(|n| n <= DRAIN_BYTES))
+        .then(Unread::default)
+}
+
+/// Reads and drops the rest of a body, up to [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(mut rest: Incoming) {
+    use http_body_util::BodyExt as _;
+    let read = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = rest.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > DRAIN_BYTES {
+                return;
+            }
+        }
+    };
+    // Either way the answer goes out next.
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// The request body did not arrive within `server.body_read_timeout_ms`.
@@ -160,7 +219,10 @@ impl hyper::body::Body for DeadlineBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = self.deadline;
@@ -168,17 +230,23 @@ impl hyper::body::Body for DeadlineBody {
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
+            // Too slow already: not worth waiting for after the answer either.
+            self.unread = None;
             return Poll::Ready(Some(Err(BodyTimeout(self.timeout).into())));
         }
         Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), hyper::body::Body::size_hint)
     }
 }
 
@@ -525,7 +593,9 @@ async fn serve_connection<I>(
         if let Some(certificate) = &secure.certificate {
             request.extensions_mut().insert(certificate.clone());
         }
-        let request = request.map(|inner| Body::new(DeadlineBody::new(inner, body_timeout)));
+        let unread = unread_slot(&request);
+        let request =
+            request.map(|inner| Body::new(DeadlineBody::new(inner, body_timeout, unread.clone())));
         let (router, hsts) = (router.clone(), secure.hsts.clone());
         async move {
             // In flight until the answer is ready (its head goes out next). Not while its body
@@ -533,6 +603,10 @@ async fn serve_connection<I>(
             // and they must start the head clock. An answer still being sent keeps the
             // connection busy by its writes.
             let mut response = router.oneshot(request).await;
+            let rest = unread.and_then(|u| u.lock().ok()?.take());
+            if let Some(rest) = rest {
+                drain(rest).await;
+            }
             drop(guard);
             if let (Ok(r), Some(hsts)) = (&mut response, hsts) {
                 r.headers_mut()

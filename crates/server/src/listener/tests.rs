@@ -35,6 +35,8 @@ fn router() -> Router {
                 "done"
             }),
         )
+        // Answers without reading the body, as a refusal does.
+        .route("/refuse", post(|| async { http::StatusCode::UNAUTHORIZED }))
         .route(
             "/echo",
             // The HTTP layer maps a `BodyTimeout` to 408 (`ApiError::BodyTimeout`); this
@@ -305,6 +307,36 @@ async fn listener_keep_alive_outlives_header_timeout_ok() {
     // A second head that stops half-way is still cut at the header timeout.
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     assert!(read_to_close(&mut s, SHORT * 10).await.is_some());
+}
+
+#[tokio::test]
+async fn listener_answer_before_small_body_keeps_connection_ok() {
+    // The answer is ready before the body arrives: the listener reads the small body before
+    // sending it, so the client gets its answer whole and the connection carries on (hyper
+    // would otherwise close an HTTP/1.1 connection, and reset an HTTP/2 stream mid-upload).
+    let addr = start(config(None)).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"hello").await.unwrap();
+    assert!(read_answer(&mut s).await.starts_with("HTTP/1.1 401"));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_answer(&mut s).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn listener_answer_before_large_body_not_waited_for_ok() {
+    // A body above the drain limit is not read: the answer goes out at once.
+    let addr = start(config(None)).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_answer(&mut s).await.starts_with("HTTP/1.1 401"));
 }
 
 /// A self-signed certificate for `localhost` in `dir`, and TLS on it with HSTS.

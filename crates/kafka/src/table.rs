@@ -6,7 +6,8 @@
 //! fetch round trip per refresh, one refresh at a time (concurrent callers wait for it
 //! instead of starting their own). Writes go to Kafka first and are then read back, so the
 //! map only ever changes in topic order and an acknowledged write is in it when the write
-//! returns. Every entry remembers the offset it was written at: an entry's *generation*.
+//! returns. A refresh reads at least to the end of the process's own acknowledged
+//! writes, waiting out a new partition leader's lagging high watermark. Every entry remembers the offset it was written at: an entry's *generation*.
 
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -26,6 +27,12 @@ const FETCH_BYTES: i32 = 1024 * 1024;
 /// Bound on fetch round trips in one refresh (each returns up to `FETCH_BYTES`).
 const MAX_FETCHES: usize = 1000;
 
+/// How long a refresh waits for the partition's high watermark to reach this process's own
+/// acknowledged writes (right after a leader election the new leader's high watermark can
+/// lag what the old one acknowledged until followers fetch from it), and how often it looks.
+const CATCH_UP_TIME: Duration = Duration::from_secs(3);
+const CATCH_UP_EVERY: Duration = Duration::from_millis(50);
+
 /// A record as read: offset, key, value (`None`: a tombstone).
 type Update<V> = (i64, String, Option<V>);
 
@@ -42,6 +49,9 @@ struct State<V> {
     next_offset: i64,
     /// When the last complete refresh started: it saw every write acknowledged before then.
     refreshed_at: Option<Instant>,
+    /// Every write this process had acknowledged lies before this offset: a refresh reads at
+    /// least this far (read your own writes, also across a leader change).
+    acknowledged_until: i64,
     topic_ready: bool,
 }
 
@@ -51,6 +61,7 @@ impl<V> Default for State<V> {
             entries: HashMap::new(),
             next_offset: 0,
             refreshed_at: None,
+            acknowledged_until: 0,
             topic_ready: false,
         }
     }
@@ -170,7 +181,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     pub async fn sync(&self) -> Result<(), KafkaError> {
         let asked = Instant::now();
         let _guard = self.refresh_lock.lock().await;
-        if self.read_state().refreshed_at.is_some_and(|t| t >= asked) {
+        let done = {
+            let state = self.read_state();
+            state.refreshed_at.is_some_and(|t| t >= asked)
+                && state.next_offset >= state.acknowledged_until
+        };
+        if done {
             return Ok(());
         }
         self.refresh_locked().await
@@ -192,15 +208,18 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     async fn refresh_locked(&self) -> Result<(), KafkaError> {
         self.ensure_topic().await.map_err(|e| self.unavailable(e))?;
         let started = Instant::now();
-        let from = self.read_state().next_offset;
-        let (updates, next, reload) = match self.read_from(from).await {
+        let (from, until) = {
+            let state = self.read_state();
+            (state.next_offset, state.acknowledged_until)
+        };
+        let (updates, next, reload) = match self.read_from(from, until).await {
             Ok((updates, next)) => (updates, next, false),
             Err(KafkaError::OffsetOutOfRange { earliest, .. }) if from != earliest => {
                 // Before the start: retention removed what this process had not read. Past
                 // the end: the topic was recreated. Either way the map no longer matches the
                 // topic: read it all again.
                 tracing::warn!(topic = %self.topic, next = from, earliest, "store topic offsets moved; reloading it");
-                let (updates, next) = self.read_from(earliest).await?;
+                let (updates, next) = self.read_from(earliest, until).await?;
                 (updates, next, true)
             }
             Err(e) => return Err(e),
@@ -220,11 +239,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(())
     }
 
-    /// Reads the topic from `from` to its end (at most [`MAX_FETCHES`] round trips): the
-    /// `(offset, key, value)` records in topic order, and the offset to read next.
-    async fn read_from(&self, from: i64) -> Result<(Vec<Update<V>>, i64), KafkaError> {
+    /// Reads the topic from `from` to its end, and at least to `until` (at most
+    /// [`MAX_FETCHES`] round trips; a high watermark below `until` is waited for up to
+    /// [`CATCH_UP_TIME`], then the store is unavailable): the `(offset, key, value)` records in
+    /// topic order, and the offset to read next.
+    async fn read_from(&self, from: i64, until: i64) -> Result<(Vec<Update<V>>, i64), KafkaError> {
         let mut next = from;
         let mut updates = Vec::new();
+        let started = Instant::now();
         for _ in 0..MAX_FETCHES {
             let (records, high_watermark) = match self
                 .kafka
@@ -259,8 +281,18 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 };
                 updates.push((r.offset, k, value));
             }
-            if next >= high_watermark {
+            if next >= high_watermark && next >= until {
                 break;
+            }
+            if next >= high_watermark {
+                if started.elapsed() >= CATCH_UP_TIME {
+                    tracing::warn!(topic = %self.topic, high_watermark, acknowledged_until = until, "store partition's high watermark is behind this process's acknowledged writes");
+                    return Err(KafkaError::PartitionNotReady {
+                        topic: self.topic.clone(),
+                        partition: PARTITION,
+                    });
+                }
+                tokio::time::sleep(CATCH_UP_EVERY).await;
             }
         }
         Ok((updates, next))
@@ -275,7 +307,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// `(offset, value)` in topic order (`None`: removed). A writer uses it to learn what
     /// other processes wrote to the key around its own write.
     pub async fn history(&self, key: &str, from: i64) -> Result<Vec<(i64, Option<V>)>, KafkaError> {
-        let (updates, _) = self.read_from(from).await?;
+        let until = self.read_state().acknowledged_until;
+        let (updates, _) = self.read_from(from, until).await?;
         Ok(updates
             .into_iter()
             .filter(|(_, k, _)| k == key)
@@ -311,6 +344,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             .produce(&self.topic, PARTITION, records)
             .await
             .map_err(|e| self.unavailable(e))?;
+        if let Some(last) = offsets.iter().max() {
+            let mut state = self.write_state();
+            state.acknowledged_until = state.acknowledged_until.max(last + 1);
+        }
         self.sync().await?;
         Ok(offsets)
     }

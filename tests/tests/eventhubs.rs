@@ -63,6 +63,43 @@ async fn eventhubs_single_event_properties_and_partition_key_ok() {
     );
 }
 
+/// A single send's property headers reach Kafka named as the client wrote them on HTTP/1.1
+/// (reqwest writes names lower-case, so the request is written by hand): `Sensor-ID`,
+/// `PRIORITY`, `alert`, and two spellings of one name as two properties.
+#[tokio::test]
+async fn eventhubs_single_event_property_names_keep_case_ok() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let hub = &unique("hub");
+    let env = Env::start("").await;
+    env.create_topic(hub, 1).await;
+    let token = env.token("send", hub);
+    let addr = env.gateway.base.trim_start_matches("http://").to_owned();
+    let body = "payload";
+    let request = format!(
+        "POST /{hub}/messages HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {token}\r\n\
+         Content-Type: text/plain\r\nSensor-ID: s-17\r\nPRIORITY: high\r\nalert: yes\r\n\
+         X-Mixed: 1\r\nx-MIXED: 2\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let py = kafka_python_read(&env.broker.bootstrap(), hub).await;
+    assert_eq!(py.len(), 1);
+    assert_eq!(
+        headers_map(py[0].headers()),
+        BTreeMap::from([
+            ("PRIORITY".into(), "high".into()),
+            ("Sensor-ID".into(), "s-17".into()),
+            ("X-Mixed".into(), "1".into()),
+            ("alert".into(), "yes".into()),
+            ("x-MIXED".into(), "2".into()),
+        ])
+    );
+}
+
 #[tokio::test]
 async fn eventhubs_batch_base64_and_user_properties_ok() {
     let hub = &unique("hub");

@@ -10,6 +10,7 @@ pub mod config;
 pub mod consumer_groups;
 pub mod gate;
 pub mod groups;
+pub mod header_case;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;

@@ -42,6 +42,8 @@ use tower::ServiceExt;
 
 use hubgate_core::units::millis;
 
+use crate::header_case::CasePreserved;
+
 pub mod tls;
 
 use tls::{ClientCertificate, Tls};
@@ -589,6 +591,8 @@ async fn serve_connection<I>(
         let guard = InFlight::new(&service_activity);
         if request.version() == http::Version::HTTP_2 {
             service_activity.multiplexed.store(true, Ordering::Relaxed);
+        } else {
+            request.extensions_mut().insert(CasePreserved);
         }
         if let Some(certificate) = &secure.certificate {
             request.extensions_mut().insert(certificate.clone());
@@ -617,10 +621,13 @@ async fn serve_connection<I>(
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // The watch below keeps the head clock (see the module doc).
+    // Header names keep the case they were written in (for Event Hubs property headers,
+    // crate::header_case); HTTP/1 only, HTTP/2 names are lower-case.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
+        .header_read_timeout(None)
+        .preserve_header_case(true);
     builder.http2().timer(TokioTimer::new());
     let builder = match protocol {
         Protocol::Http1 => builder.http1_only(),

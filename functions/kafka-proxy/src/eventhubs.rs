@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_core::bodies::{BrokerProperties, Event, batch_events};
 use hubgate_server::access::Grant;
+use hubgate_server::header_case::HeaderCase;
 use hubgate_server::http::{ApiJson, read_body};
 use hubgate_server::idempotency::{self, RequestId};
 use hubgate_server::{ApiError, KafkaError, Principal, Resource};
@@ -55,32 +56,35 @@ impl Target {
 pub(crate) async fn send_to_hub(
     State(s): AppState,
     grant: Grant,
+    case: HeaderCase,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    send(&s, &grant, Target::Hub, &headers, body).await
+    send(&s, &grant, Target::Hub, case, &headers, body).await
 }
 
 /// `POST /{hub}/partitions/{p}/messages`.
 pub(crate) async fn send_to_partition(
     State(s): AppState,
     grant: Grant,
+    case: HeaderCase,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let target = Target::Partition(grant.params.partition()?);
-    send(&s, &grant, target, &headers, body).await
+    send(&s, &grant, target, case, &headers, body).await
 }
 
 /// `POST /{hub}/publishers/{p}/messages` (also `/publisher/`).
 pub(crate) async fn send_as_publisher(
     State(s): AppState,
     grant: Grant,
+    case: HeaderCase,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let target = Target::Publisher(grant.params.publisher()?.to_owned());
-    send(&s, &grant, target, &headers, body).await
+    send(&s, &grant, target, case, &headers, body).await
 }
 
 /// `PUT /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 201, or 409 if already
@@ -218,16 +222,24 @@ fn is_batch(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case(BATCH_CONTENT_TYPE))
 }
 
-fn single_event(headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
+/// One event from a single send: the body, `BrokerProperties`' partition key, and the custom
+/// headers as properties, named as the client wrote them where that is known ([`HeaderCase`]).
+async fn single_event(
+    case: HeaderCase,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Event, ApiError> {
     let broker = match headers.get("brokerproperties") {
         None => BrokerProperties::default(),
         Some(v) => BrokerProperties::parse(v.as_bytes())?,
     };
-    let properties: std::collections::BTreeMap<String, Vec<u8>> = headers
+    let custom: HeaderMap = headers
         .iter()
         .filter(|(n, _)| is_property(n.as_str()))
-        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
+    let properties: std::collections::BTreeMap<String, Vec<u8>> =
+        case.pairs(custom).await.into_iter().collect();
     if let Some(name) = properties
         .keys()
         .find(|n| hubgate_core::bodies::is_reserved_header(n))
@@ -249,6 +261,7 @@ async fn send(
     s: &ProxyState,
     grant: &Grant,
     target: Target,
+    case: HeaderCase,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -258,7 +271,7 @@ async fn send(
     let events = if is_batch(headers) {
         batch_events(&bytes)?
     } else {
-        vec![single_event(headers, &bytes)?]
+        vec![single_event(case, headers, &bytes).await?]
     };
     let request = idempotency::wanted(headers).then(|| events_identity(hub, &target, &events));
     let run = async {

@@ -118,6 +118,8 @@ pub struct ClusterSpec<'a> {
     pub format_args: &'a [&'a str],
     /// The Kafka installation (another version); default [`kafka_home`].
     pub home: Option<&'a Path>,
+    /// More JVM arguments for every node (e.g. `-D` system properties).
+    pub jvm_args: &'a [&'a str],
 }
 
 /// A KRaft cluster of `n` combined broker+controller nodes on free loopback ports, data in a
@@ -126,6 +128,8 @@ pub struct ClusterSpec<'a> {
 #[derive(Debug)]
 pub struct KafkaCluster {
     home: PathBuf,
+    /// [`ClusterSpec::jvm_args`].
+    jvm_args: Vec<String>,
     nodes: Vec<Node>,
     /// The names of [`ClusterSpec::listeners`], in order.
     listeners: Vec<String>,
@@ -221,6 +225,7 @@ impl KafkaCluster {
             .collect();
         let mut cluster = Self {
             home,
+            jvm_args: spec.jvm_args.iter().map(|a| (*a).to_owned()).collect(),
             nodes,
             listeners,
             dir,
@@ -236,6 +241,7 @@ impl KafkaCluster {
 
     fn spawn(&mut self, i: usize) {
         let home = self.home.clone();
+        let jvm_args = self.jvm_args.clone();
         let node = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -249,6 +255,9 @@ impl KafkaCluster {
                     "-Dlog4j2.configurationFile={}/log4j2.properties",
                     home.display()
                 ),
+            ])
+            .args(&jvm_args)
+            .args([
                 "-cp",
                 &format!("{}/libs/*", home.display()),
                 "kafka.Kafka",

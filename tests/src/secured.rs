@@ -32,6 +32,11 @@ impl ClientSecurity {
         config
             .validate()
             .unwrap_or_else(|e| panic!("Kafka security settings {toml:?}: {e}"));
+        assert!(
+            config.kafka.sasl_mechanism != Some(SaslMechanism::Oauthbearer),
+            "HUBGATE_TEST_KAFKA_CONFIG: OAUTHBEARER is not supported for the shared cluster (the \
+             tests' independent Kafka clients have no token source); use PLAIN or SCRAM there"
+        );
         Self {
             toml: toml.to_owned(),
             kafka: config.kafka,
@@ -66,6 +71,8 @@ impl ClientSecurity {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            // Refused in `from_toml`.
+            SaslMechanism::Oauthbearer => "OAUTHBEARER",
         })
     }
 
@@ -304,7 +311,7 @@ impl SecuredCluster {
             listeners: SECURED_LISTENERS,
             properties: &properties,
             format_args: &format_args,
-            home: None,
+            ..crate::ClusterSpec::default()
         });
         let dir = cluster.data_dir().join("client");
         std::fs::create_dir_all(&dir).unwrap();

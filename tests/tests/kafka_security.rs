@@ -86,7 +86,7 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
         listeners: SECURED_LISTENERS,
         properties: &properties,
         format_args: &format_args,
-        home: None,
+        ..ClusterSpec::default()
     });
     let client = http();
 

@@ -23,6 +23,18 @@ pub enum KafkaConfigError {
     SaslWithoutCredentials,
     #[error("kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not")]
     CredentialsWithoutSasl,
+    #[error("kafka.sasl_mechanism = \"OAUTHBEARER\" needs a [kafka.oauth] token source")]
+    OauthbearerWithoutSource,
+    #[error("[kafka.oauth] is set but kafka.sasl_mechanism is not \"OAUTHBEARER\"")]
+    SourceWithoutOauthbearer,
+    #[error(
+        "kafka.sasl_username / sasl_password do not go with OAUTHBEARER (the token is the credential)"
+    )]
+    PasswordWithOauthbearer,
+    #[error(
+        "kafka.oauth: client_credentials needs exactly one of client_secret and client_secret_file"
+    )]
+    ClientSecretMissing,
 }
 
 /// How hubgate compresses the record batches it produces (`kafka.compression`). Reading
@@ -106,6 +118,47 @@ pub struct KafkaConfig {
     pub sasl_username: Option<String>,
     /// SASL password (with `sasl_mechanism`); never printed.
     pub sasl_password: Option<secrecy::SecretString>,
+    /// `[kafka.oauth]`: where SASL/OAUTHBEARER tokens come from (with
+    /// `sasl_mechanism = "OAUTHBEARER"`).
+    pub oauth: Option<BrokerTokenConfig>,
+}
+
+/// `[kafka.oauth]`: the source of the bearer tokens hubgate presents to the brokers with
+/// SASL/OAUTHBEARER, chosen by `source`. The sources themselves live in the server layer
+/// (`hubgate_server::broker_tokens`); [`crate::oauth::TokenCache`] caches what they give.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum BrokerTokenConfig {
+    /// Amazon MSK IAM access control: a SigV4-presigned `kafka-cluster:Connect` request,
+    /// signed with the credentials of the default AWS chain (Lambda role, environment,
+    /// profile, container or instance metadata), valid 15 minutes.
+    AwsMskIam {
+        /// The cluster's region; default: `AWS_REGION` / `AWS_DEFAULT_REGION` / the profile's.
+        region: Option<String>,
+    },
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4) from a token endpoint: Confluent Cloud,
+    /// Kafka with KIP-768 validation, Microsoft Entra app registrations.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        /// The client secret (or the environment: `HUBGATE_KAFKA__OAUTH__CLIENT_SECRET`);
+        /// never printed.
+        client_secret: Option<secrecy::SecretString>,
+        /// A file whose content (trimmed) is the client secret, read at each fetch (a
+        /// mounted secret that rotates).
+        client_secret_file: Option<std::path::PathBuf>,
+        /// `scope` of the token request (Entra: `https://<namespace>.servicebus.windows.net/.default`).
+        scope: Option<String>,
+    },
+    /// An Azure App Service / Functions managed identity (`IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER`, which the platform sets): tokens for the Event Hubs Kafka endpoint.
+    AzureManagedIdentity {
+        /// The token's audience: `https://<namespace>.servicebus.windows.net`.
+        resource: String,
+        /// The client id of a user-assigned identity; absent: the system-assigned one.
+        client_id: Option<String>,
+    },
 }
 
 /// A SASL mechanism rskafka speaks (RFC 4616 PLAIN, RFC 7677 SCRAM).
@@ -117,6 +170,9 @@ pub enum SaslMechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// RFC 7628 with a token from `[kafka.oauth]`.
+    #[serde(rename = "OAUTHBEARER")]
+    Oauthbearer,
 }
 
 impl Default for KafkaConfig {
@@ -139,6 +195,7 @@ impl Default for KafkaConfig {
             sasl_mechanism: None,
             sasl_username: None,
             sasl_password: None,
+            oauth: None,
         }
     }
 }
@@ -162,10 +219,114 @@ impl KafkaConfig {
             .sasl_password
             .as_ref()
             .is_some_and(|p| !p.expose_secret().is_empty());
-        match self.sasl_mechanism {
-            Some(_) if !has_user || !has_password => Err(KafkaConfigError::SaslWithoutCredentials),
-            None if has_user || has_password => Err(KafkaConfigError::CredentialsWithoutSasl),
+        match (self.sasl_mechanism, &self.oauth) {
+            (Some(SaslMechanism::Oauthbearer), None) => {
+                Err(KafkaConfigError::OauthbearerWithoutSource)
+            }
+            (Some(SaslMechanism::Oauthbearer), Some(_)) if has_user || has_password => {
+                Err(KafkaConfigError::PasswordWithOauthbearer)
+            }
+            (Some(SaslMechanism::Oauthbearer), Some(source)) => source.validate(),
+            (_, Some(_)) => Err(KafkaConfigError::SourceWithoutOauthbearer),
+            (Some(_), None) if !has_user || !has_password => {
+                Err(KafkaConfigError::SaslWithoutCredentials)
+            }
+            (None, None) if has_user || has_password => {
+                Err(KafkaConfigError::CredentialsWithoutSasl)
+            }
             _ => Ok(()),
+        }
+    }
+}
+
+impl BrokerTokenConfig {
+    fn validate(&self) -> Result<(), KafkaConfigError> {
+        match self {
+            Self::ClientCredentials {
+                client_secret,
+                client_secret_file,
+                ..
+            } if client_secret.is_some() == client_secret_file.is_some() => {
+                Err(KafkaConfigError::ClientSecretMissing)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Result<KafkaConfig, String> {
+        let c: KafkaConfig = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn oauthbearer_sources_parse_ok() {
+        for source in [
+            json!({"source": "aws_msk_iam", "region": "eu-west-1"}),
+            json!({"source": "aws_msk_iam"}),
+            json!({"source": "client_credentials", "token_url": "https://idp/token",
+                   "client_id": "c", "client_secret": "s"}),
+            json!({"source": "client_credentials", "token_url": "https://idp/token",
+                   "client_id": "c", "client_secret_file": "/run/s", "scope": "x"}),
+            json!({"source": "azure_managed_identity",
+                   "resource": "https://ns.servicebus.windows.net"}),
+        ] {
+            let c = parse(json!({"sasl_mechanism": "OAUTHBEARER", "oauth": source}))
+                .unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert!(c.oauth.is_some());
+        }
+    }
+
+    #[test]
+    fn oauthbearer_settings_that_do_not_go_together_fails() {
+        let cc = |extra: serde_json::Value| {
+            let mut v = json!({"source": "client_credentials", "token_url": "u", "client_id": "c"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        for (v, why) in [
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER"}),
+                "needs a [kafka.oauth]",
+            ),
+            (
+                json!({"oauth": {"source": "aws_msk_iam"}}),
+                "is not \"OAUTHBEARER\"",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER", "sasl_username": "u",
+                       "sasl_password": "p", "oauth": {"source": "aws_msk_iam"}}),
+                "do not go with OAUTHBEARER",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER", "oauth": cc(json!({}))}),
+                "exactly one of client_secret",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER",
+                       "oauth": cc(json!({"client_secret": "s", "client_secret_file": "f"}))}),
+                "exactly one of client_secret",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER", "oauth": {"source": "kerberos"}}),
+                "unknown variant",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER",
+                       "oauth": {"source": "aws_msk_iam", "resource": "x"}}),
+                "unknown field",
+            ),
+        ] {
+            let e = parse(v.clone()).unwrap_err();
+            assert!(e.contains(why), "{v}: {e}");
         }
     }
 }

@@ -9,6 +9,7 @@ mod coalesce;
 pub mod config;
 mod fetches;
 mod nodelay;
+pub mod oauth;
 mod security;
 pub mod table;
 mod watch;
@@ -340,7 +341,7 @@ pub fn record_data_bytes(r: &Record) -> usize {
 /// hubgate's own client connects (the tests build their own clients of a secured cluster
 /// with it). Fails on an unreadable CA, certificate or key file.
 pub fn client_builder(config: &KafkaConfig) -> Result<ClientBuilder, KafkaError> {
-    let security = security::Security::from_config(config)?;
+    let security = security::Security::from_config(config, None)?;
     Ok(security.apply(ClientBuilder::new(config.bootstrap_servers.clone())))
 }
 
@@ -371,8 +372,18 @@ pub struct Kafka {
 
 impl Kafka {
     /// Creates the handle; nothing connects until the first operation. Fails only on TLS
-    /// settings that cannot be used (an unreadable or empty `kafka.tls_ca_file`).
+    /// settings that cannot be used (an unreadable or empty `kafka.tls_ca_file`), and on
+    /// `sasl_mechanism = "OAUTHBEARER"` (which needs [`Kafka::with_tokens`]).
     pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        Self::with_tokens(config, None)
+    }
+
+    /// [`Kafka::new`] whose connections authenticate with SASL/OAUTHBEARER tokens from
+    /// `tokens` when `config` says so.
+    pub fn with_tokens(
+        config: &KafkaConfig,
+        tokens: Option<Arc<oauth::TokenCache>>,
+    ) -> Result<Self, KafkaError> {
         Ok(Self {
             client_id: Arc::from(config.client_id.as_str()),
             config: config.clone(),
@@ -384,7 +395,7 @@ impl Kafka {
             nodelay: config.tcp_nodelay.then(Arc::default),
             produce_requests: Arc::default(),
             fetch_requests: Arc::default(),
-            security: security::Security::from_config(config)?,
+            security: security::Security::from_config(config, tokens.as_ref())?,
             watches: watch::Watches::default(),
             admin: admin::AdminConnection::default(),
             fetches: fetches::Fetches::default(),

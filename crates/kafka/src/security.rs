@@ -2,8 +2,9 @@
 //! [`crate::admin`]. TLS is rustls with the aws-lc-rs provider named explicitly (ring is in
 //! the build too), verified against the system's roots (rustls-platform-verifier) or the
 //! CA file of `kafka.tls_ca_file`, presenting the client certificate of `kafka.tls_cert_file`
-//! and `kafka.tls_key_file` when set (mutual TLS). SASL PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 7677)
-//! are rskafka's own implementations.
+//! and `kafka.tls_key_file` when set (mutual TLS). SASL PLAIN (RFC 4616), SCRAM-SHA-256/512 (RFC 7677)
+//! and OAUTHBEARER (RFC 7628) are rskafka's own implementations; OAUTHBEARER's tokens come
+//! from [`crate::oauth::TokenCache`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::KafkaError;
 use crate::config::{KafkaConfig, SaslMechanism};
+use crate::oauth::TokenCache;
 
 /// How connections to the brokers are secured.
 #[derive(Clone, Default)]
@@ -49,8 +51,12 @@ impl Security {
         builder
     }
 
-    /// Reads the configuration; fails on an unreadable or empty CA file.
-    pub(super) fn from_config(c: &KafkaConfig) -> Result<Self, KafkaError> {
+    /// Reads the configuration; fails on an unreadable or empty CA file, and on
+    /// OAUTHBEARER without `tokens`.
+    pub(super) fn from_config(
+        c: &KafkaConfig,
+        tokens: Option<&Arc<TokenCache>>,
+    ) -> Result<Self, KafkaError> {
         let tls = if c.tls {
             let client_cert = match (&c.tls_cert_file, &c.tls_key_file) {
                 (Some(cert), Some(key)) => Some(client_certificate(cert, key)?),
@@ -60,21 +66,33 @@ impl Security {
         } else {
             None
         };
-        let sasl = c.sasl_mechanism.map(|m| {
-            let credentials = Credentials::new(
+        let credentials = || {
+            Credentials::new(
                 c.sasl_username.clone().unwrap_or_default(),
                 c.sasl_password
                     .as_ref()
                     .map(|p| p.expose_secret().to_owned())
                     .unwrap_or_default(),
-            );
-            let config = match m {
-                SaslMechanism::Plain => SaslConfig::Plain(credentials),
-                SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(credentials),
-                SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(credentials),
-            };
-            (m, config)
-        });
+            )
+        };
+        let sasl = match c.sasl_mechanism {
+            None => None,
+            Some(m) => Some((
+                m,
+                match m {
+                    SaslMechanism::Plain => SaslConfig::Plain(credentials()),
+                    SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(credentials()),
+                    SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(credentials()),
+                    SaslMechanism::Oauthbearer => tokens
+                        .ok_or_else(|| {
+                            KafkaError::Config(
+                                "kafka.sasl_mechanism OAUTHBEARER needs a token source".into(),
+                            )
+                        })?
+                        .sasl(),
+                },
+            )),
+        };
         Ok(Self { tls, sasl })
     }
 
@@ -186,7 +204,7 @@ mod tests {
                 tls_ca_file: Some(path.clone()),
                 ..KafkaConfig::default()
             };
-            let e = Security::from_config(&c).unwrap_err();
+            let e = Security::from_config(&c, None).unwrap_err();
             assert!(e.to_string().contains("tls_ca_file"), "{e}");
         }
     }
@@ -199,7 +217,7 @@ mod tests {
             sasl_password: Some("hunter2-secret".to_owned().into()),
             ..KafkaConfig::default()
         };
-        let s = Security::from_config(&c).unwrap();
+        let s = Security::from_config(&c, None).unwrap();
         let shown = format!("{s:?}");
         assert!(
             !shown.contains("hunter2") && shown.contains("ScramSha512"),

@@ -22,15 +22,32 @@ pub struct Clients {
 impl Clients {
     /// Loads the credentials configuration (SAS rules, from Secrets Manager when `secret_id`
     /// is set; the OAuth provider's keys when `[oauth]` is set). Kafka connects lazily.
+    /// With `[kafka.oauth]`, prepares its token source (the first token is fetched when the
+    /// first connection is made).
     pub async fn load(config: &Config) -> Result<Self, StartError> {
         let gate = Arc::new(Gate::load(config).await?);
-        Self::with_gate(config, gate)
+        let tokens = match &config.kafka.oauth {
+            Some(source) => {
+                Some(crate::broker_tokens::token_cache(source, config.kafka.request_timeout).await?)
+            }
+            None => None,
+        };
+        Self::assemble(config, gate, tokens)
     }
 
     /// Clients around an existing gate (tests, tools). Fails on Kafka TLS settings that
-    /// cannot be used (an unreadable `kafka.tls_ca_file`).
+    /// cannot be used (an unreadable `kafka.tls_ca_file`) and on OAUTHBEARER (which needs
+    /// [`Clients::load`]).
     pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, StartError> {
-        let kafka = Arc::new(Kafka::new(&config.kafka)?);
+        Self::assemble(config, gate, None)
+    }
+
+    fn assemble(
+        config: &Config,
+        gate: Arc<Gate>,
+        tokens: Option<Arc<hubgate_kafka::oauth::TokenCache>>,
+    ) -> Result<Self, StartError> {
+        let kafka = Arc::new(Kafka::with_tokens(&config.kafka, tokens)?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
         let consumer_groups = Arc::new(ConsumerGroups::new(Arc::clone(&kafka), config));
         let access = Arc::new(Access::new(

@@ -127,6 +127,22 @@ pub struct RotationEvent {
 }
 
 /// A Secrets Manager client bound to one secret.
+/// AWS configuration loaded the standard way (environment, profile, web identity,
+/// container and instance credentials; `AWS_ENDPOINT_URL` for e.g. moto) with a rustls+ring
+/// HTTPS client: the AWS SDK's default client would build aws-lc-sys, and without an explicit
+/// client every call fails at run time.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
 #[derive(Debug, Clone)]
 pub struct SecretStore {
     client: Client,
@@ -137,15 +153,7 @@ impl SecretStore {
     /// Loads AWS configuration the standard way (environment, profile, IMDS/container
     /// credentials; `AWS_ENDPOINT_URL` for e.g. moto) with a rustls+ring HTTPS client.
     pub async fn from_env(secret_id: impl Into<String>) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .load()
-            .await;
+        let sdk = aws_sdk_config().await;
         Self {
             client: Client::new(&sdk),
             secret_id: secret_id.into(),

@@ -34,5 +34,7 @@ pub enum StartError {
     #[error(transparent)]
     Kafka(#[from] hubgate_kafka::KafkaError),
     #[error(transparent)]
+    BrokerToken(#[from] hubgate_kafka::oauth::TokenError),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }

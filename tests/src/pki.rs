@@ -65,9 +65,16 @@ impl TestCa {
         self.issuer.pem()
     }
 
-    /// A server certificate for `localhost` and `127.0.0.1`.
+    /// A server certificate for `localhost` and `127.0.0.1` (ECDSA P-256).
     pub fn server(&self) -> Pem {
+        self.server_with(&rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A server certificate for `localhost` and `127.0.0.1` with a key of `alg` (e.g.
+    /// `rcgen::PKCS_RSA_SHA256` for RSA-2048).
+    pub fn server_with(&self, alg: &'static rcgen::SignatureAlgorithm) -> Pem {
         self.leaf(
+            KeyPair::generate_for(alg).unwrap(),
             None,
             vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -80,6 +87,7 @@ impl TestCa {
     pub fn client(&self, cn: Option<&str>, dns: &[&str], expired: bool) -> Pem {
         let names = dns.iter().map(|d| (*d).to_owned()).collect();
         self.leaf(
+            KeyPair::generate().unwrap(),
             cn,
             names,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -89,12 +97,12 @@ impl TestCa {
 
     fn leaf(
         &self,
+        key: KeyPair,
         cn: Option<&str>,
         names: Vec<String>,
         usage: ExtendedKeyUsagePurpose,
         expired: Option<bool>,
     ) -> Pem {
-        let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = names
             .into_iter()

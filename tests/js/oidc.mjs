@@ -2,7 +2,7 @@
 // client-credentials access tokens as JWTs, mounted under an Entra-shaped issuer
 // http://127.0.0.1:PORT/{tid}/v2.0, with Entra-like claims (tid, oid, idtyp, nbf, groups).
 //
-// Usage: node oidc.mjs PORT TID KID DIR
+// Usage: node oidc.mjs PORT TID KID DIR   (OIDC_TOKEN_TTL: access-token lifetime in s, default 600)
 // PORT 0 lets the system choose a free port (no race with other processes picking ports); the
 // provider prints `ready PORT ISSUER` once it listens. It exits when its standard input closes,
 // so it never outlives the test process that started it. Each startup phase is logged with
@@ -64,7 +64,7 @@ function makeProvider(issuer) {
           scope: "kafka",
           audience: "api://hubgate",
           accessTokenFormat: "jwt",
-          accessTokenTTL: 600,
+          accessTokenTTL: Number(process.env.OIDC_TOKEN_TTL || 600),
           jwt: { sign: { alg: "RS256" } },
         }),
       },

@@ -986,6 +986,8 @@ impl Drop for Moto {
 pub struct Oidc {
     child: Option<Child>,
     port: u16,
+    /// Access-token lifetime (s).
+    ttl: u64,
     pub tid: String,
     pub kid: String,
     dir: tempfile::TempDir,
@@ -994,9 +996,15 @@ pub struct Oidc {
 impl Oidc {
     /// Starts the provider with a fresh RSA key named `kid`, on a port it chooses itself.
     pub fn start(tid: &str, kid: &str) -> Self {
+        Self::start_with_ttl(tid, kid, 600)
+    }
+
+    /// [`Oidc::start`] with access tokens valid for `ttl` seconds.
+    pub fn start_with_ttl(tid: &str, kid: &str, ttl: u64) -> Self {
         let mut o = Self {
             child: None,
             port: 0,
+            ttl,
             tid: tid.to_owned(),
             kid: kid.to_owned(),
             dir: tempfile::tempdir().unwrap(),
@@ -1015,6 +1023,7 @@ impl Oidc {
             .arg(format!("{node_dir}/oidc.mjs"))
             .args([&self.port.to_string(), &self.tid, &self.kid])
             .arg(self.dir.path())
+            .env("OIDC_TOKEN_TTL", self.ttl.to_string())
             // The provider exits when this pipe closes: it never outlives the test process.
             .stdin(Stdio::piped())
             .stdout(Stdio::from(log.try_clone().unwrap()))

@@ -17,15 +17,16 @@ use serde_json::{Value, json};
 /// The listener whose tokens the broker validates, and one that expects another audience.
 const LISTENERS: &[(&str, &str)] = &[("OAUTH", "SASL_PLAINTEXT"), ("OTHERAUD", "SASL_PLAINTEXT")];
 
-/// One node with OAUTHBEARER listeners validating `oidc`'s tokens (KIP-768).
-fn oauth_cluster(oidc: &Oidc) -> KafkaCluster {
+/// One node with OAUTHBEARER listeners validating `oidc`'s tokens (KIP-768), and `more`
+/// `server.properties` lines.
+fn oauth_cluster(oidc: &Oidc, more: &str) -> KafkaCluster {
     let (issuer, jwks) = (oidc.issuer(), format!("{}/jwks", oidc.issuer()));
     let handler =
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
     let login = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;";
     let mut properties = format!(
         "sasl.enabled.mechanisms=OAUTHBEARER\nsasl.oauthbearer.jwks.endpoint.url={jwks}\n\
-         sasl.oauthbearer.expected.issuer={issuer}\n"
+         sasl.oauthbearer.expected.issuer={issuer}\n{more}\n"
     );
     for (listener, audience) in [("oauth", "api://hubgate"), ("otheraud", "api://other")] {
         properties.push_str(&format!(
@@ -188,7 +189,7 @@ async fn refused(hg: &HubgateProcess, config_toml: &str, why: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_oauthbearer_client_credentials_ok() {
     let oidc = Oidc::start("broker-tenant", "broker-key");
-    let cluster = oauth_cluster(&oidc);
+    let cluster = oauth_cluster(&oidc, "");
     let token_url = format!("{}/token", oidc.issuer());
     let source = format!(
         "source = \"client_credentials\"\ntoken_url = \"{token_url}\"\nclient_id = \"member\"\n\
@@ -222,6 +223,97 @@ async fn broker_oauthbearer_client_credentials_ok() {
         !hg.log().contains("wrong-secret"),
         "the secret is never logged"
     );
+}
+
+/// With 30-second tokens and brokers that end a session after 10 s
+/// (`connections.max.reauth.ms`; rskafka does not re-authenticate in place, so the broker
+/// closes the connection and rskafka reconnects with the cache's current token), two minutes
+/// of sends and reads fail no request, while the tokens are replaced several times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_oauthbearer_tokens_expire_under_load_ok() {
+    let oidc = Oidc::start_with_ttl("reauth-tenant", "reauth-key", 30);
+    let cluster = oauth_cluster(
+        &oidc,
+        "listener.name.oauth.oauthbearer.connections.max.reauth.ms=10000",
+    );
+    let source = format!(
+        "source = \"client_credentials\"\ntoken_url = \"{}/token\"\nclient_id = \"member\"\n\
+         client_secret = \"secret\"\n",
+        oidc.issuer()
+    );
+    let toml = config_toml(&cluster.listener_bootstrap("OAUTH"), &source);
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
+    let hg = HubgateProcess::start(&toml);
+    let hub = unique("reauth");
+    let client = http();
+    let r = client
+        .put(format!("{}/v1/topics/{hub}", hg.base))
+        .header("authorization", token_1h(&config, "manage", ""))
+        .json(&json!({"partition_count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let seconds = 120;
+    let until = std::time::Instant::now() + Duration::from_secs(seconds);
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, base, hub) = (client.clone(), hg.base.clone(), hub.clone());
+            let token = token_1h(&config, "send", &format!("{hub}/publishers/dev-{i}"));
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while std::time::Instant::now() < until {
+                    let r = client
+                        .post(format!("{base}/{hub}/publishers/dev-{i}/messages"))
+                        .header("authorization", &token)
+                        .body(format!("event {ok}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    if r.status() == 201 {
+                        ok += 1;
+                    } else {
+                        failed.push(format!("{} {}", r.status(), r.text().await.unwrap()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let listen = token_1h(&config, "listen", "");
+    let mut reads = 0;
+    while std::time::Instant::now() < until {
+        let r = client
+            .get(format!("{}/v1/metadata/topics/{hub}/partitions/0", hg.base))
+            .header("authorization", &listen)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "read {reads}: {}", r.text().await.unwrap());
+        reads += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut sent = 0;
+    for s in senders {
+        let (ok, failed) = s.await.unwrap();
+        assert!(failed.is_empty(), "failed sends: {failed:?}\n{}", hg.log());
+        sent += ok;
+    }
+    let log = hg.log();
+    let fetched = log.matches("broker token fetched").count();
+    // Each session the broker ended is a new connection (rskafka logs each).
+    let connections = log.matches("Establishing new connection").count();
+    println!(
+        "reauth: {sent} sends and {reads} reads in {seconds} s through {fetched} broker tokens of \
+         30 s and {connections} connections, none failed"
+    );
+    assert!(fetched >= 4, "the tokens were replaced ({fetched} fetched)");
+    assert!(
+        connections >= 8,
+        "the broker ended sessions every 10 s ({connections} connections)"
+    );
+    assert!(sent > 1000, "{sent} sends");
 }
 
 /// The App Service identity protocol (`GET $IDENTITY_ENDPOINT?resource=…&api-version=2019-08-01`
@@ -283,7 +375,7 @@ async fn identity_endpoint(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_oauthbearer_azure_managed_identity_ok() {
     let oidc = Oidc::start("identity-tenant", "identity-key");
-    let cluster = oauth_cluster(&oidc);
+    let cluster = oauth_cluster(&oidc, "");
     let (endpoint, _server) =
         identity_endpoint(format!("{}/token", oidc.issuer()), "the-header").await;
     let source =

@@ -129,7 +129,7 @@ impl TokenCache {
                     refresh_at: now + lifetime.mul_f64(factor),
                     token,
                 });
-                tracing::debug!(
+                tracing::info!(
                     source = self.source.name(),
                     lifetime_secs = lifetime.as_secs(),
                     "broker token fetched"

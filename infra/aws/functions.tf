@@ -74,6 +74,45 @@ data "aws_iam_policy_document" "fn" {
     }
   }
 
+  # MSK IAM (kafka_auth = "iam"): each function only what it does. Every function connects
+  # and reads the revocation store (metadata of a topic needs DescribeTopic; the start-up check
+  # that a store is compacted needs DescribeTopicDynamicConfiguration; a store is created by
+  # whichever function first needs it); kafka-proxy and the token issuer write the stores
+  # (revocations, consumer groups); kafka-proxy reads and writes the hubs and creates topics
+  # (PUT /v1/topics, Manage); the authorizer only looks hubs up.
+  dynamic "statement" {
+    for_each = var.kafka_auth == "iam" ? [1] : []
+    content {
+      sid       = "MskConnect"
+      actions   = ["kafka-cluster:Connect"]
+      resources = [var.msk_cluster_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.kafka_auth == "iam" ? [1] : []
+    content {
+      sid = "MskStoreTopics"
+      actions = concat(
+        ["kafka-cluster:DescribeTopic", "kafka-cluster:DescribeTopicDynamicConfiguration", "kafka-cluster:ReadData", "kafka-cluster:CreateTopic"],
+        each.key == "authorizer" ? [] : ["kafka-cluster:WriteData"],
+      )
+      resources = local.msk_store_topics
+    }
+  }
+  dynamic "statement" {
+    for_each = var.kafka_auth == "iam" ? [1] : []
+    content {
+      sid = "MskHubs"
+      actions = each.key == "kafka-proxy" ? [
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:ReadData",
+        "kafka-cluster:WriteData",
+        "kafka-cluster:CreateTopic",
+      ] : ["kafka-cluster:DescribeTopic"]
+      resources = local.msk_hub_topics
+    }
+  }
+
   # X-Ray and VPC network interfaces have no resource-level permissions: "*" is the only form.
   statement {
     sid       = "Tracing"
@@ -101,6 +140,13 @@ resource "aws_iam_role_policy" "fn" {
   name     = "${var.name}-${each.key}"
   role     = aws_iam_role.fn[each.key].id
   policy   = data.aws_iam_policy_document.fn[each.key].json
+
+  lifecycle {
+    precondition {
+      condition     = var.kafka_auth != "iam" || var.msk_cluster_arn != ""
+      error_message = "kafka_auth = \"iam\" needs msk_cluster_arn (the roles are granted the cluster's kafka-cluster actions)."
+    }
+  }
 }
 
 resource "aws_lambda_function" "fn" {

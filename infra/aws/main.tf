@@ -52,11 +52,24 @@ locals {
   # whose router matches keywords case-insensitively and answers anything else with a JSON 404.
   default_route_function = "kafka-proxy"
 
-  kafka_sasl = var.kafka_sasl_mechanism == "" ? {} : {
+  kafka_sasl = var.kafka_auth == "iam" ? {
+    # MSK IAM: tokens signed with the function's role (README, Broker credentials without
+    # passwords); no password anywhere.
+    HUBGATE_KAFKA__SASL_MECHANISM = "OAUTHBEARER"
+    HUBGATE_KAFKA__OAUTH__SOURCE  = "aws_msk_iam"
+    HUBGATE_KAFKA__OAUTH__REGION  = var.region
+    } : var.kafka_sasl_mechanism == "" ? {} : {
     HUBGATE_KAFKA__SASL_MECHANISM = var.kafka_sasl_mechanism
     HUBGATE_KAFKA__SASL_USERNAME  = var.kafka_sasl_username
     HUBGATE_KAFKA__SASL_PASSWORD  = var.kafka_sasl_password
   }
+
+  # MSK IAM resources (kafka_auth = "iam"): the cluster, its topics (ARN .../topic/<cluster
+  # name>/<uuid>/<topic>), hubgate's own store topics (revocations, consumer groups: every
+  # name starting __hubgate_), and the hubs (var.hubs, or every topic when it is empty).
+  msk_topic_prefix = replace(var.msk_cluster_arn, ":cluster/", ":topic/")
+  msk_store_topics = ["${local.msk_topic_prefix}/__hubgate_*"]
+  msk_hub_topics   = length(var.hubs) == 0 ? ["${local.msk_topic_prefix}/*"] : [for h in var.hubs : "${local.msk_topic_prefix}/${h}"]
 
   environment = merge({
     HUBGATE_NAMESPACE                = var.namespace

@@ -62,6 +62,26 @@ variable "kafka_tls" {
   default     = true
 }
 
+variable "kafka_auth" {
+  description = "How the functions authenticate to Kafka: \"sasl\" (kafka_sasl_mechanism with a user and password, or no SASL) or \"iam\" (Amazon MSK IAM access control: SASL/OAUTHBEARER tokens signed with each function's own role, no password; MSK Serverless accepts only this; port 9098, kafka_tls = true)."
+  type        = string
+  default     = "sasl"
+  validation {
+    condition     = contains(["sasl", "iam"], var.kafka_auth)
+    error_message = "kafka_auth must be \"sasl\" or \"iam\"."
+  }
+}
+
+variable "msk_cluster_arn" {
+  description = "With kafka_auth = \"iam\": the MSK cluster's ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>). Each function's role gets only the kafka-cluster actions it uses on this cluster and its topics."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.msk_cluster_arn == "" || can(regex("^arn:[^:]+:kafka:[^:]+:[0-9]+:cluster/[^/]+/[^/]+$", var.msk_cluster_arn))
+    error_message = "msk_cluster_arn must be an MSK cluster ARN: arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>."
+  }
+}
+
 variable "kafka_sasl_mechanism" {
   description = "SASL mechanism: \"\" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (MSK SASL/SCRAM: SCRAM-SHA-512; Confluent Cloud and Event Hubs: PLAIN)."
   type        = string

@@ -7,7 +7,12 @@ data "azurerm_client_config" "current" {}
 
 locals {
   tags = merge({ application = "hubgate" }, var.tags)
-  kafka_sasl = var.kafka_sasl_mechanism == "" ? {} : {
+  kafka_sasl = var.kafka_auth == "managed_identity" ? {
+    # Tokens from the app's own identity (README, Broker credentials without passwords).
+    HUBGATE_KAFKA__SASL_MECHANISM  = "OAUTHBEARER"
+    HUBGATE_KAFKA__OAUTH__SOURCE   = "azure_managed_identity"
+    HUBGATE_KAFKA__OAUTH__RESOURCE = "https://${var.eventhub_namespace_host}"
+    } : var.kafka_sasl_mechanism == "" ? {} : {
     HUBGATE_KAFKA__SASL_MECHANISM = var.kafka_sasl_mechanism
     HUBGATE_KAFKA__SASL_USERNAME  = var.kafka_sasl_username
     HUBGATE_KAFKA__SASL_PASSWORD  = "@Microsoft.KeyVault(SecretUri=${azurerm_key_vault_secret.kafka_sasl_password[0].versionless_id})"
@@ -80,7 +85,7 @@ resource "azurerm_key_vault_secret" "sas_rules" {
 
 resource "azurerm_key_vault_secret" "kafka_sasl_password" {
   # checkov:skip=CKV_AZURE_41:The broker's password changes when the broker's does, not on a schedule here.
-  count        = var.kafka_sasl_mechanism == "" ? 0 : 1
+  count        = var.kafka_auth == "sasl" && var.kafka_sasl_mechanism != "" ? 1 : 0
   name         = "kafka-sasl-password"
   key_vault_id = azurerm_key_vault.hubgate.id
   value        = var.kafka_sasl_password
@@ -99,6 +104,23 @@ resource "azurerm_role_assignment" "app_secrets" {
   scope                = azurerm_key_vault.hubgate.id
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_linux_function_app.hubgate.identity[0].principal_id
+}
+
+# With kafka_auth = "managed_identity" the app's identity sends and reads through the Event Hubs
+# Kafka endpoint with these two data roles on the namespace, and nothing more (no Owner, no
+# management rights; hubs and consumer-group store topics must exist, or be created there).
+resource "azurerm_role_assignment" "eventhubs_data" {
+  for_each             = var.kafka_auth == "managed_identity" ? toset(["Azure Event Hubs Data Sender", "Azure Event Hubs Data Receiver"]) : toset([])
+  scope                = var.eventhub_namespace_id
+  role_definition_name = each.key
+  principal_id         = azurerm_linux_function_app.hubgate.identity[0].principal_id
+
+  lifecycle {
+    precondition {
+      condition     = var.eventhub_namespace_id != "" && var.eventhub_namespace_host != ""
+      error_message = "kafka_auth = \"managed_identity\" needs eventhub_namespace_id and eventhub_namespace_host."
+    }
+  }
 }
 
 # --- The Function App -------------------------------------------------------------------------

@@ -52,6 +52,28 @@ variable "kafka_tls" {
   default     = true
 }
 
+variable "kafka_auth" {
+  description = "How the Function App authenticates to Kafka: \"sasl\" (kafka_sasl_mechanism with a user and a password kept in Key Vault, or no SASL) or \"managed_identity\" (the Event Hubs Kafka endpoint with the app's own identity: SASL/OAUTHBEARER, no connection string stored anywhere; needs eventhub_namespace_id)."
+  type        = string
+  default     = "sasl"
+  validation {
+    condition     = contains(["sasl", "managed_identity"], var.kafka_auth)
+    error_message = "kafka_auth must be \"sasl\" or \"managed_identity\"."
+  }
+}
+
+variable "eventhub_namespace_id" {
+  description = "With kafka_auth = \"managed_identity\": the Event Hubs namespace's resource id. The app's identity gets Azure Event Hubs Data Sender and Data Receiver on it, and nothing else."
+  type        = string
+  default     = ""
+}
+
+variable "eventhub_namespace_host" {
+  description = "With kafka_auth = \"managed_identity\": the namespace's host, <namespace>.servicebus.windows.net (the tokens' audience; the Kafka endpoint is this host, port 9093)."
+  type        = string
+  default     = ""
+}
+
 variable "kafka_sasl_mechanism" {
   description = "SASL mechanism: \"\" (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (the Event Hubs Kafka endpoint: PLAIN, user $ConnectionString, password the connection string)."
   type        = string

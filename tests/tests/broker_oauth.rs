@@ -1,7 +1,8 @@
 //! End-to-end: hubgate reaches Apache Kafka without a password, with SASL/OAUTHBEARER tokens
 //! that the broker validates itself (KIP-768: `OAuthBearerValidatorCallbackHandler` against
 //! the test OpenID provider's JWKS, audience and issuer checked), from the
-//! `client_credentials` and `azure_managed_identity` sources; and MSK IAM tokens checked
+//! `client_credentials` and `azure_managed_identity` sources (refused: another audience, an
+//! expired token, a wrong client secret); and MSK IAM tokens checked
 //! against Amazon's reference signer (`aws-msk-iam-sasl-signer-python`) and botocore.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
@@ -223,6 +224,53 @@ async fn broker_oauthbearer_client_credentials_ok() {
         !hg.log().contains("wrong-secret"),
         "the secret is never logged"
     );
+
+    // A token endpoint that hands out tokens signed with the provider's own key: accepted
+    // while valid, refused by the broker once expired (though the endpoint claims an hour).
+    let now = hubgate_tests::now();
+    for (exp, fine) in [(now + 600, true), (now - 120, false)] {
+        let claims = json!({"iss": oidc.issuer(), "aud": "api://hubgate", "sub": "member",
+                            "iat": now - 700, "exp": exp});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(oidc.kid.clone());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&oidc.key_pem()).unwrap(),
+        )
+        .unwrap();
+        let (url, _server) = token_endpoint(token).await;
+        let source = format!(
+            "source = \"client_credentials\"\ntoken_url = \"{url}\"\nclient_id = \"member\"\n\
+             client_secret = \"secret\"\n"
+        );
+        let toml = config_toml(&cluster.listener_bootstrap("OAUTH"), &source);
+        let hg = HubgateProcess::start(&toml);
+        if fine {
+            exercise(&hg, &toml, "a forged valid token").await;
+        } else {
+            refused(&hg, &toml, "Sasl handshake failed").await;
+        }
+    }
+}
+
+/// A token endpoint that answers every request with `token`, "valid for an hour".
+async fn token_endpoint(token: String) -> (String, tokio::task::JoinHandle<()>) {
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let token = token.clone();
+            async move {
+                axum::Json(
+                    json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, task)
 }
 
 /// With 30-second tokens and brokers that end a session after 10 s

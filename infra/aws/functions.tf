@@ -74,6 +74,24 @@ data "aws_iam_policy_document" "fn" {
     }
   }
 
+  # The Kafka SASL secret (kafka_sasl_secret_arn), read once at start-up.
+  dynamic "statement" {
+    for_each = var.kafka_auth == "sasl" && var.kafka_sasl_secret_arn != "" ? [1] : []
+    content {
+      sid       = "ReadKafkaSaslSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.kafka_sasl_secret_arn]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.kafka_auth == "sasl" && var.kafka_sasl_secret_kms_key_arn != "" ? [1] : []
+    content {
+      sid       = "DecryptKafkaSaslSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [var.kafka_sasl_secret_kms_key_arn]
+    }
+  }
+
   # MSK IAM (kafka_auth = "iam"): each function only what it does. Every function connects
   # and reads the revocation store (metadata of a topic needs DescribeTopic; the start-up check
   # that a store is compacted needs DescribeTopicDynamicConfiguration; a store is created by

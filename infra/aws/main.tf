@@ -58,7 +58,11 @@ locals {
     HUBGATE_KAFKA__SASL_MECHANISM = "OAUTHBEARER"
     HUBGATE_KAFKA__OAUTH__SOURCE  = "aws_msk_iam"
     HUBGATE_KAFKA__OAUTH__REGION  = var.region
-    } : var.kafka_sasl_mechanism == "" ? {} : {
+    } : var.kafka_sasl_mechanism == "" ? {} : var.kafka_sasl_secret_arn != "" ? {
+    # The user and password from the secret, read at start-up; none in the environment.
+    HUBGATE_KAFKA__SASL_MECHANISM = var.kafka_sasl_mechanism
+    HUBGATE_KAFKA__SASL_SECRET_ID = var.kafka_sasl_secret_arn
+    } : {
     HUBGATE_KAFKA__SASL_MECHANISM = var.kafka_sasl_mechanism
     HUBGATE_KAFKA__SASL_USERNAME  = var.kafka_sasl_username
     HUBGATE_KAFKA__SASL_PASSWORD  = var.kafka_sasl_password

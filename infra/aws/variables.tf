@@ -98,8 +98,20 @@ variable "kafka_sasl_username" {
   default     = ""
 }
 
+variable "kafka_sasl_secret_arn" {
+  description = "With kafka_sasl_mechanism: the Secrets Manager secret holding {\"username\", \"password\"} (MSK's SCRAM secrets, AmazonMSK_*, have this form). The functions read it at start-up (kafka.sasl_secret_id); no password sits in their environment. Preferred over kafka_sasl_username/kafka_sasl_password."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_sasl_secret_kms_key_arn" {
+  description = "The customer-managed KMS key that encrypts kafka_sasl_secret_arn (MSK requires one for SCRAM secrets); the functions may decrypt with it."
+  type        = string
+  default     = ""
+}
+
 variable "kafka_sasl_password" {
-  description = "SASL password (with kafka_sasl_mechanism). It reaches the functions as an environment variable encrypted with the module's KMS key."
+  description = "SASL password (with kafka_sasl_mechanism), when kafka_sasl_secret_arn is not used. It reaches the functions as an environment variable encrypted with the module's KMS key."
   type        = string
   default     = ""
   sensitive   = true

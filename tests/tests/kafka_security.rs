@@ -5,14 +5,15 @@
 //! a topic (the admin connection), sends and reads (rskafka's connections), and the tests'
 //! own clients of a secured shared cluster (`tests/src/secured.rs`: rskafka, kafka-python,
 //! Kafka's console consumer) read it with the same settings; a wrong password, a missing SASL
-//! or TLS setting, or a missing client certificate is refused.
+//! or TLS setting, or a missing client certificate is refused. The SCRAM credentials can also
+//! come from a Secrets Manager secret in MSK's form (`kafka.sasl_secret_id`, moto).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a failed test
 
 use hubgate_tests::{
-    ClientSecurity, ClusterSpec, Gateway, KafkaCluster, SECURED_LISTENERS, TEST_PASSWORD,
-    TEST_USER, TestPki, console_consume_secured, http, kafka_client_secured,
-    kafka_python_read_secured, test_config_toml_secured, token_1h, unique,
+    ClientSecurity, ClusterSpec, Gateway, HubgateProcess, KafkaCluster, Moto, SECURED_LISTENERS,
+    TEST_PASSWORD, TEST_USER, TestPki, console_consume_secured, http, kafka_client_secured,
+    kafka_python_read_secured, test_config_toml, test_config_toml_secured, token_1h, unique,
 };
 use serde_json::json;
 
@@ -211,5 +212,38 @@ async fn kafka_sasl_tls_and_mtls_listeners_ok() {
             .unwrap();
         assert_eq!(r.status(), 503, "{name} was accepted");
         println!("kafka security: {name}: refused (503)");
+    }
+
+    // The SCRAM user and password from a Secrets Manager secret in MSK's form
+    // (`kafka.sasl_secret_id`), not from the configuration or the environment.
+    let moto = Moto::start();
+    for (secret, password, status) in [
+        ("AmazonMSK_hubgate", PASSWORD, 201),
+        ("AmazonMSK_wrong", "not-the-password", 503),
+    ] {
+        moto.secretsmanager(
+            "CreateSecret",
+            json!({"Name": secret,
+                   "SecretString": json!({"username": USER, "password": password}).to_string()}),
+        )
+        .await;
+        let toml = test_config_toml(&cluster.listener_bootstrap("SASL_PLAIN"), "").replace(
+            "[kafka]\n",
+            &format!(
+                "[kafka]\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_secret_id = \"{secret}\"\n"
+            ),
+        );
+        let config = hubgate_server::Config::from_toml(&toml).unwrap();
+        let hg = HubgateProcess::start_with_env(&toml, &moto.env());
+        let r = client
+            .put(format!("{}/v1/topics/{}", hg.base, unique("from-secret")))
+            .header("authorization", token_1h(&config, "manage", ""))
+            .json(&json!({ "partition_count": 1 }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{secret}: {}", hg.log());
+        assert!(!hg.log().contains(password), "the password is never logged");
+        println!("kafka security: SCRAM credentials from the secret {secret}: {status}");
     }
 }

@@ -19,8 +19,16 @@ pub enum KafkaConfigError {
     ClientCertWithoutTls,
     #[error("kafka.tls_ca_file is set but kafka.tls is false")]
     CaFileWithoutTls,
-    #[error("kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password")]
+    #[error(
+        "kafka.sasl_mechanism needs kafka.sasl_username and kafka.sasl_password, or kafka.sasl_secret_id"
+    )]
     SaslWithoutCredentials,
+    #[error(
+        "kafka.sasl_secret_id replaces kafka.sasl_username and kafka.sasl_password: set one or the other"
+    )]
+    SecretAndPassword,
+    #[error("kafka.sasl_secret_id is set but kafka.sasl_mechanism is not PLAIN or SCRAM")]
+    SecretWithoutSasl,
     #[error("kafka.sasl_username / sasl_password are set but kafka.sasl_mechanism is not")]
     CredentialsWithoutSasl,
     #[error("kafka.sasl_mechanism = \"OAUTHBEARER\" needs a [kafka.oauth] token source")]
@@ -118,6 +126,10 @@ pub struct KafkaConfig {
     pub sasl_username: Option<String>,
     /// SASL password (with `sasl_mechanism`); never printed.
     pub sasl_password: Option<secrecy::SecretString>,
+    /// An AWS Secrets Manager secret (name or ARN) holding `{"username", "password"}`, the
+    /// form of MSK's SCRAM secrets (`AmazonMSK_…`): read once at start-up by the server layer in
+    /// place of `sasl_username` / `sasl_password`, so no password sits in the environment.
+    pub sasl_secret_id: Option<String>,
     /// `[kafka.oauth]`: where SASL/OAUTHBEARER tokens come from (with
     /// `sasl_mechanism = "OAUTHBEARER"`).
     pub oauth: Option<BrokerTokenConfig>,
@@ -195,6 +207,7 @@ impl Default for KafkaConfig {
             sasl_mechanism: None,
             sasl_username: None,
             sasl_password: None,
+            sasl_secret_id: None,
             oauth: None,
         }
     }
@@ -219,6 +232,14 @@ impl KafkaConfig {
             .sasl_password
             .as_ref()
             .is_some_and(|p| !p.expose_secret().is_empty());
+        if self.sasl_secret_id.is_some() {
+            return match self.sasl_mechanism {
+                None | Some(SaslMechanism::Oauthbearer) => Err(KafkaConfigError::SecretWithoutSasl),
+                Some(_) if has_user || has_password => Err(KafkaConfigError::SecretAndPassword),
+                Some(_) if self.oauth.is_some() => Err(KafkaConfigError::SourceWithoutOauthbearer),
+                Some(_) => Ok(()),
+            };
+        }
         match (self.sasl_mechanism, &self.oauth) {
             (Some(SaslMechanism::Oauthbearer), None) => {
                 Err(KafkaConfigError::OauthbearerWithoutSource)
@@ -284,6 +305,13 @@ mod tests {
     }
 
     #[test]
+    fn sasl_secret_id_instead_of_a_password_ok() {
+        let c = parse(json!({"sasl_mechanism": "SCRAM-SHA-512", "sasl_secret_id": "AmazonMSK_x"}))
+            .unwrap();
+        assert_eq!(c.sasl_secret_id.as_deref(), Some("AmazonMSK_x"));
+    }
+
+    #[test]
     fn oauthbearer_settings_that_do_not_go_together_fails() {
         let cc = |extra: serde_json::Value| {
             let mut v = json!({"source": "client_credentials", "token_url": "u", "client_id": "c"});
@@ -318,6 +346,20 @@ mod tests {
             (
                 json!({"sasl_mechanism": "OAUTHBEARER", "oauth": {"source": "kerberos"}}),
                 "unknown variant",
+            ),
+            (
+                json!({"sasl_mechanism": "SCRAM-SHA-512", "sasl_secret_id": "AmazonMSK_x",
+                       "sasl_username": "u", "sasl_password": "p"}),
+                "set one or the other",
+            ),
+            (
+                json!({"sasl_secret_id": "AmazonMSK_x"}),
+                "not PLAIN or SCRAM",
+            ),
+            (
+                json!({"sasl_mechanism": "OAUTHBEARER", "sasl_secret_id": "AmazonMSK_x",
+                       "oauth": {"source": "aws_msk_iam"}}),
+                "not PLAIN or SCRAM",
             ),
             (
                 json!({"sasl_mechanism": "OAUTHBEARER",

@@ -66,6 +66,12 @@ impl Security {
         } else {
             None
         };
+        if c.sasl_secret_id.is_some() {
+            // The server layer reads the secret and fills in the user and password.
+            return Err(KafkaError::Config(
+                "kafka.sasl_secret_id was not read (the server layer reads it at start-up)".into(),
+            ));
+        }
         let credentials = || {
             Credentials::new(
                 c.sasl_username.clone().unwrap_or_default(),

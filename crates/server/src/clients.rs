@@ -23,7 +23,8 @@ impl Clients {
     /// Loads the credentials configuration (SAS rules, from Secrets Manager when `secret_id`
     /// is set; the OAuth provider's keys when `[oauth]` is set). Kafka connects lazily.
     /// With `[kafka.oauth]`, prepares its token source (the first token is fetched when the
-    /// first connection is made).
+    /// first connection is made); with `kafka.sasl_secret_id`, reads the SASL user and
+    /// password from Secrets Manager.
     pub async fn load(config: &Config) -> Result<Self, StartError> {
         let gate = Arc::new(Gate::load(config).await?);
         let tokens = match &config.kafka.oauth {
@@ -32,22 +33,33 @@ impl Clients {
             }
             None => None,
         };
-        Self::assemble(config, gate, tokens)
+        let mut kafka = config.kafka.clone();
+        if let Some(id) = kafka.sasl_secret_id.take() {
+            let (username, password) = crate::secrets::SecretStore::from_env(id)
+                .await
+                .kafka_credentials()
+                .await?;
+            kafka.sasl_username = Some(username);
+            kafka.sasl_password = Some(password);
+        }
+        Self::assemble(config, &kafka, gate, tokens)
     }
 
     /// Clients around an existing gate (tests, tools). Fails on Kafka TLS settings that
     /// cannot be used (an unreadable `kafka.tls_ca_file`) and on OAUTHBEARER (which needs
     /// [`Clients::load`]).
     pub fn with_gate(config: &Config, gate: Arc<Gate>) -> Result<Self, StartError> {
-        Self::assemble(config, gate, None)
+        Self::assemble(config, &config.kafka, gate, None)
     }
 
+    /// The clients, with `kafka` (`config.kafka` with its secrets read).
     fn assemble(
         config: &Config,
+        kafka: &hubgate_kafka::config::KafkaConfig,
         gate: Arc<Gate>,
         tokens: Option<Arc<hubgate_kafka::oauth::TokenCache>>,
     ) -> Result<Self, StartError> {
-        let kafka = Arc::new(Kafka::with_tokens(&config.kafka, tokens)?);
+        let kafka = Arc::new(Kafka::with_tokens(kafka, tokens)?);
         let revocations = Arc::new(Revocations::new(Arc::clone(&kafka), config));
         let consumer_groups = Arc::new(ConsumerGroups::new(Arc::clone(&kafka), config));
         let access = Arc::new(Access::new(

@@ -52,7 +52,7 @@ const ENV_KEYS: [&str; 22] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 13] = [
+const ENV_TEXT_KEYS: [&str; 21] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
@@ -63,6 +63,14 @@ const ENV_TEXT_KEYS: [&str; 13] = [
     "kafka.tls_key_file",
     "kafka.sasl_username",
     "kafka.sasl_password",
+    "kafka.sasl_secret_id",
+    "kafka.oauth.region",
+    "kafka.oauth.token_url",
+    "kafka.oauth.client_id",
+    "kafka.oauth.client_secret",
+    "kafka.oauth.client_secret_file",
+    "kafka.oauth.scope",
+    "kafka.oauth.resource",
     "tls.cert_file",
     "tls.key_file",
     "tls.client_auth.ca_file",
@@ -562,6 +570,56 @@ pub(crate) mod tests {
             let e = Config::from_toml(&toml).unwrap_err().to_string();
             assert!(e.contains(why), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn config_env_broker_credentials_ok() {
+        // What infra/aws and infra/azure set: a token source, or a secret holding the password.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hubgate.toml",
+                &format!(
+                    "namespace = 'n'\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"
+                ),
+            )?;
+            jail.set_env("HUBGATE_KAFKA__SASL_MECHANISM", "OAUTHBEARER");
+            jail.set_env("HUBGATE_KAFKA__OAUTH__SOURCE", "aws_msk_iam");
+            jail.set_env("HUBGATE_KAFKA__OAUTH__REGION", "eu-west-1");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert!(matches!(
+                c.kafka.oauth,
+                Some(hubgate_kafka::config::BrokerTokenConfig::AwsMskIam { region: Some(ref r) }) if r == "eu-west-1"
+            ));
+            jail.set_env("HUBGATE_KAFKA__OAUTH__SOURCE", "azure_managed_identity");
+            jail.set_env(
+                "HUBGATE_KAFKA__OAUTH__RESOURCE",
+                "https://ns.servicebus.windows.net",
+            );
+            let e = Config::load(Some(Path::new("hubgate.toml"))).unwrap_err();
+            assert!(
+                e.to_string().contains("region"),
+                "region is not a managed-identity key: {e}"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hubgate.toml",
+                &format!(
+                    "namespace = 'n'\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"
+                ),
+            )?;
+            jail.set_env("HUBGATE_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512");
+            jail.set_env("HUBGATE_KAFKA__SASL_SECRET_ID", "12345");
+            let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();
+            assert_eq!(
+                c.kafka.sasl_secret_id.as_deref(),
+                Some("12345"),
+                "text, not a number"
+            );
+            Ok(())
+        });
     }
 
     #[test]

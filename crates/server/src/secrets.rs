@@ -13,6 +13,7 @@ use std::fmt;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
 use aws_smithy_http_client::tls;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
@@ -178,11 +179,12 @@ impl SecretStore {
         &self.client
     }
 
-    async fn value(
+    /// The secret's text in `stage` (and `version`).
+    async fn text(
         &self,
         stage: &'static str,
         version: Option<&str>,
-    ) -> Result<Vec<RuleConfig>, SecretError> {
+    ) -> Result<String, SecretError> {
         let out = self
             .client
             .get_secret_value()
@@ -192,7 +194,34 @@ impl SecretStore {
             .send()
             .await
             .map_err(|e| SecretError::aws("GetSecretValue", e))?;
-        parse_rules(out.secret_string().ok_or(SecretError::NoValue(stage))?)
+        out.secret_string()
+            .map(str::to_owned)
+            .ok_or(SecretError::NoValue(stage))
+    }
+
+    async fn value(
+        &self,
+        stage: &'static str,
+        version: Option<&str>,
+    ) -> Result<Vec<RuleConfig>, SecretError> {
+        parse_rules(&self.text(stage, version).await?)
+    }
+
+    /// Kafka SASL credentials from this secret: `{"username", "password"}`, the form of MSK's
+    /// SCRAM secrets (`kafka.sasl_secret_id`). The error never holds the value.
+    pub async fn kafka_credentials(&self) -> Result<(String, SecretString), SecretError> {
+        #[derive(Deserialize)]
+        struct Credentials {
+            username: String,
+            password: SecretString,
+        }
+        let text = self.text(CURRENT, None).await?;
+        let c: Credentials = serde_json::from_str(&text).map_err(|_| {
+            SecretError::BadValue(
+                "kafka.sasl_secret_id: the value is not {\"username\": …, \"password\": …}".into(),
+            )
+        })?;
+        Ok((c.username, c.password))
     }
 
     /// The current rules (stage `AWSCURRENT`).

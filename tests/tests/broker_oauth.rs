@@ -225,6 +225,32 @@ async fn broker_oauthbearer_client_credentials_ok() {
         "the secret is never logged"
     );
 
+    // The MSK IAM source, credentials from the default AWS chain (here the environment): it
+    // signs and presents its token; a broker without MSK's validator refuses it (503).
+    let msk = config_toml(
+        &cluster.listener_bootstrap("OAUTH"),
+        "source = \"aws_msk_iam\"\nregion = \"eu-west-1\"\n",
+    );
+    let aws_env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "AKIAHUBGATETEST"),
+        ("AWS_SECRET_ACCESS_KEY", "a-test-secret-key"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let hg = HubgateProcess::start_with_env(&msk, &aws_env);
+    refused(&hg, &msk, "Sasl handshake failed").await;
+    let log = hg.log();
+    assert!(
+        log.contains("broker token fetched") && log.contains("aws_msk_iam"),
+        "the MSK IAM token was signed from the environment's credentials:\n{log}"
+    );
+    assert!(
+        !log.contains("a-test-secret-key"),
+        "the secret key is never logged"
+    );
+
     // A token endpoint that hands out tokens signed with the provider's own key: accepted
     // while valid, refused by the broker once expired (though the endpoint claims an hour).
     let now = hubgate_tests::now();

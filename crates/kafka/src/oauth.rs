@@ -6,8 +6,9 @@
 //! 0.8 plus up to `sasl.login.refresh.window.jitter` 0.05 of the lifetime): a token is
 //! replaced after 80-85% of its lifetime, so connections never wait for a fetch while the
 //! current token is fresh, and never one fetch per connection. A failed refresh keeps the
-//! current token while it is still valid (logged); without a valid token the connection
-//! fails with the source's message, which never holds the token.
+//! current token while it is still valid (logged) and asks the source again 10 s later;
+//! without a valid token the connection fails with the source's message, which never holds
+//! the token.
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,6 +62,9 @@ const REFRESH_JITTER: f64 = 0.05;
 /// A token this close to its expiry is not handed to a new connection: its authentication
 /// would race the expiry.
 const MIN_VALIDITY: Duration = Duration::from_secs(5);
+/// After a failed refresh, how long the current (still valid) token is used before the
+/// source is asked again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 /// The current token and when to replace it.
 #[derive(Debug, Clone)]
@@ -137,12 +141,15 @@ impl TokenCache {
                 Ok(value)
             }
             Err(e) => {
-                // Keep using the current token while it is valid.
-                let current = self.held.lock().clone();
-                match current {
+                // Keep using the current token while it is valid, and try the source again
+                // only after a pause (connections meanwhile do not wait on a failing source).
+                let mut held = self.held.lock();
+                match held.as_mut() {
                     Some(h) if h.token.expires_at > now + MIN_VALIDITY => {
+                        h.refresh_at =
+                            (now + RETRY_AFTER_FAILURE).min(h.token.expires_at - MIN_VALIDITY);
                         tracing::warn!(error = %e, "broker token refresh failed; the current token is still valid");
-                        Ok(h.token.value)
+                        Ok(h.token.value.clone())
                     }
                     _ => {
                         tracing::error!(error = %e, "no broker token: connections to Kafka fail");
@@ -205,6 +212,7 @@ mod tests {
     #[derive(Debug)]
     struct Counting {
         fetches: AtomicUsize,
+        failures: AtomicUsize,
         lifetime: Duration,
         fail: parking_lot::Mutex<bool>,
         delay: Duration,
@@ -214,6 +222,7 @@ mod tests {
         fn new(lifetime: Duration) -> Arc<Self> {
             Arc::new(Self {
                 fetches: AtomicUsize::new(0),
+                failures: AtomicUsize::new(0),
                 lifetime,
                 fail: parking_lot::Mutex::new(false),
                 delay: Duration::from_millis(20),
@@ -229,6 +238,7 @@ mod tests {
             Box::pin(async move {
                 tokio::time::sleep(self.delay).await;
                 if *self.fail.lock() {
+                    self.failures.fetch_add(1, Ordering::SeqCst);
                     return Err(TokenError {
                         source_name: "counting",
                         message: "HTTP 500 from the token endpoint".into(),
@@ -286,7 +296,12 @@ mod tests {
         cache.token().await.unwrap();
         *source.fail.lock() = true;
         cache.held.lock().as_mut().unwrap().refresh_at = SystemTime::now();
+        let fails = || source.failures.load(Ordering::SeqCst);
         assert_eq!(cache.token().await.unwrap().expose_secret(), "token-1");
+        assert_eq!(fails(), 1);
+        // The next connections do not ask the failing source again at once.
+        assert_eq!(cache.token().await.unwrap().expose_secret(), "token-1");
+        assert_eq!(fails(), 1);
     }
 
     #[tokio::test]
@@ -302,6 +317,7 @@ mod tests {
     async fn token_cache_slow_source_times_out_fails() {
         let source = Arc::new(Counting {
             fetches: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
             lifetime: Duration::from_secs(60),
             fail: parking_lot::Mutex::new(false),
             delay: Duration::from_secs(30),

@@ -601,15 +601,7 @@ pub(crate) mod tests {
                 e.to_string().contains("region"),
                 "region is not a managed-identity key: {e}"
             );
-            Ok(())
-        });
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "hubgate.toml",
-                &format!(
-                    "namespace = 'n'\n[[rules]]\nname='r'\nrights=['Send']\nprimary_key='{KEY_A}'"
-                ),
-            )?;
+            jail.clear_env();
             jail.set_env("HUBGATE_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512");
             jail.set_env("HUBGATE_KAFKA__SASL_SECRET_ID", "12345");
             let c = Config::load(Some(Path::new("hubgate.toml"))).unwrap();

@@ -119,6 +119,16 @@ impl Principal {
         }
     }
 
+    /// When the credential stops being valid, Unix seconds (token expiry, certificate
+    /// `notAfter`).
+    pub fn expires_at(&self) -> u64 {
+        match self {
+            Self::Sas { expires_at, .. }
+            | Self::Jwt { expires_at, .. }
+            | Self::Certificate { expires_at, .. } => *expires_at,
+        }
+    }
+
     /// The rights this principal holds (before scope is considered).
     pub fn rights(&self) -> Rights {
         match self {

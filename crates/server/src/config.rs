@@ -24,7 +24,7 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 22] = [
+const ENV_KEYS: [&str; 23] = [
     "namespace",
     "hubs",
     "rules",
@@ -47,6 +47,7 @@ const ENV_KEYS: [&str; 22] = [
     "authorizer",
     "server",
     "tls",
+    "credential_cache",
 ];
 
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
@@ -102,6 +103,9 @@ pub struct Config {
     /// Connection limits of the standalone and Azure listeners (`[server]`).
     #[serde(default)]
     pub server: crate::listener::ServerConfig,
+    /// Verified credentials remembered (`[credential_cache]`).
+    #[serde(default)]
+    pub credential_cache: crate::credential_cache::CredentialCacheConfig,
     /// HTTPS on the standalone listener (`[tls]`); unset: plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::listener::tls::TlsConfig>,

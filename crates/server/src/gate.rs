@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::authz::{AuthError, CREDENTIAL_HEADERS, Principal};
+use crate::credential_cache::{CredentialCache, Verifier, credential_key, sas_verifier};
 use crate::groups::{GraphClient, GroupPolicy};
 use crate::jwt::{JwtValidator, OAuthConfig};
 use crate::keys::KeyStore;
@@ -80,11 +81,13 @@ impl OAuth {
     }
 }
 
-/// SAS keys and, when configured, OAuth.
+/// SAS keys and, when configured, OAuth; verified credentials remembered
+/// ([`crate::credential_cache`]).
 #[derive(Debug)]
 pub struct Gate {
     pub keys: Arc<KeyStore>,
     pub oauth: Option<Arc<OAuth>>,
+    pub cache: Option<CredentialCache>,
 }
 
 impl Gate {
@@ -95,7 +98,11 @@ impl Gate {
             Some(o) => Some(Arc::new(OAuth::start(o).await?)),
             None => None,
         };
-        Ok(Self { keys, oauth })
+        Ok(Self {
+            keys,
+            oauth,
+            cache: CredentialCache::new(config.credential_cache),
+        })
     }
 
     /// SAS only, fixed rules from the configuration (tests, tools).
@@ -103,6 +110,7 @@ impl Gate {
         Self {
             keys: Arc::new(KeyStore::from_config(config)),
             oauth: None,
+            cache: CredentialCache::new(config.credential_cache),
         }
     }
 
@@ -134,10 +142,77 @@ impl Gate {
                 let (scheme, rest) = v.split_once(char::is_whitespace)?;
                 scheme.eq_ignore_ascii_case("Bearer").then(|| rest.trim())
             });
-        match (bearer, &self.oauth) {
-            (Some(token), Some(oauth)) => oauth.authenticate(token).await,
-            (Some(_), None) => Err(AuthError::BearerNotConfigured),
-            (None, _) => self.keys.authenticate(headers).await,
+        // The verifier in force for this kind of credential (a SAS rule set reloads first
+        // when due, as an uncached check would).
+        let verifier = match (bearer, &self.oauth) {
+            (Some(_), Some(oauth)) => Verifier::Jwt(Arc::downgrade(&oauth.validator.key_set())),
+            (Some(_), None) => return Err(AuthError::BearerNotConfigured),
+            (None, _) => {
+                self.keys.refresh_if_due().await;
+                sas_verifier(&self.keys.current())
+            }
+        };
+        let cached = self.cache.as_ref().zip(credential_key(headers));
+        if let Some((cache, key)) = &cached
+            && let Some(principal) = cache.get(key, &verifier)
+        {
+            return Ok(principal);
         }
+        let principal = match (bearer, &self.oauth) {
+            (Some(token), Some(oauth)) => oauth.authenticate(token).await?,
+            _ => self.keys.authenticate(headers).await?,
+        };
+        if let Some((cache, key)) = cached {
+            // What verified it: the set in force now (a reload during the check makes the
+            // entry stale at once, never wrongly fresh).
+            cache.put(key, &principal, verifier);
+        }
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{KEY_B, test_config};
+
+    fn sas(key: &str, expiry: u64) -> HeaderMap {
+        let token = hubgate_core::sas::mint(
+            "https://ns.test/hub",
+            "send",
+            &hubgate_core::sas::SasKey::new(key).unwrap(),
+            expiry,
+        );
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, token.parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn gate_repeat_credential_from_the_cache_ok() {
+        let gate = Gate::from_config(&test_config());
+        let cache = gate.cache.as_ref().unwrap();
+        let headers = sas(KEY_B, crate::authz::unix_now() + 3600);
+        let first = gate.authenticate(&headers, None).await.unwrap();
+        assert_eq!(cache.len(), 1);
+        let again = gate.authenticate(&headers, None).await.unwrap();
+        assert_eq!(first.name(), again.name());
+        assert_eq!(cache.len(), 1);
+        // A bad signature is verified (and refused) every time, never cached.
+        let forged = sas(crate::config::tests::KEY_A, crate::authz::unix_now() + 3600);
+        for _ in 0..2 {
+            assert!(gate.authenticate(&forged, None).await.is_err());
+        }
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn gate_cache_off_verifies_every_time_ok() {
+        let mut config = test_config();
+        config.credential_cache.entries = 0;
+        let gate = Gate::from_config(&config);
+        assert!(gate.cache.is_none());
+        let headers = sas(KEY_B, crate::authz::unix_now() + 3600);
+        assert!(gate.authenticate(&headers, None).await.is_ok());
     }
 }

@@ -235,6 +235,12 @@ impl JwtValidator {
         });
     }
 
+    /// The key set in force (replaced, never changed in place, when the provider's keys are
+    /// fetched again).
+    pub fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys.read())
+    }
+
     fn key(&self, kid: &str) -> Option<Key> {
         self.keys.read().get(kid).cloned()
     }

@@ -153,10 +153,16 @@ impl KeyStore {
 
     /// Authenticates the request's credential, reloading the rules once if its signature
     /// does not verify (keys may have been rotated) or if they are older than the max age.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    /// Reloads the rules if they are older than `secret_max_age_ms` (every authentication
+    /// does this first, cached or not).
+    pub async fn refresh_if_due(&self) {
         if let Some(r) = &self.reload {
             self.reload_if_older(r.max_age).await;
         }
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        self.refresh_if_due().await;
         let value = CREDENTIAL_HEADERS
             .iter()
             .find_map(|h| headers.get(*h))

@@ -46,6 +46,13 @@ fn repeat_credential(c: &mut Criterion) {
             black_box(mac.finalize().into_bytes())
         });
     });
+    g.bench_function("credential_key", |b| {
+        b.iter(|| hubgate_server::credential_cache::credential_key(black_box(&headers)));
+    });
+    // What driving an async call costs in this harness (subtracted in BENCHMARKS.md).
+    g.bench_function("block_on_empty", |b| {
+        b.iter(|| runtime.block_on(async { black_box(1) }));
+    });
     for (name, entries) in [("sas_uncached", 0), ("sas_cached", 10_000)] {
         let gate = gate(entries, &key);
         g.bench_function(name, |b| {

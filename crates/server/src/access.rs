@@ -21,7 +21,7 @@ use crate::routes::{MissingParam, ParamError, Params, RawParams, Route, RouteId}
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub route: RouteId,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     /// The path's parameters, validated; the hub is the Kafka topic it stands for
     /// ([`Kafka::resolve_topic`]).
     pub params: Params,

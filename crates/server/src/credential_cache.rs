@@ -1,8 +1,12 @@
 //! Verified credentials, remembered: a device sends the same SAS header, a service the same
 //! bearer token, on every request for hours, and verifying it again (parsing, an HMAC, or an
 //! RSA signature and JSON) each time is most of an authenticated request's CPU. An entry is
-//! found by the SHA-256 of the request's exact credential headers (so two credentials never
-//! share one, and the token itself is never stored), and it is used only while:
+//! found by the request's exact credential headers (names and values; a different byte is a
+//! different credential), hashed with the standard library's randomly keyed SipHash (no
+//! attacker can aim two credentials at one bucket) and compared in constant time (aws-lc's
+//! `CRYPTO_memcmp`).
+//! The credential is kept in this process's memory only, zeroized when its entry goes: no more
+//! exposed than the SAS keys the process holds anyway. An entry is used only while:
 //!
 //! - the credential has not expired (the SAS `se`, the JWT `exp`, checked on every hit);
 //! - the keys that verified it are still the ones in force: a SAS rule set reloaded or rotated,
@@ -20,9 +24,9 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use parking_lot::Mutex;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
-use crate::authz::{CREDENTIAL_HEADERS, Principal};
+use crate::authz::Principal;
 use hubgate_core::units::millis;
 
 /// `[credential_cache]`.
@@ -66,34 +70,62 @@ impl Verifier {
 
 #[derive(Debug)]
 struct Entry {
-    principal: Principal,
+    principal: Arc<Principal>,
     verifier: Verifier,
-    stored: Instant,
+    /// The earlier of `max_age_ms` after it was stored and the credential's expiry (one
+    /// clock read per hit).
+    until: Instant,
 }
 
 /// The cache. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct CredentialCache {
     config: CredentialCacheConfig,
-    entries: Mutex<HashMap<[u8; 32], Entry>>,
+    entries: Mutex<HashMap<CredentialKey, Entry>>,
 }
 
-/// The key of a request's credential: SHA-256 over each credential header present, name and
-/// value; `None` without any.
-pub fn credential_key(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let mut hash = Sha256::new();
-    let mut any = false;
-    for name in CREDENTIAL_HEADERS {
+/// A request's exact credential headers: each present one's name and value, length-prefixed.
+/// Zeroized when dropped; equal only to the same bytes, compared in constant time.
+pub struct CredentialKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for CredentialKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialKey(..)")
+    }
+}
+
+impl PartialEq for CredentialKey {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
+    }
+}
+
+impl Eq for CredentialKey {}
+
+impl std::hash::Hash for CredentialKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.0);
+    }
+}
+
+/// The key of a request's credential; `None` without any credential header.
+pub fn credential_key(headers: &HeaderMap) -> Option<CredentialKey> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(512));
+    for name in [&http::header::AUTHORIZATION, &SERVICEBUS_AUTHORIZATION] {
         for value in headers.get_all(name) {
-            any = true;
-            hash.update((name.len() as u64).to_be_bytes());
-            hash.update(name.as_bytes());
-            hash.update((value.len() as u64).to_be_bytes());
-            hash.update(value.as_bytes());
+            bytes.extend_from_slice(&(name.as_str().len() as u32).to_be_bytes());
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(value.as_bytes());
         }
     }
-    any.then(|| hash.finalize().into())
+    (!bytes.is_empty()).then(|| CredentialKey(bytes))
 }
+
+/// The second of [`crate::authz::CREDENTIAL_HEADERS`] as a header name (no parsing per
+/// request).
+static SERVICEBUS_AUTHORIZATION: http::HeaderName =
+    http::HeaderName::from_static("servicebusauthorization");
 
 impl CredentialCache {
     /// A cache as `config` says; `None` when it is off.
@@ -105,14 +137,11 @@ impl CredentialCache {
     }
 
     /// The principal verified for `key` by `verifier`, if still usable.
-    pub fn get(&self, key: &[u8; 32], verifier: &Verifier) -> Option<Principal> {
+    pub fn get(&self, key: &CredentialKey, verifier: &Verifier) -> Option<Arc<Principal>> {
         let mut entries = self.entries.lock();
         let entry = entries.get(key)?;
-        if entry.verifier.same(verifier)
-            && entry.stored.elapsed() < self.config.max_age
-            && crate::authz::unix_now() < entry.principal.expires_at()
-        {
-            return Some(entry.principal.clone());
+        if entry.verifier.same(verifier) && Instant::now() < entry.until {
+            return Some(Arc::clone(&entry.principal));
         }
         entries.remove(key);
         None
@@ -121,13 +150,12 @@ impl CredentialCache {
     /// Remembers `principal`, verified by `verifier`, for `key`. When full, expired and stale
     /// entries go first; if none is, everything goes (a burst of new credentials costs
     /// verifications again, never memory).
-    pub fn put(&self, key: [u8; 32], principal: &Principal, verifier: Verifier) {
+    pub fn put(&self, key: CredentialKey, principal: &Arc<Principal>, verifier: Verifier) {
         let mut entries = self.entries.lock();
         if entries.len() >= self.config.entries {
-            let now = crate::authz::unix_now();
+            let now = Instant::now();
             entries.retain(|_, e| {
-                e.stored.elapsed() < self.config.max_age
-                    && now < e.principal.expires_at()
+                now < e.until
                     && match &e.verifier {
                         Verifier::Sas(w) => w.strong_count() > 0,
                         Verifier::Jwt(w) => w.strong_count() > 0,
@@ -137,12 +165,19 @@ impl CredentialCache {
                 entries.clear();
             }
         }
+        let now = Instant::now();
+        let left = Duration::from_secs(
+            principal
+                .expires_at()
+                .saturating_sub(crate::authz::unix_now()),
+        );
+        let until = now + left.min(self.config.max_age);
         entries.insert(
             key,
             Entry {
-                principal: principal.clone(),
+                principal: Arc::clone(principal),
                 verifier,
-                stored: Instant::now(),
+                until,
             },
         );
     }
@@ -168,13 +203,13 @@ mod tests {
     use super::*;
     use hubgate_core::authz::{Resource, Rights};
 
-    fn principal(expires_at: u64) -> Principal {
-        Principal::Sas {
+    fn principal(expires_at: u64) -> Arc<Principal> {
+        Arc::new(Principal::Sas {
             rule: "send".into(),
             rights: Rights::SEND,
             scope: Resource::namespace(),
             expires_at,
-        }
+        })
     }
 
     fn headers(auth: &str) -> HeaderMap {
@@ -196,6 +231,17 @@ mod tests {
     }
 
     #[test]
+    fn credential_headers_are_the_core_list_ok() {
+        assert_eq!(
+            crate::authz::CREDENTIAL_HEADERS,
+            [
+                http::header::AUTHORIZATION.as_str(),
+                SERVICEBUS_AUTHORIZATION.as_str()
+            ]
+        );
+    }
+
+    #[test]
     fn credential_key_distinct_credentials_ok() {
         let a = credential_key(&headers("SharedAccessSignature sr=a&sig=x")).unwrap();
         let b = credential_key(&headers("SharedAccessSignature sr=a&sig=y")).unwrap();
@@ -207,42 +253,42 @@ mod tests {
             "SharedAccessSignature sr=a&sig=x".parse().unwrap(),
         );
         assert_ne!(credential_key(&other).unwrap(), a);
-        assert_eq!(credential_key(&HeaderMap::new()), None);
+        assert!(credential_key(&HeaderMap::new()).is_none());
+    }
+
+    /// The key of the credential `t`.
+    fn t() -> CredentialKey {
+        credential_key(&headers("t")).unwrap()
     }
 
     #[test]
     fn credential_cache_hit_until_expiry_or_new_keys_ok() {
         let keys = rule_set();
         let c = cache(10, Duration::from_secs(60));
-        let key = credential_key(&headers("t")).unwrap();
         let far = crate::authz::unix_now() + 3600;
-        c.put(key, &principal(far), sas_verifier(&keys));
-        assert!(c.get(&key, &sas_verifier(&keys)).is_some());
+        c.put(t(), &principal(far), sas_verifier(&keys));
+        assert!(c.get(&t(), &sas_verifier(&keys)).is_some());
+        // Another credential: no hit.
+        let other = credential_key(&headers("u")).unwrap();
+        assert!(c.get(&other, &sas_verifier(&keys)).is_none());
         // Another rule set in force (a reload, a rotation): stale.
         let reloaded = rule_set();
-        assert!(c.get(&key, &sas_verifier(&reloaded)).is_none());
+        assert!(c.get(&t(), &sas_verifier(&reloaded)).is_none());
         assert!(c.is_empty(), "a stale entry is dropped");
         // Expired credential: never a hit.
-        c.put(
-            key,
-            &principal(crate::authz::unix_now() - 1),
-            sas_verifier(&keys),
-        );
-        assert!(c.get(&key, &sas_verifier(&keys)).is_none());
+        let expired = principal(crate::authz::unix_now() - 1);
+        c.put(t(), &expired, sas_verifier(&keys));
+        assert!(c.get(&t(), &sas_verifier(&keys)).is_none());
     }
 
     #[test]
     fn credential_cache_max_age_fails() {
         let keys = rule_set();
         let c = cache(10, Duration::from_millis(20));
-        let key = credential_key(&headers("t")).unwrap();
-        c.put(
-            key,
-            &principal(crate::authz::unix_now() + 3600),
-            sas_verifier(&keys),
-        );
+        let far = crate::authz::unix_now() + 3600;
+        c.put(t(), &principal(far), sas_verifier(&keys));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(c.get(&key, &sas_verifier(&keys)).is_none());
+        assert!(c.get(&t(), &sas_verifier(&keys)).is_none());
     }
 
     #[test]

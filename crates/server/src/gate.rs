@@ -121,7 +121,7 @@ impl Gate {
         &self,
         headers: &HeaderMap,
         certificate: Option<&ClientCertificate>,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         if let Some(ClientCertificate(mapped)) = certificate
             && !CREDENTIAL_HEADERS.iter().any(|h| headers.contains_key(*h))
         {
@@ -132,7 +132,7 @@ impl Gate {
             {
                 return Err(AuthError::CertificateExpired);
             }
-            return Ok(principal);
+            return Ok(Arc::new(principal));
         }
         let bearer = headers
             .get(http::header::AUTHORIZATION)
@@ -158,10 +158,10 @@ impl Gate {
         {
             return Ok(principal);
         }
-        let principal = match (bearer, &self.oauth) {
+        let principal = Arc::new(match (bearer, &self.oauth) {
             (Some(token), Some(oauth)) => oauth.authenticate(token).await?,
             _ => self.keys.authenticate(headers).await?,
-        };
+        });
         if let Some((cache, key)) = cached {
             // What verified it: the set in force now (a reload during the check makes the
             // entry stale at once, never wrongly fresh).

@@ -105,7 +105,7 @@ pub struct Config {
     pub server: crate::listener::ServerConfig,
     /// Verified credentials remembered (`[credential_cache]`).
     #[serde(default)]
-    pub credential_cache: crate::credential_cache::CredentialCacheConfig,
+    pub credential_cache: CredentialCacheConfig,
     /// HTTPS on the standalone listener (`[tls]`); unset: plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::listener::tls::TlsConfig>,
@@ -425,6 +425,26 @@ impl Config {
 pub fn hub_exposed(hubs: &[String], hub: &str) -> bool {
     validate_hub(hub).is_ok()
         && (hubs.is_empty() || hubs.iter().any(|h| h.eq_ignore_ascii_case(hub)))
+}
+
+/// `[credential_cache]`: verified credentials remembered ([`crate::credential_cache`]).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CredentialCacheConfig {
+    /// Verified credentials kept; 0 turns the cache off.
+    pub entries: usize,
+    /// Longest an entry is used, whatever the credential's own expiry (ms).
+    #[serde(rename = "max_age_ms", deserialize_with = "millis")]
+    pub max_age: Duration,
+}
+
+impl Default for CredentialCacheConfig {
+    fn default() -> Self {
+        Self {
+            entries: 10_000,
+            max_age: Duration::from_secs(60),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,31 +23,10 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use parking_lot::Mutex;
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::authz::Principal;
-use hubgate_core::units::millis;
-
-/// `[credential_cache]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CredentialCacheConfig {
-    /// Verified credentials kept; 0 turns the cache off.
-    pub entries: usize,
-    /// Longest an entry is used, whatever the credential's own expiry (ms).
-    #[serde(rename = "max_age_ms", deserialize_with = "millis")]
-    pub max_age: Duration,
-}
-
-impl Default for CredentialCacheConfig {
-    fn default() -> Self {
-        Self {
-            entries: 10_000,
-            max_age: Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::config::CredentialCacheConfig;
 
 /// What verified a credential: the SAS rule set or the identity provider's key set in force
 /// then. An entry is stale once that set was replaced (weak: a replaced set is freed, never

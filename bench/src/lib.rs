@@ -162,3 +162,63 @@ pub fn perf_during<T>(pid: u32, name: &str, f: impl FnOnce() -> T) -> T {
     eprintln!(">> perf profile of {name}: {}", out.display());
     result
 }
+
+/// What Kafka's own Java producer (`bench/java/ProducerBench.java`) measured in one run.
+#[derive(Debug, Clone, Copy)]
+pub struct JavaRun {
+    pub records_per_sec: f64,
+    /// The producer JVM's CPU (user + system) per acknowledged record, in its measured window.
+    pub client_cpu_us_per_record: f64,
+    /// The broker's CPU per acknowledged record, in the same window.
+    pub broker_cpu_us_per_record: f64,
+}
+
+/// Kafka's Java producer writing `records`-record batches with `records × concurrency` records
+/// in flight to `topic` for `seconds` (after its own warm-up), `linger.ms=0`, no idempotence;
+/// the broker process `broker_pid` is measured over the same window.
+pub fn java_producer(
+    broker_pid: u32,
+    bootstrap: &str,
+    topic: &str,
+    records: usize,
+    concurrency: usize,
+    seconds: u64,
+) -> JavaRun {
+    use std::io::BufRead as _;
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/ProducerBench.java");
+    let mut child = Command::new("java")
+        .args([
+            "-cp",
+            &format!("{}/libs/*", hubgate_tests::kafka_home().display()),
+        ])
+        .args([source, bootstrap, topic])
+        .args([
+            records.to_string(),
+            concurrency.to_string(),
+            seconds.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("java (Java 17+)");
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut b0 = Duration::ZERO;
+    let mut result = None;
+    for line in lines {
+        let line = line.unwrap();
+        if line == "START" {
+            b0 = cpu_time(broker_pid);
+        } else if let Some(rest) = line.strip_prefix("END ") {
+            let b1 = cpu_time(broker_pid);
+            let f: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            result = Some((f[0], f[1] / 1e3, f[2] / 1e9, (b1 - b0).as_secs_f64() * 1e6));
+        }
+    }
+    assert!(child.wait().unwrap().success(), "ProducerBench failed");
+    let (acked, cpu_us, elapsed, broker_us) = result.expect("ProducerBench printed no END");
+    JavaRun {
+        records_per_sec: acked / elapsed,
+        client_cpu_us_per_record: cpu_us / acked,
+        broker_cpu_us_per_record: broker_us / acked,
+    }
+}

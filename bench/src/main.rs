@@ -1,6 +1,8 @@
-//! hubgate's load benchmark: the all-in-one server on a real tansu broker, driven by `wrk`,
-//! against a direct rskafka producer sending the same records with the same batching, in
-//! the same run; plus the 40 ms Nagle case, peak RSS, cold start and binary sizes.
+//! hubgate's load benchmark: the all-in-one server on a real broker (tansu, or Apache Kafka
+//! with `--broker kafka`), driven by `wrk`, against a direct rskafka producer sending the same
+//! records with the same batching and a parse-only floor server (`src/bin/floor.rs`), in the
+//! same run, and on Kafka against Kafka's own Java producer; plus the 40 ms Nagle case, peak
+//! RSS, cold start and binary sizes.
 //! `benches/run` builds everything and runs this; BENCHMARKS.md has the results.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
 
@@ -14,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hubgate_bench::{
-    Hubgate, cpu_time, peak_rss_mib, perf_during, produce_script, spawn_serve, value, wrk,
+    Hubgate, cpu_time, java_producer, peak_rss_mib, perf_during, produce_script, spawn_serve,
+    value, wrk,
 };
-use hubgate_tests::{Tansu, free_port, test_config_toml, token_1h};
+use hubgate_tests::{KafkaCluster, Tansu, free_port, test_config_toml, token_1h};
 use rskafka::client::ClientBuilder;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::record::Record;
@@ -32,10 +35,21 @@ struct Args {
     /// Cold-start runs.
     #[arg(long, default_value_t = 15)]
     cold_runs: usize,
+    /// The broker: tansu (in memory unless `--sqlite`), or one Apache Kafka KRaft node
+    /// (`scripts/install-kafka`), where Kafka's own Java producer joins each scenario.
+    #[arg(long, value_enum, default_value = "tansu")]
+    broker: BrokerKind,
     /// Keep the broker's records in SQLite (default: in memory, so the figures are about
     /// the gateway rather than SQLite).
     #[arg(long)]
     sqlite: bool,
+    /// The parse-only floor server (`bench/src/bin/floor.rs`); default: next to `--hubgate`.
+    #[arg(long)]
+    floor: Option<PathBuf>,
+    /// Only these load scenarios, as RECORDSxCONCURRENCY (e.g. `1x1,1x64`); default: all of
+    /// 1 and 100 records per request at concurrency 1, 16 and 64.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Where the Markdown report goes (also printed).
     #[arg(long, default_value = "target/bench/load.md")]
     out: PathBuf,
@@ -43,8 +57,14 @@ struct Args {
 
 const TOPIC: &str = "bench";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BrokerKind {
+    Tansu,
+    Kafka,
+}
+
 /// One measured scenario.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Row {
     name: String,
     records_per_request: usize,
@@ -65,7 +85,8 @@ impl Row {
 
 struct Setup {
     bin: PathBuf,
-    broker: Tansu,
+    bootstrap: String,
+    broker_pid: u32,
     dir: tempfile::TempDir,
     token: String,
     seconds: u64,
@@ -98,7 +119,7 @@ impl Setup {
         let script = self.script(records);
         let url = format!("http://127.0.0.1:{}/v1/producer/topics/{TOPIC}", hg.port);
         wrk(&url, &script, concurrency, 1); // warm-up
-        let broker_pid = self.broker.pid().unwrap();
+        let broker_pid = self.broker_pid;
         let (g0, b0) = (cpu_time(hg.child.id()), cpu_time(broker_pid));
         let profile: String = format!("{name}-{records}-{concurrency}")
             .chars()
@@ -123,7 +144,7 @@ impl Setup {
     }
 
     async fn direct(&self, name: &str, nodelay: bool, records: usize, concurrency: usize) -> Row {
-        let client = ClientBuilder::new(vec![self.broker.bootstrap()])
+        let client = ClientBuilder::new(vec![self.bootstrap.clone()])
             .build()
             .await
             .unwrap();
@@ -166,7 +187,7 @@ impl Setup {
         };
         run(1).await; // warm-up
         let me = std::process::id();
-        let broker_pid = self.broker.pid().unwrap();
+        let broker_pid = self.broker_pid;
         let (c0, b0) = (cpu_time(me), cpu_time(broker_pid));
         let (mut lat, errors) = run(self.seconds).await;
         let (c1, b1) = (cpu_time(me), cpu_time(broker_pid));
@@ -255,16 +276,44 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
+/// The parse-only floor server on a free port, once it listens.
+fn start_floor(bin: &Path) -> Hubgate {
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the floor server did not listen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Hubgate { child, port }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let broker = if args.sqlite {
-        Tansu::start()
-    } else {
-        Tansu::start_in_memory()
+    // Kept alive (and stopped when dropped) by `_broker`.
+    let (_broker, bootstrap, broker_pid): (Box<dyn std::any::Any>, String, u32) = match args.broker
+    {
+        BrokerKind::Tansu => {
+            let t = if args.sqlite {
+                Tansu::start()
+            } else {
+                Tansu::start_in_memory()
+            };
+            let (bootstrap, pid) = (t.bootstrap(), t.pid().unwrap());
+            (Box::new(t), bootstrap, pid)
+        }
+        BrokerKind::Kafka => {
+            let c = KafkaCluster::start(1);
+            let (bootstrap, pid) = (c.bootstrap(), c.pid(1).unwrap());
+            (Box::new(c), bootstrap, pid)
+        }
     };
     let dir = tempfile::tempdir().unwrap();
-    let base = test_config_toml(&broker.bootstrap(), "");
+    let base = test_config_toml(&bootstrap, "");
     std::fs::write(dir.path().join("base.toml"), &base).unwrap();
     let config = hubgate_server::Config::from_toml(&base).unwrap();
     let token = token_1h(&config, "send", TOPIC);
@@ -272,24 +321,66 @@ async fn main() {
     kafka.create_topic(TOPIC, 1, 1, &[]).await.unwrap();
     let setup = Setup {
         bin: args.hubgate.clone(),
-        broker,
+        bootstrap,
+        broker_pid,
         dir,
         token,
         seconds: args.seconds,
     };
 
-    let mut rows = Vec::new();
     let main_config = setup.config("main", "");
     let hg = Hubgate::start(&setup.bin, &main_config);
+    let floor_bin = args
+        .floor
+        .clone()
+        .unwrap_or_else(|| args.hubgate.with_file_name("floor"));
+    let floor = start_floor(&floor_bin);
+    if args.broker == BrokerKind::Kafka {
+        // The broker's JIT warms up first: otherwise the first scenario measures it.
+        let script = setup.script(1);
+        let url = format!("http://127.0.0.1:{}/v1/producer/topics/{TOPIC}", hg.port);
+        wrk(&url, &script, 16, 10);
+    }
+    let mut groups: Vec<Vec<Row>> = Vec::new();
     for records in [1, 100] {
         for c in [1, 16, 64] {
-            rows.push(setup.http("hubgate", &hg, records, c));
-            rows.push(setup.direct("direct rskafka", true, records, c).await);
-            eprintln!("{}", table(&rows[rows.len() - 2..]));
+            if !args.only.is_empty() && !args.only.contains(&format!("{records}x{c}")) {
+                continue;
+            }
+            let mut group = vec![
+                setup.http("hubgate", &hg, records, c),
+                setup.direct("direct rskafka", true, records, c).await,
+                setup.http("parse-only floor", &floor, records, c),
+            ];
+            if args.broker == BrokerKind::Kafka {
+                let run = java_producer(
+                    setup.broker_pid,
+                    &setup.bootstrap,
+                    TOPIC,
+                    records,
+                    c,
+                    setup.seconds,
+                );
+                group.push(Row {
+                    name: "Java producer (direct)".into(),
+                    records_per_request: records,
+                    concurrency: c,
+                    requests_per_sec: run.records_per_sec / records as f64,
+                    p50_ms: f64::NAN,
+                    p99_ms: f64::NAN,
+                    client_cpu_us_per_record: run.client_cpu_us_per_record,
+                    broker_cpu_us_per_record: run.broker_cpu_us_per_record,
+                    errors: 0,
+                });
+            }
+            eprintln!("{}", table(&group));
+            groups.push(group);
         }
     }
+    let rows: Vec<Row> = groups.iter().flatten().cloned().collect();
     let rss = peak_rss_mib(hg.child.id());
     drop(hg);
+    drop(floor);
 
     // What coalescing buys, and the Nagle stall (both sides without TCP_NODELAY).
     let mut extra = Vec::new();
@@ -323,27 +414,37 @@ async fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "## Produce load ({} s per scenario, topic with 1 partition, tansu with {} storage)\n\n{}",
+        "## Produce load ({} s per scenario, topic with 1 partition, {})\n\n{}",
         args.seconds,
-        if args.sqlite { "SQLite" } else { "in-memory" },
+        match (args.broker, args.sqlite) {
+            (BrokerKind::Kafka, _) => "one Apache Kafka KRaft node",
+            (BrokerKind::Tansu, true) => "tansu with SQLite storage",
+            (BrokerKind::Tansu, false) => "tansu with in-memory storage",
+        },
         table(&rows)
     );
-    let ratios: Vec<String> = rows
-        .chunks(2)
-        .map(|pair| {
+    let ratios: Vec<String> = groups
+        .iter()
+        .map(|group| {
+            let (hubgate, direct, floor) = (&group[0], &group[1], &group[2]);
+            let java = group.get(3).map_or("—".to_owned(), |j| {
+                format!("{:.2}", hubgate.records_per_sec() / j.records_per_sec())
+            });
             format!(
-                "| {} | {} | {:.2} | {:+.2} | {:+.2} |",
-                pair[0].records_per_request,
-                pair[0].concurrency,
-                pair[0].records_per_sec() / pair[1].records_per_sec(),
-                pair[0].p50_ms - pair[1].p50_ms,
-                pair[0].p99_ms - pair[1].p99_ms
+                "| {} | {} | {:.2} | {:+.3} | {:+.3} | {:.2} | {:.2} | {java} |",
+                hubgate.records_per_request,
+                hubgate.concurrency,
+                hubgate.records_per_sec() / direct.records_per_sec(),
+                hubgate.p50_ms - direct.p50_ms,
+                hubgate.p99_ms - direct.p99_ms,
+                hubgate.requests_per_sec / floor.requests_per_sec,
+                floor.client_cpu_us_per_record,
             )
         })
         .collect();
     let _ = writeln!(
         report,
-        "### hubgate / direct rskafka\n\n| records/req | conc. | records/s ratio | p50 added ms | p99 added ms |\n|---:|---:|---:|---:|---:|\n{}\n",
+        "### hubgate / direct rskafka, / the parse-only floor, / Kafka's Java producer\n\n| records/req | conc. | records/s vs direct | p50 added ms | p99 added ms | req/s vs floor | floor CPU µs/record | records/s vs Java |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n{}\n",
         ratios.join("\n")
     );
     let _ = writeln!(

@@ -71,8 +71,9 @@ async fn coalesce_off_one_produce_request_each_ok() {
     assert_eq!(k.produce_requests(), 20);
 }
 
-/// On a current-thread runtime the queue cannot drain while the requests are submitted, so
-/// everything after the first exceeds a one-byte pending limit.
+/// On a current-thread runtime the queue cannot drain while the requests are submitted: the
+/// first request is in flight (sent from its own task), the second waits (one request may
+/// always wait), and everything after exceeds a one-byte pending limit.
 #[tokio::test]
 async fn coalesce_pending_limit_answers_busy_fails() {
     let k = kafka(&SharedKafka::get().bootstrap(), |c| c.max_pending_bytes = 1);
@@ -81,10 +82,44 @@ async fn coalesce_pending_limit_answers_busy_fails() {
     k.produce(topic, 0, vec![record("warm")]).await.unwrap(); // partition client cached
     let results = produce_concurrently(&k, topic, 5).await;
     assert!(results[0].is_ok(), "{:?}", results[0]);
-    for r in &results[1..] {
+    assert!(results[1].is_ok(), "{:?}", results[1]);
+    for r in &results[2..] {
         let e = r.as_ref().unwrap_err();
         assert!(matches!(e, KafkaError::Busy), "{e:?}");
         assert_eq!(hubgate_server::http::kafka_status(e).0, 503);
+    }
+}
+
+/// A request that sends its own records (its partition's queue was idle) and is dropped
+/// mid-flight, as when its HTTP client goes away, hands the queue on: requests queued behind
+/// it are sent, and later ones too. Regression: without the hand-off in `Lead`'s drop the
+/// queue stayed "running" with nobody sending, and every later request timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesce_lead_dropped_in_flight_hands_queue_on_ok() {
+    let k = std::sync::Arc::new(kafka(&SharedKafka::get().bootstrap(), |c| {
+        c.request_timeout = std::time::Duration::from_secs(5);
+    }));
+    let topic = &unique("lead");
+    k.create_topic(topic, 1, 1, &[]).await.unwrap();
+    k.produce(topic, 0, vec![record("warm")]).await.unwrap(); // partition client cached
+    for round in 0..20 {
+        // The lead, polled until it is in flight, then dropped.
+        let mut lead = Box::pin(k.produce(topic, 0, vec![record(&format!("dropped-{round}"))]));
+        assert!(futures::poll!(lead.as_mut()).is_pending());
+        // One queued behind it, submitted before the lead goes.
+        let k2 = std::sync::Arc::clone(&k);
+        let t = topic.clone();
+        let queued = tokio::spawn(async move {
+            k2.produce(&t, 0, vec![record(&format!("queued-{round}"))])
+                .await
+        });
+        tokio::task::yield_now().await;
+        drop(lead);
+        // Stuck, these would fail with a timeout.
+        queued.await.unwrap().unwrap();
+        k.produce(topic, 0, vec![record(&format!("after-{round}"))])
+            .await
+            .unwrap();
     }
 }
 

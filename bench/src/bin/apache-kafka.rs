@@ -9,14 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: fail loudly
 
 use std::fmt::Write as _;
-use std::io::BufRead as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use clap::Parser;
-use hubgate_bench::{Hubgate, cpu_time, perf_during, produce_script, wrk};
-use hubgate_tests::{KafkaCluster, kafka_home, test_config_toml, token_1h};
+use hubgate_bench::{Hubgate, JavaRun, cpu_time, java_producer, perf_during, produce_script, wrk};
+use hubgate_tests::{KafkaCluster, test_config_toml, token_1h};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -75,50 +72,15 @@ fn log_stats(kafka: &hubgate_tests::SharedKafka, topic: &str) -> LogStats {
     stats
 }
 
-/// The Java producer with `records × concurrency` records in flight.
-fn java(
-    broker_pid: u32,
-    bootstrap: &str,
-    topic: &str,
-    records: usize,
-    concurrency: usize,
-    seconds: u64,
-) -> Row {
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/java/ProducerBench.java");
-    let mut child = Command::new("java")
-        .args(["-cp", &format!("{}/libs/*", kafka_home().display())])
-        .args([source, bootstrap, topic])
-        .args([
-            records.to_string(),
-            concurrency.to_string(),
-            seconds.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("java (Java 17+)");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut b0 = Duration::ZERO;
-    let mut result = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line == "START" {
-            b0 = cpu_time(broker_pid);
-        } else if let Some(rest) = line.strip_prefix("END ") {
-            let b1 = cpu_time(broker_pid);
-            let f: Vec<f64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
-            result = Some((f[0], f[1] / 1e3, f[2] / 1e9, (b1 - b0).as_secs_f64() * 1e6));
-        }
-    }
-    assert!(child.wait().unwrap().success(), "ProducerBench failed");
-    let (acked, cpu_us, elapsed, broker_us) = result.expect("ProducerBench printed no END");
+/// The Java producer's figures as a row.
+fn java_row(run: JavaRun, records: usize, concurrency: usize) -> Row {
     Row {
         name: "Java producer (direct)".into(),
         records_per_request: records,
         in_flight: concurrency,
-        records_per_sec: acked / elapsed,
-        client_cpu_us: cpu_us / acked,
-        broker_cpu_us: broker_us / acked,
+        records_per_sec: run.records_per_sec,
+        client_cpu_us: run.client_cpu_us_per_record,
+        broker_cpu_us: run.broker_cpu_us_per_record,
         errors: 0,
         log: LogStats::default(),
     }
@@ -176,7 +138,8 @@ fn main() {
         runtime
             .block_on(kafka.create_topic(&topic, 1, 1, &[]))
             .unwrap();
-        let mut row = java(
+        // `records × concurrency` records in flight, as wrk has.
+        let run = java_producer(
             broker_pid,
             &bootstrap,
             &topic,
@@ -184,6 +147,7 @@ fn main() {
             concurrency,
             args.seconds,
         );
+        let mut row = java_row(run, records, concurrency);
         row.log = log_stats(&shared, &topic);
         rows.push(row);
     }

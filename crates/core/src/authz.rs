@@ -103,20 +103,26 @@ pub enum Principal {
     },
 }
 
+/// The principal's name ([`Principal::name`]): written on demand, e.g. into a log line
+/// only when it is written.
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sas { rule, scope, .. } => write!(f, "sas:{rule}@{scope}"),
+            Self::Certificate {
+                identity, scope, ..
+            } => write!(f, "cert:{identity}@{scope}"),
+            Self::Jwt {
+                subject, tenant, ..
+            } => write!(f, "jwt:{}/{subject}", tenant.as_deref().unwrap_or("-")),
+        }
+    }
+}
+
 impl Principal {
     /// A short name for logs and audit: never contains a credential.
     pub fn name(&self) -> String {
-        match self {
-            Self::Sas { rule, scope, .. } => format!("sas:{rule}@{scope}"),
-            Self::Certificate {
-                identity, scope, ..
-            } => format!("cert:{identity}@{scope}"),
-            Self::Jwt {
-                subject, tenant, ..
-            } => {
-                format!("jwt:{}/{subject}", tenant.as_deref().unwrap_or("-"))
-            }
-        }
+        self.to_string()
     }
 
     /// When the credential stops being valid, Unix seconds (token expiry, certificate

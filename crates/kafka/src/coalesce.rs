@@ -18,6 +18,12 @@
 //!   else. If Kafka refuses a shared request as too large (its limit is below
 //!   `max_batch_bytes`), that partition's batches are halved from then on.
 //!
+//! The request that finds its partition's queue idle sends its own records, from its own
+//! task: at one request at a time (a device sending event after event) there is no hop to
+//! a sender task and back. Requests arriving while it is in flight queue as usual; when it
+//! is answered (or dropped) it hands the queue to a sender task. With `linger_ms` every
+//! request queues.
+//!
 //! Why not rskafka's `BatchProducer`: it works per record (a request's records could land
 //! in different produce requests, losing all-or-nothing) and lingers before every flush.
 
@@ -41,7 +47,8 @@ pub(super) type Outcome = Result<Vec<i64>, Arc<KafkaError>>;
 /// Per-partition produce queues.
 #[derive(Debug)]
 pub(super) struct Coalescer {
-    queues: Mutex<HashMap<(String, i32), Arc<Queue>>>,
+    /// By topic, then partition.
+    queues: Mutex<HashMap<String, HashMap<i32, Arc<Queue>>>>,
     linger: Duration,
     max_batch_bytes: usize,
     max_pending_bytes: usize,
@@ -88,8 +95,9 @@ impl Coalescer {
         }
     }
 
-    /// Queues `records` for the partition behind `pc`; the receiver gets their offsets once
-    /// Kafka acknowledged them. `Err(Busy)` when too much is waiting already.
+    /// Queues `records` for the partition behind `pc`, or hands them back to be sent at
+    /// once by the caller when the queue is idle ([`Submitted::Lead`]). `Err(Busy)` when too
+    /// much is waiting already.
     pub(super) fn submit(
         &self,
         topic: &str,
@@ -97,19 +105,45 @@ impl Coalescer {
         pc: Arc<crate::Partition>,
         records: Vec<Record>,
         sent: &Arc<AtomicU64>,
-    ) -> Result<oneshot::Receiver<Outcome>, KafkaError> {
-        let queue = Arc::clone(
-            self.queues
-                .lock()
-                .entry((topic.to_owned(), partition))
-                .or_default(),
-        );
-        let bytes = records.iter().map(record_bytes).sum();
-        let (done, rx) = oneshot::channel();
+    ) -> Result<Submitted, KafkaError> {
+        let queue = {
+            let mut queues = self.queues.lock();
+            // Looked up by `&str`: no topic name copied per request.
+            match queues.get_mut(topic) {
+                Some(partitions) => Arc::clone(partitions.entry(partition).or_default()),
+                None => Arc::clone(
+                    queues
+                        .entry(topic.to_owned())
+                        .or_default()
+                        .entry(partition)
+                        .or_default(),
+                ),
+            }
+        };
+        let sender = |queue| Sender {
+            queue,
+            pc,
+            sent: Arc::clone(sent),
+            linger: self.linger,
+            max_batch_bytes: self.max_batch_bytes,
+            timeout: self.timeout,
+            compression: self.compression,
+        };
         let mut state = queue.state.lock();
+        if !state.running && self.linger.is_zero() {
+            debug_assert!(state.waiting.is_empty(), "an idle queue has no waiters");
+            state.running = true;
+            drop(state);
+            return Ok(Submitted::Lead(Lead {
+                sender: Some(sender(Arc::clone(&queue))),
+                records,
+            }));
+        }
+        let bytes = records.iter().map(record_bytes).sum();
         if !state.waiting.is_empty() && state.waiting_bytes + bytes > self.max_pending_bytes {
             return Err(KafkaError::Busy);
         }
+        let (done, rx) = oneshot::channel();
         state.waiting_bytes += bytes;
         state.waiting.push_back(Waiter {
             records,
@@ -118,22 +152,77 @@ impl Coalescer {
         });
         if !state.running {
             state.running = true;
-            let sender = Sender {
-                queue: Arc::clone(&queue),
-                pc,
-                sent: Arc::clone(sent),
-                linger: self.linger,
-                max_batch_bytes: self.max_batch_bytes,
-                timeout: self.timeout,
-                compression: self.compression,
-            };
-            tokio::spawn(sender.run());
+            tokio::spawn(sender(Arc::clone(&queue)).run());
         }
-        Ok(rx)
+        Ok(Submitted::Queued(rx))
+    }
+}
+
+/// What [`Coalescer::submit`] did with a request's records.
+#[derive(Debug)]
+pub(super) enum Submitted {
+    /// Queued behind a produce request in flight: the receiver gets the offsets.
+    Queued(oneshot::Receiver<Outcome>),
+    /// The queue was idle: send them now with [`Lead::send`], in the caller's task.
+    Lead(Lead),
+}
+
+/// The request that found its queue idle; it sends its records itself, then hands the queue
+/// (and whatever queued meanwhile) to a sender task. Dropped unsent or mid-flight (the HTTP
+/// client went away, a timeout), it hands the queue over all the same: rskafka finishes a
+/// request it started writing (its requests are cancellation-safe), so the connection and
+/// the order of later requests are unharmed.
+#[derive(Debug)]
+pub(super) struct Lead {
+    sender: Option<Sender>,
+    records: Vec<Record>,
+}
+
+impl Lead {
+    /// Produces the records as one request; their offsets, or the error.
+    pub(super) async fn send(mut self) -> Result<Vec<i64>, KafkaError> {
+        let records = std::mem::take(&mut self.records);
+        let result = match &self.sender {
+            Some(sender) => sender.write(records).await,
+            None => Err(KafkaError::Timeout), // not reached: `sender` is taken only in drop
+        };
+        self.hand_off();
+        result
+    }
+
+    /// Lets requests queued meanwhile leave with a sender task, or marks the queue idle.
+    fn hand_off(&mut self) {
+        let Some(sender) = self.sender.take() else {
+            return;
+        };
+        let queue = Arc::clone(&sender.queue);
+        let mut state = queue.state.lock();
+        if state.waiting.is_empty() {
+            state.running = false;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(sender.run());
+            }
+            // No runtime left (shutting down): the waiters' receivers see their senders go.
+            Err(_) => {
+                state.waiting.clear();
+                state.waiting_bytes = 0;
+                state.running = false;
+            }
+        }
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        self.hand_off();
     }
 }
 
 /// The task that empties one queue, one produce request at a time, and then ends.
+#[derive(Debug)]
 struct Sender {
     queue: Arc<Queue>,
     pc: Arc<crate::Partition>,

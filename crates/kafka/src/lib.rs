@@ -225,14 +225,15 @@ struct TopicCache {
 /// so it cannot create one), and one that said "unknown topic" is never used again.
 #[derive(Debug, Default)]
 struct Known {
-    partitions: Mutex<HashMap<(String, i32), Arc<Partition>>>,
+    /// By topic, then partition (looked up by `&str`: no copy of the name per request).
+    partitions: Mutex<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     topics: Mutex<Option<TopicCache>>,
 }
 
 impl Known {
     /// Drops `topic`'s partition clients and marks the topic list stale.
     fn forget(&self, topic: &str) {
-        self.partitions.lock().retain(|(t, _), _| t != topic);
+        self.partitions.lock().remove(topic);
         if let Some(cache) = self.topics.lock().as_mut() {
             cache.read_at = None;
         }
@@ -250,7 +251,8 @@ impl Known {
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.partitions
             .lock()
-            .get(&(topic.to_owned(), partition))
+            .get(topic)
+            .and_then(|p| p.get(&partition))
             .cloned()
     }
 }
@@ -648,9 +650,8 @@ impl Kafka {
         topic: &str,
         partition: i32,
     ) -> Result<Arc<Partition>, KafkaError> {
-        let key = (topic.to_owned(), partition);
-        if let Some(pc) = self.known.partitions.lock().get(&key) {
-            return Ok(Arc::clone(pc));
+        if let Some(pc) = self.known.partition(topic, partition) {
+            return Ok(pc);
         }
         // A new client asks the brokers for the topic by name, which would create it again
         // if it was deleted since (`Known`): only on a topic list read from now on, not on a
@@ -683,7 +684,12 @@ impl Kafka {
             gone: AtomicBool::new(false),
         });
         self.sweep_nodelay();
-        self.known.partitions.lock().insert(key, Arc::clone(&pc));
+        self.known
+            .partitions
+            .lock()
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, Arc::clone(&pc));
         Ok(pc)
     }
 
@@ -736,16 +742,19 @@ impl Kafka {
                 self.timed(pc.produce(records, self.config.compression.rskafka()))
                     .await
             }
-            Some(c) => {
-                let rx = c.submit(topic, partition, pc, records, &self.produce_requests)?;
-                match self.timed(async { Ok::<_, KafkaError>(rx.await) }).await {
-                    Ok(Ok(Ok(offsets))) => Ok(offsets),
-                    Ok(Ok(Err(shared))) => Err(KafkaError::Shared(shared)),
-                    // The sender task ended without an answer (runtime shutting down).
-                    Ok(Err(_)) => Err(KafkaError::Timeout),
-                    Err(e) => Err(e),
+            Some(c) => match c.submit(topic, partition, pc, records, &self.produce_requests)? {
+                // Bounded by the request timeout inside (`Sender::write`).
+                coalesce::Submitted::Lead(lead) => lead.send().await,
+                coalesce::Submitted::Queued(rx) => {
+                    match self.timed(async { Ok::<_, KafkaError>(rx.await) }).await {
+                        Ok(Ok(Ok(offsets))) => Ok(offsets),
+                        Ok(Ok(Err(shared))) => Err(KafkaError::Shared(shared)),
+                        // The sender task ended without an answer (runtime shutting down).
+                        Ok(Err(_)) => Err(KafkaError::Timeout),
+                        Err(e) => Err(e),
+                    }
                 }
-            }
+            },
         };
         if let (Ok(offsets), Some(w)) = (&result, self.watches.existing(topic, partition))
             && let Some(last) = offsets.last()

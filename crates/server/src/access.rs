@@ -104,7 +104,8 @@ impl Access {
         }
         let principal = self.gate.authenticate(headers, certificate).await?;
         // Into the request's log line (a name, never credential material).
-        tracing::Span::current().record("principal", principal.name());
+        // Formatted only if the line is written: no String per request otherwise.
+        tracing::Span::current().record("principal", tracing::field::display(&*principal));
         let mut params = raw.parse()?;
         let resource = route.resource(&params);
         route.need.check(&principal, resource.as_ref())?;

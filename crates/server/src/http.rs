@@ -449,14 +449,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Grant {
 /// The app served for one or more functions' table routers (merged): Event Hubs keywords
 /// normalized before routing, 404 for paths outside the table and 405 (with axum's `Allow`)
 /// in the JSON error shape, request ids and the log line.
+///
+/// The layers wrap the routers as one service (`tower::ServiceBuilder`), boxed once: a
+/// `Router::layer` boxes each layer separately, and every request then cloned each box and,
+/// through it, every box inside (about 20 of a request's 130 allocations, measured with a
+/// `malloc` uprobe).
 pub fn serve(routes: axum::Router) -> axum::Router {
     let inner = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    let outer = axum::Router::new()
-        .fallback_service(inner)
-        .layer(axum::middleware::from_fn(normalize));
-    with_request_layers(outer)
+    axum::Router::new().fallback_service(with_request_layers(inner))
 }
 
 async fn not_found() -> ApiError {
@@ -505,7 +507,17 @@ async fn normalize(mut request: Request, next: Next) -> Response {
 /// structured log line per request with request id, method, path, route (the matched
 /// template), principal (recorded by [`Access::decide`]; never a token or key), status and
 /// latency.
-fn with_request_layers(router: axum::Router) -> axum::Router {
+fn with_request_layers(
+    router: axum::Router,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::{DefaultOnResponse, TraceLayer};
     let trace = TraceLayer::new_for_http()
@@ -529,11 +541,16 @@ fn with_request_layers(router: axum::Router) -> axum::Router {
                 .level(tracing::Level::INFO)
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
-    router
-        .layer(axum::middleware::from_fn(log_errors))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(trace)
+    // Outermost first: the request id is set before the span opens, the path normalized
+    // last, just before routing.
+    tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(axum::middleware::from_fn(log_errors))
+        .layer(axum::middleware::from_fn(normalize))
+        .service(router)
 }
 
 impl From<JsonRejection> for ApiError {

@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a failed test
 
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::KeyPair as _;
 use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -116,21 +115,7 @@ impl Issuer {
             "sub": "11111111-2222-3333-4444-555555555555",
             "tid": "72f988bf-86f1-41af-91ab-2d7cd011db47", "groups": groups,
         });
-        let input = format!(
-            "{}.{}",
-            B64URL.encode(r#"{"typ":"JWT","alg":"RS256","kid":"k1"}"#),
-            B64URL.encode(claims.to_string())
-        );
-        let mut sig = vec![0; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .unwrap();
-        format!("{input}.{}", B64URL.encode(&sig))
+        hubgate_core::jwt::sign_rs256(&self.key, "k1", &claims)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use hubgate_server::access::Grant;
@@ -277,12 +277,14 @@ pub(crate) async fn create_topic(
 pub(crate) async fn produce(
     State(s): AppState,
     grant: Grant,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The request's own headers: a `HeaderMap` extractor would copy them.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let topic = grant.params.hub()?;
     let (principal, resource) = (&grant.principal, grant.resource()?);
-    require_json(&headers)?;
+    require_json(headers)?;
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;
     let run = async {
         produce_body(&s, topic, principal, resource, &bytes)
@@ -290,9 +292,9 @@ pub(crate) async fn produce(
             .into_response()
     };
     // The JSON body decides every record (`require_json` fixed its media type).
-    let request = idempotency::wanted(&headers)
+    let request = idempotency::wanted(headers)
         .then(|| RequestId::new(&format!("POST /v1/producer/topics/{topic}")).part(&bytes));
-    s.idempotent(&headers, principal, resource, request, run)
+    s.idempotent(headers, principal, resource, request, run)
         .await
 }
 

@@ -34,6 +34,23 @@ pub(crate) async fn produce(
     topic: &str,
     records: Vec<(i32, Record)>,
 ) -> Result<Vec<OffsetResult>, ApiError> {
+    // All for one partition (one record, a partition key, a device's batch): one write, no
+    // grouping.
+    if let Some(&(partition, _)) = records.first()
+        && records.iter().all(|(p, _)| *p == partition)
+    {
+        let records = records.into_iter().map(|(_, r)| r).collect();
+        let offsets = kafka.produce(topic, partition, records).await?;
+        return Ok(offsets
+            .into_iter()
+            .map(|offset| OffsetResult {
+                partition,
+                offset: Some(offset),
+                error_code: None,
+                error: None,
+            })
+            .collect());
+    }
     let total = records.len();
     let mut groups: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
     for (i, (partition, record)) in records.into_iter().enumerate() {

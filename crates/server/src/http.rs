@@ -274,8 +274,7 @@ impl ErrorReport {
 }
 
 /// Logs the [`ErrorReport`] of an error answer.
-async fn log_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn log_errors(response: Response) -> Response {
     if let Some(r) = response.extensions().get::<ErrorReport>() {
         let detail = r.detail.as_str();
         match r.level {
@@ -393,25 +392,82 @@ where
             Method::Post => MethodFilter::POST,
             Method::Put => MethodFilter::PUT,
         };
-        let access = Arc::clone(access);
-        let guarded = handler(id, filter).route_layer(axum::middleware::from_fn(
-            move |request: Request, next: Next| {
-                let access = Arc::clone(&access);
-                async move { guard(route, &access, request, next).await }
-            },
-        ));
+        let guarded = handler(id, filter).route_layer(GuardLayer {
+            route,
+            access: Arc::clone(access),
+        });
         router = router.route(route.path, guarded);
     }
     router
 }
 
-/// Runs the route's authorization and hands the [`Grant`] to the handler.
-async fn guard(
+/// The route's authorization before its handler ([`guard`]); a layer of its own rather than
+/// `from_fn`, which boxes the rest of the route once more per request.
+#[derive(Clone)]
+struct GuardLayer {
+    route: &'static Route,
+    access: Arc<Access>,
+}
+
+impl<S> tower::Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            route: self.route,
+            access: Arc::clone(&self.access),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Guard<S> {
+    inner: S,
+    route: &'static Route,
+    access: Arc<Access>,
+}
+
+impl<S> tower::Service<Request> for Guard<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The ready service goes with the request; a clone stays for the next one.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (route, access) = (self.route, Arc::clone(&self.access));
+        Box::pin(async move { Ok(guard(route, &access, request, inner).await) })
+    }
+}
+
+/// Runs the route's authorization and hands the [`Grant`] to the handler (`inner`).
+async fn guard<S>(
     route: &'static Route,
     access: &Access,
     mut request: Request,
-    next: Next,
-) -> Response {
+    mut inner: S,
+) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
     let decision = match match_path(request.uri().path()) {
         Some(m) if m.template == route.path => {
             let certificate = request.extensions().get::<ClientCertificate>();
@@ -427,7 +483,10 @@ async fn guard(
             if let Some(grant) = grant {
                 request.extensions_mut().insert(grant);
             }
-            next.run(request).await
+            match inner.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
         Err(refusal) => ApiError::from(refusal).into_response(),
     }
@@ -503,6 +562,24 @@ async fn normalize(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// A random (v4) UUID for a request that brought no `x-request-id`, formatted on the stack
+/// (tower-http's `MakeRequestUuid` formats into a `String` first).
+#[derive(Debug, Clone, Copy)]
+struct NewRequestId;
+
+impl tower_http::request_id::MakeRequestId for NewRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text)
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
 /// Request ids (`x-request-id`, generated when absent, echoed in the response) and one
 /// structured log line per request with request id, method, path, route (the matched
 /// template), principal (recorded by [`Access::decide`]; never a token or key), status and
@@ -518,7 +595,7 @@ fn with_request_layers(
 + Send
 + Sync
 + 'static {
-    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::{DefaultOnResponse, TraceLayer};
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &http::Request<axum::body::Body>| {
@@ -545,10 +622,10 @@ fn with_request_layers(
     // last, just before routing.
     tower::ServiceBuilder::new()
         .map_response(IntoResponse::into_response)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(axum::middleware::from_fn(log_errors))
+        .map_response(log_errors)
         .layer(axum::middleware::from_fn(normalize))
         .service(router)
 }

@@ -436,7 +436,7 @@ async fn main() {
     let toml = std::fs::read_to_string(&functions_config).unwrap();
     std::fs::write(
         &functions_config,
-        format!("[authorizer]\nhttp_endpoint = true\n{toml}"),
+        format!("{toml}\n[authorizer]\nhttp_endpoint = true\n"),
     )
     .unwrap();
     let manage = token_1h(&config, "manage", "");
@@ -445,7 +445,7 @@ async fn main() {
         "POST",
         "/v1/tokens",
         &manage,
-        &format!(r#"{{"hub":"{TOPIC}","ttl_secs":60}}"#),
+        &format!(r#"{{"hub":"{TOPIC}","publisher":"device-1","ttl_secs":60}}"#),
     );
     let authorize = raw_request(
         "POST",

@@ -170,8 +170,9 @@ pub(super) enum Submitted {
 /// The request that found its queue idle; it sends its records itself, then hands the queue
 /// (and whatever queued meanwhile) to a sender task. Dropped unsent or mid-flight (the HTTP
 /// client went away, a timeout), it hands the queue over all the same: rskafka finishes a
-/// request it started writing (its requests are cancellation-safe), so the connection and
-/// the order of later requests are unharmed.
+/// request it started writing (its requests are cancellation-safe), so the connection is
+/// unharmed. For that moment two produce requests of the partition may be in flight; they
+/// share one broker connection, whose requests Kafka handles in order.
 #[derive(Debug)]
 pub(super) struct Lead {
     sender: Option<Sender>,

@@ -165,33 +165,21 @@ impl Claims {
     }
 }
 
-/// The `aud` claim: a string or an array of strings, as a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Audiences(pub Vec<String>);
+/// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Audiences {
+    One(String),
+    Many(Vec<String>),
+}
 
-impl<'de> Deserialize<'de> for Audiences {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Audiences;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audiences, E> {
-                Ok(Audiences(vec![v.to_owned()]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Audiences, A::Error> {
-                let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                while let Some(a) = seq.next_element::<String>()? {
-                    all.push(a);
-                }
-                Ok(Audiences(all))
-            }
+impl Audiences {
+    /// Whether one of the audiences is in `accepted`.
+    pub fn any_in(&self, accepted: &[String]) -> bool {
+        match self {
+            Self::One(a) => accepted.contains(a),
+            Self::Many(all) => all.iter().any(|a| accepted.contains(a)),
         }
-        d.deserialize_any(Visitor)
     }
 }
 
@@ -414,7 +402,7 @@ impl Verifier {
         if !self.issuers.contains(&claims.iss) {
             return Err(JwtError::InvalidIssuer);
         }
-        if !aud.0.iter().any(|a| self.audiences.contains(a)) {
+        if !aud.any_in(&self.audiences) {
             return Err(JwtError::InvalidAudience);
         }
         if let Some(tid) = &claims.tid
@@ -587,7 +575,7 @@ mod tests {
         let signer = Signer::new();
         let claims = check(&signer, &good()).unwrap();
         assert_eq!(claims.subject(), "o");
-        assert_eq!(claims.aud, Some(Audiences(vec!["api://hubgate".into()])));
+        assert_eq!(claims.aud, Some(Audiences::One("api://hubgate".into())));
         let cases: Vec<(serde_json::Value, Result<(), JwtError>)> = vec![
             (
                 with(|c| drop(c.insert("aud".into(), json!(["x", "api://other"])))),

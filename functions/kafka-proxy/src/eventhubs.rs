@@ -52,9 +52,6 @@ impl Target {
     }
 }
 
-// The send routes take the whole request, not a `HeaderMap` (that extractor copies every
-// header, two allocations per request).
-
 /// `POST /{hub}/messages`.
 pub(crate) async fn send_to_hub(
     State(s): AppState,
@@ -62,8 +59,7 @@ pub(crate) async fn send_to_hub(
     case: HeaderCase,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    send(&s, &grant, Target::Hub, case, &parts.headers, body).await
+    send(&s, &grant, Target::Hub, case, request).await
 }
 
 /// `POST /{hub}/partitions/{p}/messages`.
@@ -74,8 +70,7 @@ pub(crate) async fn send_to_partition(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let target = Target::Partition(grant.params.partition()?);
-    let (parts, body) = request.into_parts();
-    send(&s, &grant, target, case, &parts.headers, body).await
+    send(&s, &grant, target, case, request).await
 }
 
 /// `POST /{hub}/publishers/{p}/messages` (also `/publisher/`).
@@ -86,8 +81,7 @@ pub(crate) async fn send_as_publisher(
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let target = Target::Publisher(grant.params.publisher()?.to_owned());
-    let (parts, body) = request.into_parts();
-    send(&s, &grant, target, case, &parts.headers, body).await
+    send(&s, &grant, target, case, request).await
 }
 
 /// `PUT /{hub}/revokedpublishers/{publisher}`: Manage on the hub. 201, or 409 if already
@@ -265,9 +259,11 @@ async fn send(
     grant: &Grant,
     target: Target,
     case: HeaderCase,
-    headers: &HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The request's own headers: a `HeaderMap` extractor would copy every one of them.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let hub = grant.params.hub()?;
     let (principal, resource) = (&grant.principal, grant.resource()?);
     let bytes = read_body(body, s.config.limits.max_publication_bytes).await?;

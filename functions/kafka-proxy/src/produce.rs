@@ -43,12 +43,7 @@ pub(crate) async fn produce(
         let offsets = kafka.produce(topic, partition, records).await?;
         return Ok(offsets
             .into_iter()
-            .map(|offset| OffsetResult {
-                partition,
-                offset: Some(offset),
-                error_code: None,
-                error: None,
-            })
+            .map(|offset| OffsetResult::written(partition, offset))
             .collect());
     }
     let total = records.len();
@@ -77,12 +72,7 @@ pub(crate) async fn produce(
             Ok(got) => {
                 any_ok = true;
                 for (pos, offset) in positions.into_iter().zip(got) {
-                    offsets[pos] = Some(OffsetResult {
-                        partition,
-                        offset: Some(offset),
-                        error_code: None,
-                        error: None,
-                    });
+                    offsets[pos] = Some(OffsetResult::written(partition, offset));
                 }
             }
             Err(e) => {

@@ -38,6 +38,18 @@ pub(crate) struct OffsetResult {
     pub(crate) error: Option<String>,
 }
 
+impl OffsetResult {
+    /// A record Kafka acknowledged at `offset`.
+    pub(crate) fn written(partition: i32, offset: i64) -> Self {
+        Self {
+            partition,
+            offset: Some(offset),
+            error_code: None,
+            error: None,
+        }
+    }
+}
+
 /// `{"offsets": [...]}`.
 #[derive(Debug, Serialize)]
 pub(crate) struct ProduceResponse {

@@ -1,4 +1,5 @@
-# The three functions, each with its own role holding only the actions it uses, and its log group.
+# The three functions, each with its own role holding only the actions it uses, and its log group;
+# and, with streams_function_url, kafka-proxy a second time for event streams (streams.tf).
 
 locals {
   # Seconds each function may run: kafka-proxy stays under API Gateway's 30 s integration
@@ -8,10 +9,16 @@ locals {
     "token-issuer" = 60
     "authorizer"   = 10
   }
+
+  # Every Lambda function: its code (and role: the binary's), timeout and own settings.
+  lambdas = merge(
+    { for f in local.functions : f => { code = f, timeout = local.timeouts[f], environment = {} } },
+    var.streams_function_url ? { (local.streams_function) = local.streams_lambda } : {},
+  )
 }
 
 resource "aws_cloudwatch_log_group" "fn" {
-  for_each          = local.functions
+  for_each          = local.lambdas
   name              = "/aws/lambda/${var.name}-${each.key}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.hubgate.arn
@@ -39,7 +46,7 @@ data "aws_iam_policy_document" "fn" {
   statement {
     sid       = "OwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.fn[each.key].arn}:*"]
+    resources = [for k, l in local.lambdas : "${aws_cloudwatch_log_group.fn[k].arn}:*" if l.code == each.key]
   }
   statement {
     sid       = "ReadSasRules"
@@ -171,23 +178,23 @@ resource "aws_lambda_function" "fn" {
   # checkov:skip=CKV_AWS_116:Invoked synchronously only (API Gateway, Secrets Manager rotation, EventBridge retries itself); there are no asynchronous events for a dead-letter queue to keep.
   # checkov:skip=CKV_AWS_272:The zips are built from this repository by scripts/package-lambda; add an aws_lambda_code_signing_config when your pipeline signs them with AWS Signer.
   # checkov:skip=CKV_AWS_117:A VPC is needed only to reach a private Kafka; set subnet_ids to run the functions in one (vpc_config below).
-  for_each = local.functions
+  for_each = local.lambdas
 
   function_name                  = "${var.name}-${each.key}"
   description                    = "hubgate ${each.key}"
-  role                           = aws_iam_role.fn[each.key].arn
+  role                           = aws_iam_role.fn[each.value.code].arn
   runtime                        = "provided.al2023"
   handler                        = "bootstrap"
   architectures                  = [var.architecture]
-  filename                       = "${local.lambda_dir}/${each.key}/bootstrap.zip"
-  source_code_hash               = filebase64sha256("${local.lambda_dir}/${each.key}/bootstrap.zip")
+  filename                       = "${local.lambda_dir}/${each.value.code}/bootstrap.zip"
+  source_code_hash               = filebase64sha256("${local.lambda_dir}/${each.value.code}/bootstrap.zip")
   memory_size                    = var.memory_mb
-  timeout                        = local.timeouts[each.key]
+  timeout                        = each.value.timeout
   reserved_concurrent_executions = var.reserved_concurrency
   kms_key_arn                    = aws_kms_key.hubgate.arn
 
   environment {
-    variables = local.environment
+    variables = merge(local.environment, each.value.environment)
   }
 
   tracing_config {

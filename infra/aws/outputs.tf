@@ -17,3 +17,8 @@ output "kms_key_arn" {
   description = "The KMS key encrypting the secret, the functions' environment and the logs."
   value       = aws_kms_key.hubgate.arn
 }
+
+output "streams_url" {
+  description = "Base URL of the event-stream function (streams_function_url): e.g. <streams_url>/<hub>/consumergroups/$Default/stream. Empty when off."
+  value       = var.streams_function_url ? aws_lambda_function_url.streams[0].function_url : ""
+}

@@ -188,3 +188,19 @@ variable "memory_mb" {
   type        = number
   default     = 256
 }
+
+variable "streams_function_url" {
+  description = "Serve event streams (GET …/stream, Server-Sent Events) from a second kafka-proxy function behind a Lambda function URL with response streaming (API Gateway HTTP APIs cannot stream). Output: streams_url."
+  type        = bool
+  default     = false
+}
+
+variable "streams_timeout_seconds" {
+  description = "Timeout of the streams function: the longest one stream lasts before the client reconnects with Last-Event-ID (at most 900)."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.streams_timeout_seconds >= 10 && var.streams_timeout_seconds <= 900
+    error_message = "streams_timeout_seconds must be from 10 to 900."
+  }
+}

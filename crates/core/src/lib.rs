@@ -4,11 +4,12 @@
 //! client, no cloud SDK: the fuzz targets and the credential benchmarks build on this alone.
 //!
 //! Module layering (no cycles): `sas` ← `names`; `rights` ← `groups`; `sas`, `rights`,
-//! `groups`, `jwt` ← `authz` ← `routes`; `json` ← `bodies`; `jwt` stands alone.
+//! `groups`, `jwt` ← `authz` ← `routes`; `json` ← `bodies`; `routes` ← `streams`; `jwt` and `cors` stand alone.
 
 pub mod authz;
 pub mod bodies;
 pub mod certs;
+pub mod cors;
 /// Fuzz target bodies; public only with the `fuzzing` feature (used by `fuzz/`).
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -21,6 +22,7 @@ pub mod names;
 pub mod rights;
 pub mod routes;
 pub mod sas;
+pub mod streams;
 #[cfg(test)]
 mod testing;
 pub mod units;

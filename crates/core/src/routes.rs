@@ -152,6 +152,16 @@ impl Route {
         self.id.function()
     }
 
+    /// Whether the route answers with an event stream (`text/event-stream`). Only these
+    /// routes take a credential in the query (`access_token`, RFC 6750 §2.3), because a
+    /// browser's `EventSource` cannot set headers.
+    pub const fn is_stream(&self) -> bool {
+        matches!(
+            self.id,
+            RouteId::KafkaProxy(ProxyRoute::StreamPartition | ProxyRoute::StreamHub)
+        )
+    }
+
     /// Whether literal segments match in any ASCII case (the Event Hubs paths).
     fn keywords_any_case(&self) -> bool {
         self.path.starts_with("/{hub}/")
@@ -273,6 +283,10 @@ route_table! {
         ReadEvents = Get "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/messages" On(Listen, ConsumerGroup);
         GetCheckpoint = Get "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint" On(Listen, ConsumerGroup);
         PutCheckpoint = Put "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/checkpoint" On(Listen, ConsumerGroup);
+        /// Server-Sent Events from one partition (`text/event-stream`).
+        StreamPartition = Get "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/stream" On(Listen, ConsumerGroup);
+        /// Server-Sent Events from every partition of the hub.
+        StreamHub = Get "/{hub}/consumergroups/{consumergroup}/stream" On(Listen, ConsumerGroup);
     }
     /// The routes of `token-issuer`.
     TokenIssuer(IssuerRoute) {

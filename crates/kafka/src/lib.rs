@@ -823,6 +823,16 @@ impl Kafka {
         Ok(())
     }
 
+    /// The partition's end offset as its watch last saw it, without asking Kafka: `None`
+    /// when no one waited on the partition yet (or not seen yet). A stream that reads many
+    /// partitions fetches only those whose end is past its position.
+    pub fn known_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.watches
+            .existing(topic, partition)
+            .map(|w| w.end())
+            .filter(|e| *e >= 0)
+    }
+
     /// How many Kafka produce requests this handle has sent (tests, benchmarks).
     pub fn produce_requests(&self) -> u64 {
         self.produce_requests.load(Ordering::Relaxed)

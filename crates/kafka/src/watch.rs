@@ -31,6 +31,11 @@ pub(super) struct Watch {
 }
 
 impl Watch {
+    /// The end offset last seen (-1 before the first look).
+    pub(super) fn end(&self) -> i64 {
+        self.end.load(Ordering::Acquire)
+    }
+
     /// Records an end offset an append of this process reached, and wakes waiters when it
     /// grew.
     pub(super) fn saw(&self, end: i64) {

@@ -24,7 +24,9 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 23] = [
+const ENV_KEYS: [&str; 25] = [
+    "streams",
+    "cors",
     "namespace",
     "hubs",
     "rules",
@@ -172,6 +174,47 @@ pub struct Config {
     /// Authorizer settings.
     #[serde(default)]
     pub authorizer: AuthorizerConfig,
+    /// Server-Sent Event streams (`[streams]`).
+    #[serde(default)]
+    pub streams: StreamsConfig,
+    /// Cross-origin requests from browsers (`[cors]`; off unless origins are configured).
+    #[serde(default)]
+    pub cors: crate::cors::CorsConfig,
+}
+
+/// Server-Sent Event streams (`GET …/stream`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Most streams open at once on this instance; more get 429.
+    pub max_open: usize,
+    /// A comment line is sent on a stream that had nothing else to send for this long, so
+    /// that proxies and load balancers keep it open (ms).
+    #[serde(rename = "heartbeat_ms", deserialize_with = "millis")]
+    pub heartbeat: Duration,
+    /// The reconnection delay a stream asks browsers to use (`retry:`, ms).
+    #[serde(rename = "retry_ms", deserialize_with = "millis")]
+    pub retry: Duration,
+    /// A stream is closed after this long (seconds), without a final event: the client
+    /// reconnects with `Last-Event-ID` (an `EventSource` does so itself). On AWS Lambda the
+    /// invocation's own deadline comes first.
+    #[serde(rename = "max_duration_secs", deserialize_with = "seconds")]
+    pub max_duration: Duration,
+    /// How often an open stream checks that its consumer group still exists (ms).
+    #[serde(rename = "group_check_ms", deserialize_with = "millis")]
+    pub group_check: Duration,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            max_open: 10_000,
+            heartbeat: Duration::from_secs(15),
+            retry: Duration::from_secs(1),
+            max_duration: Duration::from_secs(3600),
+            group_check: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Authorizer settings.
@@ -406,6 +449,17 @@ impl Config {
         {
             return Err(ConfigError::Invalid("limits must be greater than 0".into()));
         }
+        let st = &self.streams;
+        if st.max_open == 0
+            || st.heartbeat.is_zero()
+            || st.max_duration.is_zero()
+            || st.group_check.is_zero()
+        {
+            return Err(ConfigError::Invalid(
+                "streams.max_open, heartbeat_ms, max_duration_secs and group_check_ms must be greater than 0".into(),
+            ));
+        }
+        self.cors.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -336,6 +336,25 @@ impl ConsumerGroups {
         self.found_fresh(hub, group).await.map(|_| ())
     }
 
+    /// The group's generation (see [`found_fresh`](Self::found_fresh)): the group open
+    /// streams read through is gone when this fails with [`GroupError::NotFound`] or
+    /// changes (deleted and created again).
+    pub async fn generation(&self, hub: &str, group: &str) -> Result<i64, GroupError> {
+        self.found_fresh(hub, group).await.map(|(g, _)| g)
+    }
+
+    /// The group's generation and its checkpoints (next offsets by partition), read up to
+    /// date, at once.
+    pub async fn generation_and_checkpoints(
+        &self,
+        hub: &str,
+        group: &str,
+    ) -> Result<(i64, Vec<Checkpoint>), GroupError> {
+        let checkpoints = self.checkpoints(hub, group).await?;
+        let (generation, _) = self.found(hub, group)?;
+        Ok((generation, checkpoints))
+    }
+
     /// The group's checkpoints on `hub`, read up to date (see [`Table::sync`]), by partition.
     pub async fn checkpoints(&self, hub: &str, group: &str) -> Result<Vec<Checkpoint>, GroupError> {
         self.table.sync().await?;

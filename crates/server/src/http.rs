@@ -471,8 +471,13 @@ where
     let decision = match match_path(request.uri().path()) {
         Some(m) if m.template == route.path => {
             let certificate = request.extensions().get::<ClientCertificate>();
+            let in_query = match query_credential(route, request.uri().query(), request.headers()) {
+                Ok(headers) => headers,
+                Err(e) => return e.into_response(),
+            };
+            let headers = in_query.as_ref().unwrap_or(request.headers());
             access
-                .decide(route, &m.params(), request.headers(), certificate)
+                .decide(route, &m.params(), headers, certificate)
                 .await
         }
         // The normalizing layer sent a path of another template: a defect.
@@ -490,6 +495,48 @@ where
         }
         Err(refusal) => ApiError::from(refusal).into_response(),
     }
+}
+
+/// The query parameter of a stream route that may carry the credential (RFC 6750 §2.3):
+/// a browser's `EventSource` cannot set headers. Never logged: the request's log line holds
+/// the path only.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
+/// For a stream route whose query has an [`ACCESS_TOKEN_PARAM`]: the request's headers with
+/// that credential as `Authorization` (a SAS token as is, anything else as a bearer token).
+/// A credential in both places is refused (RFC 6750 §2: one method per request).
+fn query_credential(
+    route: &Route,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Result<Option<http::HeaderMap>, ApiError> {
+    let Some(query) = query.filter(|_| route.is_stream()) else {
+        return Ok(None);
+    };
+    let Some(token) = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == ACCESS_TOKEN_PARAM)
+        .map(|(_, v)| v)
+    else {
+        return Ok(None);
+    };
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::BadRequest(format!(
+            "send the credential either in the Authorization header or in the {ACCESS_TOKEN_PARAM} query parameter, not both"
+        )));
+    }
+    let token = token.trim();
+    let value = if token
+        .get(..hubgate_core::sas::SCHEME.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(hubgate_core::sas::SCHEME))
+    {
+        HeaderValue::from_str(token)
+    } else {
+        HeaderValue::from_str(&format!("Bearer {token}"))
+    }
+    .map_err(|_| ApiError::Unauthorized(AuthError::NotText))?;
+    let mut headers = headers.clone();
+    headers.insert(header::AUTHORIZATION, value);
+    Ok(Some(headers))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Grant {
@@ -513,11 +560,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Grant {
 /// `Router::layer` boxes each layer separately, and every request then cloned each box and,
 /// through it, every box inside (about 20 of a request's 130 allocations, measured with a
 /// `malloc` uprobe).
-pub fn serve(routes: axum::Router) -> axum::Router {
+///
+/// `cors` (from [`crate::cors::CorsConfig::layer`]) answers preflights and adds the CORS
+/// headers to every answer, errors included; `None` leaves CORS off.
+pub fn serve(routes: axum::Router, cors: Option<crate::cors::CorsByHubLayer>) -> axum::Router {
     let inner = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    axum::Router::new().fallback_service(with_request_layers(inner))
+    axum::Router::new().fallback_service(with_request_layers(inner, cors))
 }
 
 async fn not_found() -> ApiError {
@@ -586,6 +636,7 @@ impl tower_http::request_id::MakeRequestId for NewRequestId {
 /// latency.
 fn with_request_layers(
     router: axum::Router,
+    cors: Option<crate::cors::CorsByHubLayer>,
 ) -> impl tower::Service<
     Request,
     Response = Response,
@@ -626,6 +677,8 @@ fn with_request_layers(
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .map_response(log_errors)
+        .option_layer(cors)
+        .map_response(IntoResponse::into_response)
         .layer(axum::middleware::from_fn(normalize))
         .service(router)
 }

@@ -9,6 +9,7 @@ pub mod broker_tokens;
 pub mod clients;
 pub mod config;
 pub mod consumer_groups;
+pub mod cors;
 pub mod credential_cache;
 pub mod gate;
 pub mod groups;

@@ -556,10 +556,89 @@ fn operation(route: &Route) -> Operation {
                 "setCheckpoint",
                 "consumergroups",
                 "Store the group's checkpoint",
-                "Listen on the hub or the group. `offset` is the next offset to read: a read's `next_offset`.",
+                "Listen on the hub or the group. `offset` is the next offset to read: a read's `next_offset`; or `last_event_id`, the id of the last stream event processed.",
+            )
+        },
+        RouteId::KafkaProxy(ProxyRoute::StreamPartition) => Operation {
+            query: stream_query(true),
+            responses: stream_responses(),
+            ..op(
+                "streamPartition",
+                "consumergroups",
+                "Stream one partition's events (Server-Sent Events)",
+                "Listen on the hub or the group. `text/event-stream`: each event's `data` is an `Event` with its `partition`, its `id` the event's offset. Starts after `Last-Event-ID` (header, or `last_event_id`), else at `offset` or `start`, else the group's checkpoint, else the earliest event. Ends with an `end` event when the credential expires, the group is deleted or the hub is gone.",
+            )
+        },
+        RouteId::KafkaProxy(ProxyRoute::StreamHub) => Operation {
+            query: stream_query(false),
+            responses: stream_responses(),
+            ..op(
+                "streamHub",
+                "consumergroups",
+                "Stream every partition's events (Server-Sent Events)",
+                "Listen on the hub or the group. As the one-partition stream; each event's `id` lists every partition's last delivered offset (`0:41,1:-1`), so any instance resumes the whole stream from it.",
             )
         },
     }
+}
+
+/// The query of a stream route.
+fn stream_query(one_partition: bool) -> Vec<Value> {
+    let mut q = vec![
+        query(
+            "start",
+            "Where to start without an event id (and `offset`): `earliest` or `latest`. Default: the group's checkpoints, else the earliest event.",
+            json!({ "type": "string", "enum": ["earliest", "latest"] }),
+        ),
+        query(
+            "last_event_id",
+            "Resume after this event id (a new `EventSource` cannot send `Last-Event-ID`; the header wins).",
+            json!({ "type": "string", "maxLength": hubgate_core::streams::MAX_QUERY_ID_LEN }),
+        ),
+        query(
+            "access_token",
+            "The credential, for clients that cannot set `Authorization` (`EventSource`): a SAS token or a bearer token. Never logged; only on stream routes.",
+            json!({ "type": "string" }),
+        ),
+    ];
+    if one_partition {
+        q.insert(
+            0,
+            query(
+                "offset",
+                "The next offset to read (not with `start`).",
+                json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+            ),
+        );
+    }
+    q
+}
+
+fn stream_responses() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "200",
+            json!({
+                "description": "An event stream (`retry:` first, `: heartbeat` comments while idle). The schema is one event's (OpenAPI 3.2 calls it `itemSchema`): `data` is JSON, a `StreamEvent`, or a `StreamEnd` in the final `end` event.",
+                "content": { "text/event-stream": { "schema": {
+                    "type": "object", "required": ["data"],
+                    "properties": {
+                        "event": { "type": "string", "enum": ["message", "end"] },
+                        "id": { "type": "string", "pattern": r"^(-1|0|[1-9][0-9]*)$|^((0|[1-9][0-9]*):(-1|0|[1-9][0-9]*))(,(0|[1-9][0-9]*):(-1|0|[1-9][0-9]*))*$" },
+                        "retry": { "type": "integer", "minimum": 0 },
+                        "data": {
+                            "type": "string", "contentMediaType": "application/json",
+                            "contentSchema": { "oneOf": [schema_ref("StreamEvent"), schema_ref("StreamEnd")] }
+                        }
+                    }
+                } } }
+            }),
+        ),
+        (
+            "429",
+            error("Too many streams are open on this instance (`streams.max_open`)."),
+        ),
+    ]
 }
 
 fn operation_object(route: &Route) -> Value {
@@ -809,8 +888,12 @@ fn schemas() -> Value {
             }
         },
         "SetCheckpoint": {
-            "type": "object", "required": ["offset"], "additionalProperties": false,
-            "properties": { "offset": { "type": "integer", "minimum": 0, "maximum": i64::MAX, "description": "The next offset to read; at most the partition's end offset." } }
+            "type": "object", "additionalProperties": false,
+            "oneOf": [{ "required": ["offset"] }, { "required": ["last_event_id"] }],
+            "properties": {
+                "offset": { "type": "integer", "minimum": 0, "maximum": i64::MAX, "description": "The next offset to read; at most the partition's end offset." },
+                "last_event_id": { "type": "string", "description": "The id of the last stream event processed: the checkpoint is the partition's next offset after it." }
+            }
         },
         "Checkpoint": {
             "type": "object", "required": ["hub", "consumer_group", "partition", "offset", "updated_at", "updated_by"],
@@ -824,6 +907,19 @@ fn schemas() -> Value {
     // Added after: one `json!` this large exceeds the macro's recursion limit.
     schemas["Broker"] = broker;
     schemas["PartitionMetadata"] = partition_metadata;
+    schemas["StreamEvent"] = json!({
+        "allOf": [
+            schema_ref("Event"),
+            { "type": "object", "required": ["partition"], "properties": { "partition": partition } }
+        ]
+    });
+    schemas["StreamEnd"] = json!({
+        "type": "object", "required": ["reason", "message"],
+        "properties": {
+            "reason": { "type": "string", "enum": ["credential_expired", "consumer_group_deleted", "hub_deleted"] },
+            "message": { "type": "string" }
+        }
+    });
     schemas
 }
 

@@ -18,7 +18,12 @@ use tracing_subscriber::EnvFilter;
 /// Where the process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Lambda,
+    /// AWS Lambda. `streaming`: answers as a response stream (`HUBGATE_LAMBDA_RESPONSE_STREAMING=true`),
+    /// for a function URL whose invoke mode is `RESPONSE_STREAM` (event streams need it; API
+    /// Gateway HTTP APIs invoke buffered, so a streaming function is deployed on its own).
+    Lambda {
+        streaming: bool,
+    },
     Azure {
         port: u16,
         server: ServerConfig,
@@ -41,7 +46,9 @@ impl Mode {
         tls: Option<TlsConfig>,
     ) -> Result<Self, RuntimeError> {
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            return Ok(Self::Lambda);
+            let streaming = std::env::var("HUBGATE_LAMBDA_RESPONSE_STREAMING")
+                .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
+            return Ok(Self::Lambda { streaming });
         }
         if let Ok(port) = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
             let port = port
@@ -73,9 +80,15 @@ pub fn azure_router(router: Router) -> Router {
 /// Serves `router` in the detected mode until SIGTERM / Ctrl-C.
 pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
     match mode {
-        Mode::Lambda => {
+        Mode::Lambda { streaming: false } => {
             tracing::info!("starting as an AWS Lambda function");
             lambda_http::run(router)
+                .await
+                .map_err(|e| RuntimeError::Lambda(e.to_string()))
+        }
+        Mode::Lambda { streaming: true } => {
+            tracing::info!("starting as an AWS Lambda function with response streaming");
+            lambda_http::run_with_streaming_response(router)
                 .await
                 .map_err(|e| RuntimeError::Lambda(e.to_string()))
         }
@@ -140,7 +153,16 @@ where
     }
 }
 
-/// Like [`serve`], but on Lambda also accepts non-HTTP events, handled by `on_event`
+/// The moment the current AWS Lambda invocation must have answered by (from the request's
+/// Lambda context; `None` outside Lambda). Event streams end before it.
+pub fn invocation_deadline(extensions: &http::Extensions) -> Option<std::time::SystemTime> {
+    use lambda_http::RequestExt as _;
+    let context = extensions.lambda_context_ref()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline))
+}
+
+/// Like [`serve`], but on Lambda also accepts non-HTTP events (a response-streaming
+/// function, reached through its URL only, gets HTTP alone), handled by `on_event`
 /// (elsewhere only HTTP exists, so `on_event` is unused there).
 pub async fn serve_with_events<F, Fut>(
     router: Router,
@@ -152,7 +174,7 @@ where
     Fut: Future<Output = Result<serde_json::Value, BoxError>> + Send + 'static,
 {
     match mode {
-        Mode::Lambda => {
+        Mode::Lambda { streaming: false } => {
             tracing::info!("starting as an AWS Lambda function (HTTP and other events)");
             let handler = lambda_http::service_fn(
                 move |event: lambda_http::LambdaEvent<serde_json::Value>| {
@@ -274,7 +296,7 @@ pub async fn start(
     init_tracing();
     let mut config = args.load()?;
     let mode = Mode::detect(config.listen, config.server, config.tls.clone())?;
-    if matches!(mode, Mode::Lambda) {
+    if matches!(mode, Mode::Lambda { .. }) {
         // One request per instance at a time: nothing to combine, so produce directly.
         config.kafka.coalesce = false;
     }

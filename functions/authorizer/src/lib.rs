@@ -28,6 +28,8 @@ pub struct AuthorizerState {
     pub clients: Clients,
     /// `authorizer.http_endpoint`: whether `POST /v1/authorize` answers.
     pub http_endpoint: bool,
+    /// `[cors]`.
+    pub cors: Option<hubgate_server::cors::CorsByHubLayer>,
 }
 
 impl AuthorizerState {
@@ -35,6 +37,7 @@ impl AuthorizerState {
         Self {
             clients: clients.clone(),
             http_endpoint: config.authorizer.http_endpoint,
+            cors: config.cors.layer(),
         }
     }
 }
@@ -158,7 +161,8 @@ pub fn routes(state: Arc<AuthorizerState>) -> Router {
 /// The authorizer app: `POST /v1/authorize` (200 with the decision in the body; 404 unless
 /// `authorizer.http_endpoint` is on).
 pub fn app(state: Arc<AuthorizerState>) -> Router {
-    hubgate_server::http::serve(routes(state))
+    let cors = state.cors.clone();
+    hubgate_server::http::serve(routes(state), cors)
 }
 
 async fn authorize(

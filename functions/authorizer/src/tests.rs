@@ -30,6 +30,7 @@ fn state_with(http_endpoint: bool) -> Arc<AuthorizerState> {
     Arc::new(AuthorizerState {
         clients,
         http_endpoint,
+        cors: None,
     })
 }
 

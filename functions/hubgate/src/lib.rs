@@ -13,8 +13,9 @@ use token_issuer::IssuerState;
 pub fn app(config: Arc<Config>, clients: &Clients) -> axum::Router {
     let proxy = kafka_proxy::routes(Arc::new(ProxyState::new(Arc::clone(&config), clients)));
     let authorizer = authorizer::routes(Arc::new(AuthorizerState::new(&config, clients)));
+    let cors = config.cors.layer();
     let issuer = token_issuer::routes(Arc::new(IssuerState::new(config, clients)));
-    hubgate_server::http::serve(proxy.merge(issuer).merge(authorizer))
+    hubgate_server::http::serve(proxy.merge(issuer).merge(authorizer), cors)
 }
 
 /// Handles a non-HTTP Lambda event: API Gateway authorizer events go to the authorizer,

@@ -101,11 +101,13 @@ fn string_map(e: &Expression) -> BTreeMap<String, String> {
 }
 
 /// `METHOD /path` → function, for every route a public API serves: all but the authorizer's
-/// own endpoint (for other gateways; on AWS the function is the API's authorizer).
+/// own endpoint (for other gateways; on AWS the function is the API's authorizer) and the
+/// event streams (an HTTP API buffers a Lambda answer and the Functions host a custom
+/// handler's: on AWS they have a function URL of their own, `aws_streams_function_url_ok`).
 fn public_routes() -> BTreeMap<String, String> {
     ROUTES
         .iter()
-        .filter(|r| r.function() != Function::Authorizer)
+        .filter(|r| r.function() != Function::Authorizer && !r.is_stream())
         .map(|r| {
             (
                 format!("{} {}", r.method, r.path),
@@ -129,10 +131,25 @@ fn aws_every_function_has_a_lambda_ok() {
     let lambda = resource(&tf, "aws_lambda_function", "fn");
     assert_eq!(
         hcl::format::to_string(attribute(lambda, "for_each")).unwrap(),
-        "local.functions"
+        "local.lambdas"
     );
     for (name, want) in [("runtime", "provided.al2023"), ("handler", "bootstrap")] {
         assert_eq!(string(attribute(lambda, name)), want, "{name}");
+    }
+}
+
+#[test]
+fn aws_streams_function_url_ok() {
+    let tf = module("infra/aws");
+    assert!(ROUTES.iter().any(hubgate_server::routes::Route::is_stream));
+    let url = resource(&tf, "aws_lambda_function_url", "streams");
+    assert_eq!(string(attribute(url, "invoke_mode")), "RESPONSE_STREAM");
+    let streams = hcl::format::to_string(local(&tf, "streams_lambda")).unwrap();
+    for want in [
+        "code = \"kafka-proxy\"",
+        "HUBGATE_LAMBDA_RESPONSE_STREAMING = \"true\"",
+    ] {
+        assert!(streams.contains(want), "{want} in {streams}");
     }
 }
 

@@ -225,15 +225,20 @@ pub(crate) async fn read_messages(
     Ok(response)
 }
 
-/// `PUT …/checkpoint` body.
+/// `PUT …/checkpoint` body: `offset` or `last_event_id`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetCheckpoint {
-    offset: i64,
+    offset: Option<i64>,
+    /// The id of the last event processed from a stream (`hubgate_core::streams`).
+    last_event_id: Option<String>,
 }
 
+const CHECKPOINT_BODY: &str = r#"checkpoint body: expected {"offset": <next offset to read>} or {"last_event_id": "<id of the last event processed>"}"#;
+
 /// `PUT /{hub}/consumergroups/{group}/partitions/{p}/checkpoint` `{"offset": O}`: O is the
-/// next offset to read (a read's `next_offset`), from 0 to the partition's end offset.
+/// next offset to read (a read's `next_offset`), from 0 to the partition's end offset; or
+/// `{"last_event_id": ID}`, a stream event's id: the partition's next offset after it.
 pub(crate) async fn put_checkpoint(
     State(s): AppState,
     grant: Grant,
@@ -241,19 +246,23 @@ pub(crate) async fn put_checkpoint(
 ) -> Result<Response, ApiError> {
     let (hub, group) = (grant.params.hub()?, grant.params.consumer_group()?);
     let (partition, principal) = (grant.params.partition()?, &grant.principal);
-    let body: SetCheckpoint = parse_object(
-        &read_body(body, BODY_LIMIT).await?,
-        r#"checkpoint body: expected {"offset": <next offset to read>}"#,
-    )?;
+    let body: SetCheckpoint = parse_object(&read_body(body, BODY_LIMIT).await?, CHECKPOINT_BODY)?;
+    let offset = match (body.offset, body.last_event_id) {
+        (Some(offset), None) => offset,
+        (None, Some(id)) => hubgate_core::streams::EventId::parse(&id)
+            .and_then(|id| id.next_offset(partition))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        _ => return Err(ApiError::BadRequest(CHECKPOINT_BODY.into())),
+    };
     let latest = s.kafka.end_offset(hub, partition).await?;
-    if !(0..=latest).contains(&body.offset) {
+    if !(0..=latest).contains(&offset) {
         return Err(ApiError::BadRequest(format!(
             "offset must be from 0 to the partition's end offset {latest}"
         )));
     }
     let checkpoint = s
         .consumer_groups
-        .set_checkpoint(hub, group, partition, body.offset, &principal.name())
+        .set_checkpoint(hub, group, partition, offset, &principal.name())
         .await?;
     Ok(ApiJson(checkpoint).into_response())
 }

@@ -9,6 +9,7 @@ mod hdinsight;
 mod produce;
 mod read;
 mod records;
+mod stream;
 
 pub use eventhubs::{BATCH_CONTENT_TYPE, PUBLISHER_HEADER};
 
@@ -47,6 +48,8 @@ pub struct ProxyState {
     pub consumer_groups: Arc<ConsumerGroups>,
     /// Permits for reads waiting for events (`limits.max_waiting_reads`).
     pub waiting_reads: Arc<tokio::sync::Semaphore>,
+    /// Permits for open event streams (`streams.max_open`).
+    pub open_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl ProxyState {
@@ -63,6 +66,7 @@ impl ProxyState {
             idempotency,
             consumer_groups: Arc::clone(&clients.consumer_groups),
             waiting_reads: Arc::new(tokio::sync::Semaphore::new(config.limits.max_waiting_reads)),
+            open_streams: Arc::new(tokio::sync::Semaphore::new(config.streams.max_open)),
             config,
         }
     }
@@ -120,6 +124,8 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
         R::ReadEvents => on(m, consumer::read_messages),
         R::GetCheckpoint => on(m, consumer::get_checkpoint),
         R::PutCheckpoint => on(m, consumer::put_checkpoint),
+        R::StreamPartition => on(m, stream::partition),
+        R::StreamHub => on(m, stream::hub),
     })
     .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
     .with_state(state)
@@ -127,7 +133,8 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
 
 /// The kafka-proxy app: [`routes`] behind the serving layers.
 pub fn app(state: Arc<ProxyState>) -> Router {
-    hubgate_server::http::serve(routes(state))
+    let cors = state.config.cors.layer();
+    hubgate_server::http::serve(routes(state), cors)
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 description of every function's routes (no

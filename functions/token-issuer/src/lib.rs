@@ -57,7 +57,8 @@ pub fn routes(state: Arc<IssuerState>) -> Router {
 
 /// The token-issuer app: [`routes`] behind the serving layers.
 pub fn app(state: Arc<IssuerState>) -> Router {
-    hubgate_server::http::serve(routes(state))
+    let cors = state.config.cors.layer();
+    hubgate_server::http::serve(routes(state), cors)
 }
 
 /// `POST /v1/tokens`: Manage on the hub (or the namespace). The route's layer has checked

@@ -841,6 +841,41 @@ mod tests {
         assert!(r.extensions().get::<ErrorReport>().is_none());
     }
 
+    #[test]
+    fn query_credential_stream_routes_only_ok() {
+        use crate::routes::{ProxyRoute, RouteId};
+        let stream = RouteId::KafkaProxy(ProxyRoute::StreamHub).route();
+        let read = RouteId::KafkaProxy(ProxyRoute::ReadEvents).route();
+        let none = http::HeaderMap::new();
+        let sas = "access_token=SharedAccessSignature%20sr%3Dx%26sig%3Dy&start=latest";
+        let h = query_credential(stream, Some(sas), &none).unwrap().unwrap();
+        assert_eq!(h[header::AUTHORIZATION], "SharedAccessSignature sr=x&sig=y");
+        let h = query_credential(stream, Some("access_token=eyJ.a.b"), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h[header::AUTHORIZATION], "Bearer eyJ.a.b");
+        // Not a stream route, or no parameter: the request's own headers.
+        assert!(query_credential(read, Some(sas), &none).unwrap().is_none());
+        assert!(
+            query_credential(stream, Some("start=latest"), &none)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn query_credential_in_two_places_fails() {
+        use crate::routes::{ProxyRoute, RouteId};
+        let stream = RouteId::KafkaProxy(ProxyRoute::StreamPartition).route();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        let e = query_credential(stream, Some("access_token=y"), &headers).unwrap_err();
+        assert!(matches!(e, ApiError::BadRequest(_)), "{e:?}");
+        let e = query_credential(stream, Some("access_token=a%0Ab"), &http::HeaderMap::new())
+            .unwrap_err();
+        assert_eq!(e.status_and_code().0, StatusCode::UNAUTHORIZED);
+    }
+
     #[tokio::test]
     async fn api_error_kafka_hides_detail_and_sets_retry_after_ok() {
         let (status, v, r) = body_of(ApiError::Kafka(KafkaError::Timeout)).await;

@@ -72,6 +72,19 @@ resource "aws_apigatewayv2_route" "route" {
   authorizer_id      = aws_apigatewayv2_authorizer.hubgate.id
 }
 
+# CORS preflights (cors_allowed_origins): OPTIONS carries no credential, so it skips the
+# authorizer and reaches kafka-proxy, whose [cors] layer answers it before any route or
+# credential check (hubgate's own CORS answers, not API Gateway's cors_configuration, which
+# would replace them and cannot hold per-hub policies).
+resource "aws_apigatewayv2_route" "preflight" {
+  #checkov:skip=CKV_AWS_309:preflights carry no credential by the Fetch standard; hubgate answers them with CORS headers only, never data
+  count              = length(var.cors_allowed_origins) > 0 ? 1 : 0
+  api_id             = aws_apigatewayv2_api.hubgate.id
+  route_key          = "OPTIONS /{proxy+}"
+  target             = "integrations/${aws_apigatewayv2_integration.fn["kafka-proxy"].id}"
+  authorization_type = "NONE"
+}
+
 # GET /openapi.json, the API description, is public: clients and tools fetch it without a
 # credential (API Gateway would answer 401 before the authorizer ran, Authorization being an
 # identity source).

@@ -86,7 +86,9 @@ locals {
     # function's 29 s timeout, with time left for the read itself.
     HUBGATE_LIMITS__MAX_WAIT_MS = "25000"
     RUST_LOG                    = var.log_level
-  }, local.kafka_sasl, var.extra_environment)
+    },
+    length(var.cors_allowed_origins) > 0 ? { HUBGATE_CORS__ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) } : {},
+  local.kafka_sasl, var.extra_environment)
 
   in_vpc = length(var.subnet_ids) > 0
 }

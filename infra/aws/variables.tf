@@ -204,3 +204,9 @@ variable "streams_timeout_seconds" {
     error_message = "streams_timeout_seconds must be from 10 to 900."
   }
 }
+
+variable "cors_allowed_origins" {
+  description = "Origins whose browser pages may call hubgate (HUBGATE_CORS__ALLOWED_ORIGINS: exact, or https://*.example.com); also routes OPTIONS preflights past the authorizer to kafka-proxy, which answers them. Empty: CORS off. Per-hub policies: extra_environment or a config file (README, Cross-origin requests)."
+  type        = list(string)
+  default     = []
+}

@@ -64,7 +64,8 @@ fn every_route(topic: &str, manage: &str) -> Vec<Call> {
         body,
         status,
     };
-    let calls = vec![
+    let calls =
+        vec![
         call("GET", "/openapi.json".into(), None, 200),
         call("GET", "/v1/status".into(), None, 200),
         call("GET", "/v1/metadata/brokers".into(), None, 200),
@@ -149,6 +150,9 @@ fn every_route(topic: &str, manage: &str) -> Vec<Call> {
             200,
         ),
         call("GET", format!("{group}/partitions/0/checkpoint"), None, 200),
+        // Event streams: closed after a second here (streams.max_duration_secs).
+        call("GET", format!("{group}/partitions/0/stream?offset=0"), None, 200),
+        call("GET", format!("{group}/stream"), None, 200),
         call("DELETE", group.clone(), None, 200),
         call(
             "POST",
@@ -225,7 +229,10 @@ async fn https_http2_http1_and_device_certificates_ok() {
     std::fs::write(&devices_file, devices.pem()).unwrap();
 
     let broker = SharedKafka::get();
-    let base = test_config_toml(&broker.bootstrap(), "revocation_refresh_ms = 500");
+    let base = test_config_toml(
+        &broker.bootstrap(),
+        "revocation_refresh_ms = 500\n[streams]\nmax_duration_secs = 1",
+    );
     let config = hubgate_server::Config::from_toml(&base).unwrap();
     let tls = format!(
         r#"

@@ -60,17 +60,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// One reader of `partition` on `base` until `stop`, recording every event's arrival.
-async fn reader(
+/// Where a reader reads, and where it reports.
+struct Reader {
     kind: Kind,
     client: reqwest::Client,
     base: String,
     token: String,
     partition: i32,
+    /// The first offset to read.
     from: i64,
     arrivals: Arrivals,
+    /// Counts readers whose request is out.
     opened: Arc<std::sync::atomic::AtomicUsize>,
-) {
+}
+
+/// One reader until aborted, recording every event's arrival.
+async fn reader(r: Reader) {
+    let Reader {
+        kind,
+        client,
+        base,
+        token,
+        partition,
+        from,
+        arrivals,
+        opened,
+    } = r;
     let record = |body: &Value| {
         if let Some(seq) = body.as_str().and_then(|b| b.parse::<u64>().ok()) {
             arrivals.lock().unwrap().push((seq, Instant::now()));
@@ -239,16 +254,16 @@ async fn scenario(args: &Args, kafka: &KafkaCluster, kind: Kind, readers: usize)
     let mut tasks = Vec::with_capacity(readers);
     for i in 0..readers {
         let p = i32::try_from(i).unwrap() % PARTITIONS;
-        tasks.push(tokio::spawn(reader(
+        tasks.push(tokio::spawn(reader(Reader {
             kind,
-            client.clone(),
-            base_a.clone(),
-            manage.clone(),
-            p,
-            ends[usize::try_from(p).unwrap()],
-            Arc::clone(&arrivals),
-            Arc::clone(&opened),
-        )));
+            client: client.clone(),
+            base: base_a.clone(),
+            token: manage.clone(),
+            partition: p,
+            from: ends[usize::try_from(p).unwrap()],
+            arrivals: Arc::clone(&arrivals),
+            opened: Arc::clone(&opened),
+        })));
         if i % 250 == 249 {
             // Connections ramp up, as browsers arrive; the kernel's backlog stays short.
             tokio::time::sleep(Duration::from_millis(50)).await;

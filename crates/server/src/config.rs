@@ -459,6 +459,12 @@ impl Config {
                 "streams.max_open, heartbeat_ms, max_duration_secs and group_check_ms must be greater than 0".into(),
             ));
         }
+        if st.heartbeat >= self.server.idle_timeout {
+            // Streams write nothing else while idle: the listener would close them.
+            return Err(ConfigError::Invalid(
+                "streams.heartbeat_ms must be below server.idle_timeout_ms".into(),
+            ));
+        }
         self.cors.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
@@ -543,6 +549,22 @@ pub(crate) mod tests {
         assert_eq!(c.limits.max_publication_bytes, 1_048_576);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.rules.len(), 4);
+    }
+
+    #[test]
+    fn config_streams_bad_values_fails() {
+        for bad in [
+            "[streams]\nmax_open = 0",
+            "[streams]\nheartbeat_ms = 0",
+            "[streams]\nheartbeat_ms = 80000",
+            "[streams]\nheartbeat_ms = 5000\n[server]\nidle_timeout_ms = 5000",
+            "[cors]\nallowed_origins = [\"nope\"]",
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(matches!(e, ConfigError::Invalid(_)), "{bad}: {e}");
+        }
+        let ok = Config::from_toml("[streams]\nheartbeat_ms = 5000\nmax_open = 5").unwrap();
+        assert_eq!(ok.streams.max_open, 5);
     }
 
     #[test]

@@ -90,7 +90,8 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    fn start(config: &Path) -> Self {
+    /// `extra_env`: more `NAME=value` pairs for the functions, comma-separated (or empty).
+    fn start(config: &Path, extra_env: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
@@ -112,8 +113,9 @@ impl Watch {
             .arg(port.to_string())
             .arg("--env-var")
             .arg(format!(
-                "HUBGATE_CONFIG={},HUBGATE_LOG_FORMAT=text",
-                config.display()
+                "HUBGATE_CONFIG={},HUBGATE_LOG_FORMAT=text{}{extra_env}",
+                config.display(),
+                if extra_env.is_empty() { "" } else { "," }
             ))
             .current_dir(repo())
             .env("PATH", path)
@@ -210,7 +212,7 @@ async fn lambda_functions_under_cargo_lambda_ok() {
     let config_file = dir.path().join("hubgate.toml");
     std::fs::write(&config_file, &toml).unwrap();
     let started = Instant::now();
-    let watch = tokio::task::spawn_blocking(move || Watch::start(&config_file))
+    let watch = tokio::task::spawn_blocking(move || Watch::start(&config_file, ""))
         .await
         .unwrap();
     // The first call waits for `cargo lambda watch` to build and start the function.
@@ -343,4 +345,75 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         "{minted}"
     );
     assert_eq!(latest_offsets(&broker.bootstrap(), telemetry).await, [2]);
+}
+
+/// An event stream through the function URL of a response-streaming function
+/// (`HUBGATE_LAMBDA_RESPONSE_STREAMING`, as `infra/aws/streams.tf` deploys it): the events
+/// arrive as `text/event-stream`, and the stream ends by itself (here after
+/// `streams.max_duration_secs`; on AWS before the invocation's deadline).
+#[tokio::test]
+async fn lambda_event_stream_with_response_streaming_ok() {
+    let hub = &unique("live");
+    let broker = SharedKafka::get();
+    let toml = test_config_toml(&broker.bootstrap(), "[streams]\nmax_duration_secs = 2\n");
+    let config = hubgate_server::Config::from_toml(&toml).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("hubgate.toml");
+    std::fs::write(&config_file, &toml).unwrap();
+    let watch = tokio::task::spawn_blocking(move || {
+        Watch::start(&config_file, "HUBGATE_LAMBDA_RESPONSE_STREAMING=true")
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let manage = token_1h(&config, "manage", "");
+    // Every answer of a streaming function is streamed, the plain ones too.
+    let r = client
+        .put(watch.url("kafka-proxy", &format!("/v1/topics/{hub}")))
+        .header("authorization", &manage)
+        .json(&json!({ "partition_count": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        201,
+        "{}\n{}",
+        r.text().await.unwrap(),
+        watch.log()
+    );
+    for body in ["e0", "e1"] {
+        let r = client
+            .post(watch.url("kafka-proxy", &format!("/{hub}/messages")))
+            .header("authorization", &manage)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let started = Instant::now();
+    let r = client
+        .get(watch.url(
+            "kafka-proxy",
+            &format!("/{hub}/consumergroups/$Default/partitions/0/stream?offset=0"),
+        ))
+        .header("authorization", &manage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", watch.log());
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("retry: 1000\n"), "{text}");
+    for want in ["id: 0\n", "id: 1\n", "\"body\":\"e0\"", "\"body\":\"e1\""] {
+        assert!(text.contains(want), "{want} in {text}\n{}", watch.log());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the stream stayed open until max_duration_secs"
+    );
 }

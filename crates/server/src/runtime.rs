@@ -154,11 +154,14 @@ where
 }
 
 /// The moment the current AWS Lambda invocation must have answered by (from the request's
-/// Lambda context; `None` outside Lambda). Event streams end before it.
+/// Lambda context; `None` outside Lambda). Event streams end before it. A deadline already
+/// past is no deadline: a running invocation cannot have one, and emulators send other
+/// values (cargo-lambda's is the timeout itself, 600000, not a time).
 pub fn invocation_deadline(extensions: &http::Extensions) -> Option<std::time::SystemTime> {
     use lambda_http::RequestExt as _;
     let context = extensions.lambda_context_ref()?;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline))
+    let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_millis(context.deadline);
+    (deadline > std::time::SystemTime::now()).then_some(deadline)
 }
 
 /// Like [`serve`], but on Lambda also accepts non-HTTP events (a response-streaming
@@ -256,6 +259,25 @@ mod tests {
     use axum::body::Body;
     use http::{Request, StatusCode};
     use tower::ServiceExt;
+
+    #[test]
+    fn invocation_deadline_past_or_missing_is_none_ok() {
+        let mut extensions = http::Extensions::new();
+        assert_eq!(invocation_deadline(&extensions), None);
+        let ms = |t: std::time::SystemTime| {
+            u64::try_from(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+        };
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut context = lambda_http::Context::default();
+        context.deadline = ms(soon);
+        extensions.insert(context.clone());
+        let got = invocation_deadline(&extensions).unwrap();
+        assert_eq!(ms(got), ms(soon));
+        // cargo-lambda's emulator sends the timeout (600000), not a time: no deadline.
+        context.deadline = 600_000;
+        extensions.insert(context);
+        assert_eq!(invocation_deadline(&extensions), None);
+    }
 
     #[test]
     fn is_http_event_function_url_with_null_fields_ok() {

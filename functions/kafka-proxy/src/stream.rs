@@ -222,7 +222,13 @@ async fn open(
     if let Some(deadline) = hubgate_server::runtime::invocation_deadline(request.extensions()) {
         closes = closes.min(until(deadline).checked_sub(LAMBDA_MARGIN).unwrap_or(now));
     }
-    tracing::info!(hub, group, partitions = next.len(), "event stream opened");
+    tracing::info!(
+        hub,
+        group,
+        partitions = next.len(),
+        closes_in_ms = closes.saturating_duration_since(now).as_millis(),
+        "event stream opened"
+    );
     let streamer = Streamer {
         hub: hub.to_owned(),
         group: group.to_owned(),

@@ -90,9 +90,12 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    /// `extra_env`: more `NAME=value` pairs for the functions, comma-separated (or empty).
-    fn start(config: &Path, extra_env: &str) -> Self {
+    /// The functions read `config_toml` (kept in the watch's directory); `extra_env`: more
+    /// `NAME=value` pairs for them, comma-separated (or empty).
+    fn start(config_toml: &str, extra_env: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("hubgate.toml");
+        std::fs::write(&config, config_toml).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("watch.log")).unwrap();
         let bin = cargo_lambda();
@@ -202,24 +205,31 @@ fn authorizer_event(method: &str, path: &str, authorization: &str) -> Value {
     e
 }
 
-#[tokio::test]
-async fn lambda_functions_under_cargo_lambda_ok() {
-    let telemetry = &unique("telemetry");
+/// `cargo lambda watch` with the shared cluster's configuration plus `extra_toml`, the
+/// functions' `extra_env`; the configuration, and a client patient enough for the first call
+/// (it waits for watch to build and start the function).
+async fn watch_with(
+    extra_toml: &str,
+    extra_env: &'static str,
+) -> (Watch, hubgate_server::Config, reqwest::Client) {
     let broker = SharedKafka::get();
-    let toml = test_config_toml(&broker.bootstrap(), "[authorizer]\nhttp_endpoint = true\n");
+    let toml = test_config_toml(&broker.bootstrap(), extra_toml);
     let config = hubgate_server::Config::from_toml(&toml).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = dir.path().join("hubgate.toml");
-    std::fs::write(&config_file, &toml).unwrap();
-    let started = Instant::now();
-    let watch = tokio::task::spawn_blocking(move || Watch::start(&config_file, ""))
+    let watch = tokio::task::spawn_blocking(move || Watch::start(&toml, extra_env))
         .await
         .unwrap();
-    // The first call waits for `cargo lambda watch` to build and start the function.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()
         .unwrap();
+    (watch, config, client)
+}
+
+#[tokio::test]
+async fn lambda_functions_under_cargo_lambda_ok() {
+    let telemetry = &unique("telemetry");
+    let started = Instant::now();
+    let (watch, config, client) = watch_with("[authorizer]\nhttp_endpoint = true\n", "").await;
     let manage = token_1h(&config, "manage", "");
     let listen = token_1h(&config, "listen", "");
 
@@ -290,7 +300,10 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         ),
     );
     assert_eq!(answer["statusCode"], 201, "{answer}");
-    assert_eq!(latest_offsets(&broker.bootstrap(), telemetry).await, [2]);
+    assert_eq!(
+        latest_offsets(&SharedKafka::get().bootstrap(), telemetry).await,
+        [2]
+    );
     let answer = watch.invoke(
         "kafka-proxy",
         &http_event(
@@ -344,7 +357,10 @@ async fn lambda_functions_under_cargo_lambda_ok() {
             .starts_with("SharedAccessSignature "),
         "{minted}"
     );
-    assert_eq!(latest_offsets(&broker.bootstrap(), telemetry).await, [2]);
+    assert_eq!(
+        latest_offsets(&SharedKafka::get().bootstrap(), telemetry).await,
+        [2]
+    );
 }
 
 /// An event stream through the function URL of a response-streaming function
@@ -354,21 +370,11 @@ async fn lambda_functions_under_cargo_lambda_ok() {
 #[tokio::test]
 async fn lambda_event_stream_with_response_streaming_ok() {
     let hub = &unique("live");
-    let broker = SharedKafka::get();
-    let toml = test_config_toml(&broker.bootstrap(), "[streams]\nmax_duration_secs = 2\n");
-    let config = hubgate_server::Config::from_toml(&toml).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = dir.path().join("hubgate.toml");
-    std::fs::write(&config_file, &toml).unwrap();
-    let watch = tokio::task::spawn_blocking(move || {
-        Watch::start(&config_file, "HUBGATE_LAMBDA_RESPONSE_STREAMING=true")
-    })
-    .await
-    .unwrap();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .unwrap();
+    let (watch, config, client) = watch_with(
+        "[streams]\nmax_duration_secs = 2\n",
+        "HUBGATE_LAMBDA_RESPONSE_STREAMING=true",
+    )
+    .await;
     let manage = token_1h(&config, "manage", "");
     // Every answer of a streaming function is streamed, the plain ones too.
     let r = client

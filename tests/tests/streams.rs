@@ -342,6 +342,14 @@ async fn stream_limits_and_credentials_fails() {
         let status = get(url, Some(&s.listen)).await.unwrap().status();
         assert!(status == 400 || status == 404, "{q}: {status}");
     }
+    // A credential that expires in centuries (a SAS `se` may be any number) opens a stream,
+    // and the instance lives on (the expiry once overflowed a clock: a panic, the process
+    // gone).
+    let forever = token(&s.config, "listen", &s.hub, u64::MAX);
+    let r = get(s.b.url(&path), Some(&forever)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(s.b.url("/v1/status"), Some(&s.listen)).await.unwrap();
+    assert_eq!(r.status(), 200, "the instance still answers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,29 +199,35 @@ async fn open(
             "a hub stream resumes from a hub stream's event id (partition:offset pairs)".into(),
         ));
     }
-    let (generation, checkpoints) = s
-        .consumer_groups
-        .generation_and_checkpoints(hub, group)
-        .await?;
-    let next = starts(&s, hub, &partitions, &query, resume.as_ref(), &checkpoints).await?;
+    // Before any Kafka work: a flood of opens past the cap costs nothing.
     let permit = Arc::clone(&s.open_streams)
         .try_acquire_owned()
         .map_err(|_| {
             ApiError::Busy("too many event streams are open on this instance; retry".into())
         })?;
+    let (generation, checkpoints) = s
+        .consumer_groups
+        .generation_and_checkpoints(hub, group)
+        .await?;
+    let next = starts(&s, hub, &partitions, &query, resume.as_ref(), &checkpoints).await?;
     let config = &s.config.streams;
     let now = Instant::now();
-    let until = |at: SystemTime| {
-        now + at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    };
-    let credential_ends =
-        until(SystemTime::UNIX_EPOCH + Duration::from_secs(grant.principal.expires_at()));
     let mut closes = now + config.max_duration;
     if let Some(deadline) = hubgate_server::runtime::invocation_deadline(request.extensions()) {
-        closes = closes.min(until(deadline).checked_sub(LAMBDA_MARGIN).unwrap_or(now));
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        closes = closes.min(now + left.saturating_sub(LAMBDA_MARGIN).min(config.max_duration));
     }
+    // A credential valid for longer than the stream can last changes nothing; clamped so
+    // that an expiry centuries away (a SAS `se` is any number) cannot overflow a clock.
+    let credential_left = Duration::from_secs(
+        grant
+            .principal
+            .expires_at()
+            .saturating_sub(hubgate_server::authz::unix_now()),
+    );
+    let credential_ends = now + credential_left.min(config.max_duration + Duration::from_secs(1));
     tracing::info!(
         hub,
         group,

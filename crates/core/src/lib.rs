@@ -4,8 +4,9 @@
 //! client, no cloud SDK: the fuzz targets and the credential benchmarks build on this alone.
 //!
 //! Module layering (no cycles): `sas` ← `names`; `rights` ← `groups`; `sas`, `rights`,
-//! `groups`, `jwt` ← `authz` ← `routes`; `json` ← `bodies`; `routes` ← `streams`; `jwt` and `cors` stand alone.
+//! `groups`, `jwt` ← `authz` ← `routes`; `json` ← `bodies`; `routes` ← `streams`; `jwt`, `cors` and `audit` stand alone.
 
+pub mod audit;
 pub mod authz;
 pub mod bodies;
 pub mod certs;

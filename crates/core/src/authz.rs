@@ -215,6 +215,51 @@ impl AuthError {
         !matches!(self, Self::NotPermitted(..) | Self::GroupsUnavailable)
     }
 
+    /// Why, as one of [`AuthError::REASONS`]: a bounded label for metrics (never a name
+    /// from the request).
+    pub fn reason(&self) -> &'static str {
+        use crate::jwt::JwtError as J;
+        match self {
+            Self::Missing => "missing_token",
+            Self::NotText | Self::UnknownScheme => "malformed_token",
+            Self::BearerNotConfigured => "unsupported_scheme",
+            Self::Sas(SasError::InvalidSignature) | Self::UnknownRule => "invalid_signature",
+            Self::Sas(SasError::Expired) => "expired_token",
+            Self::Sas(SasError::BadResource)
+            | Self::WrongNamespace
+            | Self::OutsideRuleScope
+            | Self::OutOfScope(_) => "invalid_audience",
+            Self::Sas(_) => "malformed_token",
+            Self::MissingRight(_) => "missing_right",
+            Self::Revoked(_) => "revoked",
+            Self::Jwt(J::Expired) => "expired_token",
+            Self::Jwt(J::KeysUnavailable) => "keys_unavailable",
+            Self::Jwt(_) => "invalid_token",
+            Self::NotPermitted(..) => "not_permitted",
+            Self::GroupsUnavailable => "groups_unavailable",
+            Self::CertificateNotMapped(_) => "unmapped_certificate",
+            Self::CertificateExpired => "expired_certificate",
+        }
+    }
+
+    /// Every value [`AuthError::reason`] returns.
+    pub const REASONS: [&str; 14] = [
+        "missing_token",
+        "malformed_token",
+        "unsupported_scheme",
+        "invalid_signature",
+        "expired_token",
+        "invalid_audience",
+        "missing_right",
+        "revoked",
+        "keys_unavailable",
+        "invalid_token",
+        "not_permitted",
+        "groups_unavailable",
+        "unmapped_certificate",
+        "expired_certificate",
+    ];
+
     /// Whether the client should be told `WWW-Authenticate: Bearer error="invalid_token"`.
     pub fn is_invalid_bearer(&self) -> bool {
         matches!(self, Self::Jwt(_))

@@ -145,6 +145,7 @@ impl Coalescer {
         }
         let (done, rx) = oneshot::channel();
         state.waiting_bytes += bytes;
+        crate::metrics::pending(i64::try_from(bytes).unwrap_or(i64::MAX));
         state.waiting.push_back(Waiter {
             records,
             bytes,
@@ -184,7 +185,11 @@ impl Lead {
     pub(super) async fn send(mut self) -> Result<Vec<i64>, KafkaError> {
         let records = std::mem::take(&mut self.records);
         let result = match &self.sender {
-            Some(sender) => sender.write(records).await,
+            Some(sender) => {
+                let bytes = records.iter().map(record_bytes).sum();
+                crate::metrics::batch(records.len(), bytes, 1);
+                sender.write(records).await
+            }
             None => Err(KafkaError::Timeout), // not reached: `sender` is taken only in drop
         };
         self.hand_off();
@@ -209,6 +214,7 @@ impl Lead {
             // No runtime left (shutting down): the waiters' receivers see their senders go.
             Err(_) => {
                 state.waiting.clear();
+                crate::metrics::pending(-i64::try_from(state.waiting_bytes).unwrap_or(i64::MAX));
                 state.waiting_bytes = 0;
                 state.running = false;
             }
@@ -267,6 +273,7 @@ impl Sender {
                 break;
             };
             state.waiting_bytes -= w.bytes;
+            crate::metrics::pending(-i64::try_from(w.bytes).unwrap_or(i64::MAX));
             if w.done.is_closed() {
                 continue;
             }
@@ -298,6 +305,7 @@ impl Sender {
             records.extend(w.records);
             senders.push(w.done);
         }
+        crate::metrics::batch(records.len(), bytes, senders.len());
         let outcome = match self.write(records).await {
             Err(e) if senders.len() > 1 && too_large(&e) => {
                 let halved = (bytes / 2).max(1);
@@ -327,10 +335,17 @@ impl Sender {
     async fn write(&self, records: Vec<Record>) -> Result<Vec<i64>, KafkaError> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let fut = Box::pin(self.pc.produce(records, self.compression));
-        match tokio::time::timeout(self.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(KafkaError::from),
             Err(_) => Err(KafkaError::Timeout),
-        }
+        };
+        crate::metrics::request(
+            crate::metrics::Operation::produce,
+            started.elapsed(),
+            &result,
+        );
+        result
     }
 }
 

@@ -8,6 +8,7 @@ mod admin;
 mod coalesce;
 pub mod config;
 mod fetches;
+pub mod metrics;
 mod nodelay;
 pub mod oauth;
 mod security;
@@ -739,8 +740,14 @@ impl Kafka {
         let result = match &self.coalescer {
             None => {
                 self.produce_requests.fetch_add(1, Ordering::Relaxed);
-                self.timed(pc.produce(records, self.config.compression.rskafka()))
-                    .await
+                let bytes = records.iter().map(coalesce::record_bytes).sum();
+                metrics::batch(records.len(), bytes, 1);
+                let started = Instant::now();
+                let result = self
+                    .timed(pc.produce(records, self.config.compression.rskafka()))
+                    .await;
+                metrics::request(metrics::Operation::produce, started.elapsed(), &result);
+                result
             }
             Some(c) => match c.submit(topic, partition, pc, records, &self.produce_requests)? {
                 // Bounded by the request timeout inside (`Sender::write`).
@@ -894,6 +901,12 @@ impl Kafka {
                 counted.fetch_add(1, Ordering::Relaxed);
                 pc.fetch_records(offset, bytes, 0).await
             });
+            let fetch = async move {
+                let started = Instant::now();
+                let result = fetch.await;
+                metrics::request(metrics::Operation::fetch, started.elapsed(), &result);
+                result
+            };
             let shared = self
                 .fetches
                 .share(topic, partition, offset, max_bytes, async move {
@@ -930,13 +943,15 @@ impl Kafka {
             }
         }
         self.fetch_requests.fetch_add(1, Ordering::Relaxed);
-        match self
+        let started = Instant::now();
+        let fetched = self
             .timed_longer(
                 Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or_default()),
                 pc.fetch_records(offset, bytes, max_wait_ms),
             )
-            .await
-        {
+            .await;
+        metrics::request(metrics::Operation::fetch, started.elapsed(), &fetched);
+        match fetched {
             // Kafka answers OFFSET_OUT_OF_RANGE past the high watermark; some brokers
             // (tansu) answer with nothing. Treat both alike.
             Ok((records, high_watermark)) if !(records.is_empty() && offset > high_watermark) => {

@@ -106,6 +106,13 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         f(&self.read_state().entries)
     }
 
+    /// Entries as last read, and how long ago the last complete refresh began (`None`
+    /// before the first): for metrics.
+    pub fn stats(&self) -> (usize, Option<Duration>) {
+        let state = self.read_state();
+        (state.entries.len(), state.refreshed_at.map(|t| t.elapsed()))
+    }
+
     /// Creates the compacted topic when it is missing; refuses an existing one that is not
     /// compacted (retention would delete its entries: revoked publishers would come back).
     async fn ensure_topic(&self) -> Result<(), KafkaError> {

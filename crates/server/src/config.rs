@@ -24,7 +24,8 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 25] = [
+const ENV_KEYS: [&str; 26] = [
+    "metrics",
     "streams",
     "cors",
     "namespace",
@@ -55,7 +56,7 @@ const ENV_KEYS: [&str; 25] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 21] = [
+const ENV_TEXT_KEYS: [&str; 23] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
@@ -77,6 +78,8 @@ const ENV_TEXT_KEYS: [&str; 21] = [
     "tls.cert_file",
     "tls.key_file",
     "tls.client_auth.ca_file",
+    "metrics.bearer_token",
+    "metrics.emf_namespace",
 ];
 
 /// The whole configuration.
@@ -180,6 +183,9 @@ pub struct Config {
     /// Cross-origin requests from browsers (`[cors]`; off unless origins are configured).
     #[serde(default)]
     pub cors: crate::cors::CorsConfig,
+    /// Prometheus metrics, or CloudWatch EMF on Lambda (`[metrics]`; off by default).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// Server-Sent Event streams (`GET …/stream`).
@@ -466,6 +472,7 @@ impl Config {
             ));
         }
         self.cors.validate().map_err(ConfigError::Invalid)?;
+        self.metrics.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

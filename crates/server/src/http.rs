@@ -309,6 +309,22 @@ impl IntoResponse for ApiError {
         if let Some(report) = report {
             response.extensions_mut().insert(report);
         }
+        match &self {
+            Self::Unauthorized(e) => {
+                response
+                    .extensions_mut()
+                    .insert(crate::metrics::Failure::Credential(e.reason()));
+            }
+            Self::Throttled(
+                crate::throttle::ThrottleError::Limited { hub, .. }
+                | crate::throttle::ThrottleError::TooLarge { hub, .. },
+            ) => {
+                response
+                    .extensions_mut()
+                    .insert(crate::metrics::Failure::Throttled(hub.clone()));
+            }
+            _ => {}
+        }
         if matches!(self, Self::BodyTimeout(_)) {
             // The rest of the body may still come: the connection cannot carry another request.
             response
@@ -583,13 +599,36 @@ async fn method_not_allowed(method: http::Method) -> ApiError {
 /// Matches the path against the route table: no route, 404; otherwise the path is handed on
 /// with its keywords in their canonical form (`/hub/Messages` → `/hub/messages`), so the
 /// routers match exactly, and the matched template goes into the log line.
-async fn normalize(mut request: Request, next: Next) -> Response {
+async fn normalize(request: Request, next: Next) -> Response {
+    if !crate::metrics::enabled() {
+        return route_canonical(request, next, None).await;
+    }
+    let started = std::time::Instant::now();
+    let mut route = "unmatched";
+    let response = route_canonical(request, next, Some(&mut route)).await;
+    crate::metrics::request(route, &response, started.elapsed());
+    response
+}
+
+/// [`normalize`]'s work; sets `route` (for the metrics) to the route id the path and method
+/// name.
+async fn route_canonical(
+    mut request: Request,
+    next: Next,
+    route: Option<&mut &'static str>,
+) -> Response {
     let canonical = {
         let path = request.uri().path();
         let Some(m) = match_path(path) else {
             return not_found().await.into_response();
         };
         tracing::Span::current().record("route", m.template);
+        if let Some(route) = route {
+            let method = Method::parse(request.method().as_str());
+            if let Some(r) = m.routes().find(|r| Some(r.method) == method) {
+                *route = r.id.name();
+            }
+        }
         // Most paths are canonical already: no copy then.
         (!m.is_canonical()).then(|| m.canonical_path())
     };

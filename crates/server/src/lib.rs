@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod keys;
 pub mod listener;
+pub mod metrics;
 pub mod openapi;
 pub mod revocation;
 pub mod runtime;

@@ -43,6 +43,11 @@ fn key(hub: &str, publisher: &str) -> String {
 }
 
 impl Revocations {
+    /// Entries and the age of the last complete refresh (metrics).
+    pub fn stats(&self) -> (usize, Option<std::time::Duration>) {
+        self.table.stats()
+    }
+
     /// The store for `config`'s revocation topic; nothing is read until first use.
     pub fn new(kafka: Arc<Kafka>, config: &Config) -> Self {
         Self {

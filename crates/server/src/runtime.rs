@@ -324,6 +324,20 @@ pub async fn start(
     }
     let config = std::sync::Arc::new(config);
     let clients = crate::Clients::load(&config).await?;
+    if config.metrics.enabled {
+        use crate::metrics::{self, Sink};
+        if matches!(mode, Mode::Lambda { .. }) {
+            metrics::enable(&config, Sink::Emf);
+        } else {
+            metrics::enable(&config, Sink::Prometheus);
+            let registry = metrics::registry(
+                std::sync::Arc::clone(&clients.revocations),
+                std::sync::Arc::clone(&clients.consumer_groups),
+            );
+            let router = metrics::router(registry, config.metrics.bearer_token.clone());
+            metrics::serve(config.metrics.listen, router).await?;
+        }
+    }
     // In the background: the server listens (and answers Azure's readiness probe, and a
     // Lambda instance finishes its init) even while Kafka is unreachable. Requests that need
     // the revocation list load it themselves and fail closed until they can.

@@ -178,9 +178,10 @@ pub(crate) async fn read_messages(
             (checkpoint.map_or(0, |c| c.offset), false)
         }
     };
-    // Held while waiting, so waiting reads stay bounded.
+    // Held while waiting, so waiting reads stay bounded (and counted by the metrics).
     let _permit = if !wait.is_zero() {
-        Some(
+        Some((
+            hubgate_server::metrics::long_poll_waiting(),
             Arc::clone(&s.waiting_reads)
                 .try_acquire_owned()
                 .map_err(|_| {
@@ -188,7 +189,7 @@ pub(crate) async fn read_messages(
                         "too many reads are waiting for events on this instance; retry".into(),
                     )
                 })?,
-        )
+        ))
     } else {
         None
     };

@@ -249,6 +249,7 @@ async fn open(
         looked: false,
         state: Phase::Opening,
         _permit: permit,
+        _counted: hubgate_server::metrics::stream_open(),
         s,
     };
     let body = Body::from_stream(futures::stream::unfold(streamer, |mut st| async move {
@@ -323,6 +324,8 @@ struct Streamer {
     looked: bool,
     state: Phase,
     _permit: OwnedSemaphorePermit,
+    /// Counts the stream in `hubgate_streams_open` while it lives.
+    _counted: Option<hubgate_server::metrics::Open>,
 }
 
 impl Streamer {

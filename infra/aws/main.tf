@@ -18,6 +18,7 @@ locals {
   # hubgate_server::routes::ROUTES by functions/hubgate/tests/deploy.rs.
   routes = {
     "GET /v1/status"                                                              = "kafka-proxy"
+    "GET /v1/audit"                                                               = "kafka-proxy"
     "GET /v1/metadata/brokers"                                                    = "kafka-proxy"
     "GET /v1/metadata/topics"                                                     = "kafka-proxy"
     "GET /v1/metadata/topics/{topic}/partitions"                                  = "kafka-proxy"

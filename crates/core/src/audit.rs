@@ -18,6 +18,17 @@ use zeroize::Zeroizing;
 /// The MAC before a chain's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Every action recorded.
+pub const ACTIONS: [&str; 7] = [
+    "token.mint",
+    "publisher.revoke",
+    "publisher.resume",
+    "topic.create",
+    "consumer_group.create",
+    "consumer_group.delete",
+    "keys.rotate",
+];
+
 /// Shortest audit key accepted (bytes).
 pub const MIN_KEY_LEN: usize = 32;
 

@@ -287,6 +287,8 @@ route_table! {
         StreamPartition = Get "/{hub}/consumergroups/{consumergroup}/partitions/{partition}/stream" On(Listen, ConsumerGroup);
         /// Server-Sent Events from every partition of the hub.
         StreamHub = Get "/{hub}/consumergroups/{consumergroup}/stream" On(Listen, ConsumerGroup);
+        /// The audit log of management actions.
+        ListAudit = Get "/v1/audit" On(Manage, Namespace);
     }
     /// The routes of `token-issuer`.
     TokenIssuer(IssuerRoute) {

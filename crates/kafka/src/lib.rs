@@ -864,6 +864,21 @@ impl Kafka {
         Ok((earliest, latest))
     }
 
+    /// The first offset of a partition whose record's timestamp is `time_ms` or later (the
+    /// end when there is none), by Kafka's ListOffsets.
+    pub async fn offset_for_time(
+        &self,
+        topic: &str,
+        partition: i32,
+        time_ms: i64,
+    ) -> Result<i64, KafkaError> {
+        let pc = self.partition(topic, partition).await?;
+        let at = chrono::DateTime::from_timestamp_millis(time_ms).unwrap_or_default();
+        self.timed(pc.get_offset(OffsetAt::Timestamp(at)))
+            .await
+            .map_err(|e| self.partition_error(e, topic, partition))
+    }
+
     /// The offset the next record of a partition will get (its high watermark).
     pub async fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, KafkaError> {
         let pc = self.partition(topic, partition).await?;

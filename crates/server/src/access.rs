@@ -27,6 +27,8 @@ pub struct Grant {
     pub params: Params,
     /// The resource the route acts on, for [`Need::On`](crate::routes::Need::On) routes.
     pub resource: Option<Resource>,
+    /// The request's `x-request-id` (for the audit log), set by the route guard.
+    pub request_id: String,
 }
 
 impl Grant {
@@ -138,6 +140,7 @@ impl Access {
             principal,
             params,
             resource,
+            request_id: String::new(),
         }))
     }
 }

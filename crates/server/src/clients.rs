@@ -17,6 +17,8 @@ pub struct Clients {
     pub consumer_groups: Arc<ConsumerGroups>,
     /// The authorization decision of every request (routers and authorizer).
     pub access: Arc<Access>,
+    /// The audit log of management actions (`None`: `[audit]` has no key).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl Clients {
@@ -68,8 +70,13 @@ impl Clients {
             Arc::clone(&revocations),
             Arc::clone(&kafka),
         ));
+        let audit = Arc::new(crate::audit::Audit::from_config(
+            Arc::clone(&kafka),
+            &config.audit,
+        )?);
         Ok(Self {
             access,
+            audit,
             gate,
             kafka,
             revocations,

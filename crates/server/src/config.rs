@@ -24,7 +24,8 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 26] = [
+const ENV_KEYS: [&str; 27] = [
+    "audit",
     "metrics",
     "streams",
     "cors",
@@ -56,7 +57,7 @@ const ENV_KEYS: [&str; 26] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 23] = [
+const ENV_TEXT_KEYS: [&str; 25] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
@@ -80,6 +81,8 @@ const ENV_TEXT_KEYS: [&str; 23] = [
     "tls.client_auth.ca_file",
     "metrics.bearer_token",
     "metrics.emf_namespace",
+    "audit.key",
+    "audit.topic",
 ];
 
 /// The whole configuration.
@@ -186,6 +189,9 @@ pub struct Config {
     /// Prometheus metrics, or CloudWatch EMF on Lambda (`[metrics]`; off by default).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
+    /// The tamper-evident audit log of management actions (`[audit]`; on when it has a key).
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 /// Server-Sent Event streams (`GET …/stream`).
@@ -416,14 +422,19 @@ impl Config {
         }
         for (key, topic, replication_factor) in [
             (
-                "revocation",
+                "revocation_topic",
                 &self.revocation_topic,
                 self.revocation_replication_factor,
             ),
             (
-                "consumer_group",
+                "consumer_group_topic",
                 &self.consumer_group_topic,
                 self.consumer_group_replication_factor,
+            ),
+            (
+                "audit.topic",
+                &self.audit.topic,
+                self.audit.replication_factor,
             ),
         ] {
             if topic.is_empty()
@@ -433,18 +444,21 @@ impl Config {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
             {
                 return Err(ConfigError::Invalid(format!(
-                    "{key}_topic must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
+                    "{key} must be a Kafka topic name ([A-Za-z0-9._-], 1-249 characters)"
                 )));
             }
             if replication_factor.is_some_and(|f| f < 1) {
                 return Err(ConfigError::Invalid(format!(
-                    "{key}_replication_factor must be at least 1"
+                    "the replication factor of {key} must be at least 1"
                 )));
             }
         }
-        if self.revocation_topic == self.consumer_group_topic {
+        if self.revocation_topic == self.consumer_group_topic
+            || self.audit.topic == self.revocation_topic
+            || self.audit.topic == self.consumer_group_topic
+        {
             return Err(ConfigError::Invalid(
-                "revocation_topic and consumer_group_topic must differ".into(),
+                "revocation_topic, consumer_group_topic and audit.topic must differ".into(),
             ));
         }
         if self.limits.max_publication_bytes == 0
@@ -473,6 +487,7 @@ impl Config {
         }
         self.cors.validate().map_err(ConfigError::Invalid)?;
         self.metrics.validate().map_err(ConfigError::Invalid)?;
+        self.audit.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

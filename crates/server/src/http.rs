@@ -501,7 +501,14 @@ where
     };
     match decision {
         Ok(grant) => {
-            if let Some(grant) = grant {
+            if let Some(mut grant) = grant {
+                if let Some(id) = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    id.clone_into(&mut grant.request_id);
+                }
                 request.extensions_mut().insert(grant);
             }
             match inner.call(request).await {

@@ -5,6 +5,7 @@
 //! `hubgate-kafka`, re-exported here under their module names.
 
 pub mod access;
+pub mod audit;
 pub mod broker_tokens;
 pub mod clients;
 pub mod config;

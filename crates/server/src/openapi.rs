@@ -430,6 +430,59 @@ fn operation(route: &Route) -> Operation {
                 "feed",
             ),
         ),
+        RouteId::KafkaProxy(ProxyRoute::ListAudit) => Operation {
+            query: vec![
+                query(
+                    "since_ms",
+                    "Entries written at or after this time (ms since the Unix epoch).",
+                    json!({ "type": "integer" }),
+                ),
+                query(
+                    "until_ms",
+                    "Entries written before this time (ms since the Unix epoch).",
+                    json!({ "type": "integer" }),
+                ),
+                query(
+                    "hub",
+                    "Entries about this hub.",
+                    json!({ "type": "string" }),
+                ),
+                query(
+                    "principal",
+                    "Entries by this principal (as the entries name it).",
+                    json!({ "type": "string" }),
+                ),
+                query(
+                    "action",
+                    "Entries of this action.",
+                    json!({ "type": "string", "enum": hubgate_core::audit::ACTIONS }),
+                ),
+                query(
+                    "from_offset",
+                    "Start here: the `next_offset` of the previous page.",
+                    json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }),
+                ),
+                query(
+                    "limit",
+                    "At most this many entries.",
+                    json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }),
+                ),
+            ],
+            responses: vec![
+                (
+                    "200",
+                    json_response("The entries.", schema_ref("AuditPage")),
+                ),
+                ("404", error("The audit log is off (`[audit]` has no key).")),
+            ],
+            ..op(
+                "listAudit",
+                "hdinsight",
+                "Audit log",
+                "Manage on the namespace. Management actions in the order written; \
+                 `hubgate audit verify` checks the chain.",
+            )
+        },
         RouteId::KafkaProxy(ProxyRoute::ListConsumerGroups) => ok(
             op(
                 "listConsumerGroups",
@@ -904,6 +957,37 @@ fn schemas() -> Value {
             }
         }
     });
+    // The audit log's (a json! of its own: one literal this large exceeds the macro's recursion limit).
+    let audit = json!({
+        "AuditPage": {
+            "type": "object", "required": ["entries", "next_offset"],
+            "properties": {
+                "entries": { "type": "array", "items": schema_ref("AuditEntry") },
+                "next_offset": { "type": "integer" }
+            }
+        },
+        "AuditEntry": {
+            "type": "object",
+            "required": ["offset", "writer", "seq", "time_ms", "action", "principal", "request_id", "prev", "mac"],
+            "properties": {
+                "offset": { "type": "integer" },
+                "writer": { "type": "string", "description": "The chain: instance and process." },
+                "seq": { "type": "integer", "minimum": 0 },
+                "time_ms": { "type": "integer", "minimum": 0 },
+                "action": { "type": "string" },
+                "principal": { "type": "string" },
+                "request_id": { "type": "string" },
+                "hub": { "type": "string" },
+                "target": { "type": "string" },
+                "details": { "type": "object", "additionalProperties": { "type": "string" } },
+                "prev": { "type": "string", "description": "The predecessor's MAC (hex)." },
+                "mac": { "type": "string", "description": "HMAC-SHA256 of the entry (hex)." }
+            }
+        }
+    });
+    if let (Some(all), Some(audit)) = (schemas.as_object_mut(), audit.as_object()) {
+        all.extend(audit.clone());
+    }
     // Added after: one `json!` this large exceeds the macro's recursion limit.
     schemas["Broker"] = broker;
     schemas["PartitionMetadata"] = partition_metadata;

@@ -51,8 +51,11 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
     },
-    /// Print a new random 256-bit SAS key (base64, like Azure's).
+    /// Print a new random 256-bit SAS key (base64, like Azure's); also an `[audit] key`.
     Key,
+    /// The audit log of management actions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run one non-HTTP event, as Lambda would deliver it, and print the result:
     /// `{"action": "mint" | "revoke" | "resume", …}`, an EventBridge scheduled event (rotate
     /// the keys), a Secrets Manager rotation step, or an API Gateway authorizer event.
@@ -63,6 +66,24 @@ enum Command {
         /// The event: JSON text, or @FILE.
         #[arg(long)]
         event: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every chain of the audit topic with the configured `[audit] key`: exit 0 when
+    /// whole; otherwise list each removed, altered, re-ordered or forged entry and exit 1.
+    Verify {
+        /// TOML configuration file.
+        #[arg(long, env = "HUBGATE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Check this topic instead of `[audit] topic` (a copy, say).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Accept chains whose first entries are gone from the start of the log (a finite
+        /// `audit.retention_ms` deletes them; Kafka cannot tell that from a delete-records).
+        #[arg(long)]
+        allow_truncated: bool,
     },
 }
 
@@ -107,6 +128,10 @@ enum CliError {
     Event(BoxError),
     #[error("{0}")]
     Usage(String),
+    #[error("the audit log could not be read: {0}")]
+    Kafka(#[from] hubgate_server::KafkaError),
+    #[error("the audit log is broken (see above)")]
+    AuditBroken,
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -162,12 +187,68 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{result}");
             Ok(())
         }
+        Command::Audit(AuditCommand::Verify {
+            config,
+            topic,
+            allow_truncated,
+        }) => {
+            let config = Config::load(config.as_deref())?;
+            let key = config
+                .audit
+                .key()
+                .map_err(CliError::Usage)?
+                .ok_or_else(|| CliError::Usage("[audit] key is not set".into()))?;
+            let topic = topic.unwrap_or_else(|| config.audit.topic.clone());
+            let clients = Clients::load(&config).await?;
+            let verdict =
+                hubgate_server::audit::verify_topic(&clients.kafka, &topic, &key, allow_truncated)
+                    .await?;
+            print!("{}", verdict_text(&topic, &verdict));
+            if verdict.ok() {
+                Ok(())
+            } else {
+                Err(CliError::AuditBroken)
+            }
+        }
         Command::Key => {
             let key = SasKey::generate()?;
             println!("{}", key.expose());
             Ok(())
         }
     }
+}
+
+/// What `hubgate audit verify` prints.
+fn verdict_text(topic: &str, v: &hubgate_server::audit::Verdict) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "audit topic '{topic}': offsets {} to {}, {} entries in {} chains\n",
+        v.earliest,
+        v.end,
+        v.report.entries,
+        v.report.heads.len()
+    );
+    for (writer, (seq, _)) in &v.report.heads {
+        let _ = writeln!(out, "  chain {writer}: last entry {seq}");
+    }
+    for writer in &v.truncated {
+        let _ = writeln!(
+            out,
+            "  chain {writer}: its first entries are gone (allowed)"
+        );
+    }
+    for (offset, why) in &v.not_entries {
+        let _ = writeln!(out, "BROKEN: offset {offset} is not an audit entry: {why}");
+    }
+    for b in &v.report.broken {
+        let _ = writeln!(out, "BROKEN: {b}");
+    }
+    out.push_str(if v.ok() {
+        "OK: every chain is whole\n"
+    } else {
+        "FAILED\n"
+    });
+    out
 }
 
 /// Mints a token for the namespace, a hub, or one publisher on a hub, with a rule that

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::ProxyState;
 
-type AppState = State<Arc<ProxyState>>;
+use crate::AppState;
 use crate::records::ListenedEvent;
 
 /// Largest consumer-group or checkpoint body.
@@ -85,6 +85,7 @@ pub(crate) async fn create_group(
         .create(hub, group, body.user_metadata, &principal.name())
         .await?;
     tracing::info!(hub, group, by = principal.name(), "consumer group created");
+    group_audit(&s, &grant, "consumer_group.create").await?;
     Ok((StatusCode::CREATED, ApiJson(created)).into_response())
 }
 
@@ -107,7 +108,22 @@ pub(crate) async fn delete_group(State(s): AppState, grant: Grant) -> Result<Sta
     let principal = &grant.principal;
     s.consumer_groups.delete(hub, group).await?;
     tracing::info!(hub, group, by = principal.name(), "consumer group deleted");
+    group_audit(&s, &grant, "consumer_group.delete").await?;
     Ok(StatusCode::OK)
+}
+
+/// Records a consumer-group action in the audit log.
+async fn group_audit(s: &ProxyState, grant: &Grant, action: &'static str) -> Result<(), ApiError> {
+    Ok(s.audit
+        .record(hubgate_server::audit::Event {
+            action,
+            principal: &grant.principal.name(),
+            request_id: &grant.request_id,
+            hub: Some(grant.params.hub()?),
+            target: Some(grant.params.consumer_group()?),
+            details: Vec::new(),
+        })
+        .await?)
 }
 
 /// `?count=N&offset=O&wait_ms=W` of a read.

@@ -2,7 +2,7 @@
 //! a batch to a hub, a partition or a publisher, and revoke / resume publishers. Path
 //! keywords match in any case (the route table's normalizing layer), as the service's do.
 
-use std::sync::Arc;
+use hubgate_server::audit;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -28,7 +28,7 @@ pub const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.servicebus.json"
 /// Largest body accepted by the revocation `PUT` (an Atom entry is a few hundred bytes).
 const REVOKE_BODY_LIMIT: usize = 64 * 1024;
 
-type AppState = State<Arc<ProxyState>>;
+use crate::AppState;
 
 /// Where an event goes.
 #[derive(Debug)]
@@ -104,6 +104,16 @@ pub(crate) async fn revoke(
         )));
     };
     tracing::info!(hub, publisher = name, by, "publisher revoked");
+    s.audit
+        .record(audit::Event {
+            action: "publisher.revoke",
+            principal: &by,
+            request_id: &grant.request_id,
+            hub: Some(hub),
+            target: Some(name),
+            details: Vec::new(),
+        })
+        .await?;
     if !atom::wanted(&headers, uri.query()) {
         return Ok((StatusCode::CREATED, ApiJson(revoked)).into_response());
     }
@@ -127,6 +137,16 @@ pub(crate) async fn resume(State(s): AppState, grant: Grant) -> Result<StatusCod
             by = grant.principal.name(),
             "publisher resumed"
         );
+        s.audit
+            .record(audit::Event {
+                action: "publisher.resume",
+                principal: &grant.principal.name(),
+                request_id: &grant.request_id,
+                hub: Some(hub),
+                target: Some(name),
+                details: Vec::new(),
+            })
+            .await?;
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::NotFound(format!(

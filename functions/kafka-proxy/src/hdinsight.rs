@@ -2,7 +2,6 @@
 //! produce and consume.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 use crate::ProxyState;
 use crate::records::{ConsumeResponse, ConsumedRecord, ProduceResponse};
 
-type AppState = State<Arc<ProxyState>>;
+use crate::AppState;
 
 /// How long `/v1/status` waits for Kafka before reporting it unavailable.
 const STATUS_KAFKA_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -262,6 +261,19 @@ pub(crate) async fn create_topic(
         )
         .await?;
     tracing::info!(topic, partitions = body.partition_count, "topic created");
+    s.audit
+        .record(hubgate_server::audit::Event {
+            action: "topic.create",
+            principal: &grant.principal.name(),
+            request_id: &grant.request_id,
+            hub: Some(topic),
+            target: None,
+            details: vec![
+                ("partition_count", body.partition_count.to_string()),
+                ("replication_factor", body.replication_factor.to_string()),
+            ],
+        })
+        .await?;
     let out = json!({
         "topic": topic,
         "partition_count": body.partition_count,

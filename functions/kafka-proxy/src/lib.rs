@@ -3,6 +3,7 @@
 //! table (`hubgate_server::routes`), whose layer authorizes each request before its handler.
 
 mod atom;
+mod audit;
 mod consumer;
 mod eventhubs;
 mod hdinsight;
@@ -32,6 +33,9 @@ use hubgate_server::{ApiError, Clients, Config, Kafka, Principal, Resource, Revo
 /// `limits.max_publication_bytes` instead.
 pub(crate) const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
+/// The state every kafka-proxy handler takes.
+pub(crate) type AppState = axum::extract::State<Arc<ProxyState>>;
+
 /// Everything a request needs, shared by all requests of the process.
 #[derive(Debug)]
 pub struct ProxyState {
@@ -50,6 +54,8 @@ pub struct ProxyState {
     pub waiting_reads: Arc<tokio::sync::Semaphore>,
     /// Permits for open event streams (`streams.max_open`).
     pub open_streams: Arc<tokio::sync::Semaphore>,
+    /// The audit log of management actions.
+    pub audit: Arc<hubgate_server::audit::Audit>,
 }
 
 impl ProxyState {
@@ -66,6 +72,7 @@ impl ProxyState {
             idempotency,
             consumer_groups: Arc::clone(&clients.consumer_groups),
             waiting_reads: Arc::new(tokio::sync::Semaphore::new(config.limits.max_waiting_reads)),
+            audit: Arc::clone(&clients.audit),
             open_streams: Arc::new(tokio::sync::Semaphore::new(config.streams.max_open)),
             config,
         }
@@ -126,6 +133,7 @@ pub fn routes(state: Arc<ProxyState>) -> Router {
         R::PutCheckpoint => on(m, consumer::put_checkpoint),
         R::StreamPartition => on(m, stream::partition),
         R::StreamHub => on(m, stream::hub),
+        R::ListAudit => on(m, audit::list),
     })
     .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
     .with_state(state)

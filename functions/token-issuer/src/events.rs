@@ -75,6 +75,14 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
         let store = s.gate.keys.secret_store().ok_or(EventError::NoSecret)?;
         let version = store.rotate_now().await?;
         s.gate.keys.reload_now().await;
+        audit_event(
+            s,
+            "keys.rotate",
+            None,
+            None,
+            vec![("version", version.clone())],
+        )
+        .await?;
         return Ok(json!({ "rotated": true, "version": version }));
     }
     if payload.get("Step").is_some() {
@@ -89,12 +97,17 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
         if e.step == RotationStep::FinishSecret {
             s.gate.keys.reload_now().await;
         }
+        let details = vec![
+            ("step", format!("{:?}", e.step)),
+            ("version", e.client_request_token.clone()),
+        ];
+        audit_event(s, "keys.rotate", None, Some(&e.secret_id), details).await?;
         return Ok(json!({ "step": format!("{:?}", e.step), "ok": true }));
     }
     if payload.get("action").is_some() {
         return match serde_json::from_value::<Invocation>(payload)? {
             Invocation::Mint(request) => {
-                Ok(serde_json::to_value(mint(s, request, INVOKER).await?)?)
+                Ok(serde_json::to_value(mint(s, request, INVOKER, "").await?)?)
             }
             Invocation::Revoke(p) => {
                 p.validate(s)?;
@@ -111,6 +124,16 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
                     by = INVOKER,
                     "publisher revoked"
                 );
+                if changed {
+                    audit_event(
+                        s,
+                        "publisher.revoke",
+                        Some(&p.hub),
+                        Some(&p.publisher),
+                        Vec::new(),
+                    )
+                    .await?;
+                }
                 Ok(
                     json!({ "hub": p.hub, "publisher": p.publisher, "revoked": true, "changed": changed }),
                 )
@@ -129,6 +152,16 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
                     by = INVOKER,
                     "publisher resumed"
                 );
+                if changed {
+                    audit_event(
+                        s,
+                        "publisher.resume",
+                        Some(&p.hub),
+                        Some(&p.publisher),
+                        Vec::new(),
+                    )
+                    .await?;
+                }
                 Ok(
                     json!({ "hub": p.hub, "publisher": p.publisher, "revoked": false, "changed": changed }),
                 )
@@ -140,4 +173,25 @@ pub async fn handle_event(s: &IssuerState, payload: Value) -> Result<Value, Even
          \"Scheduled Event\", or a Secrets Manager rotation step"
             .into(),
     ))
+}
+
+/// Records an action of an invocation (its principal is [`INVOKER`]; no request id).
+async fn audit_event(
+    s: &IssuerState,
+    action: &'static str,
+    hub: Option<&str>,
+    target: Option<&str>,
+    details: Vec<(&'static str, String)>,
+) -> Result<(), EventError> {
+    s.audit
+        .record(hubgate_server::audit::Event {
+            action,
+            principal: INVOKER,
+            request_id: "",
+            hub,
+            target,
+            details,
+        })
+        .await
+        .map_err(|e| EventError::from(ApiError::from(e)))
 }

@@ -31,6 +31,8 @@ pub struct IssuerState {
     pub revocations: Arc<Revocations>,
     /// The authorization decision (the route table's layer).
     pub access: Arc<Access>,
+    /// The audit log of management actions.
+    pub audit: Arc<hubgate_server::audit::Audit>,
 }
 
 impl IssuerState {
@@ -41,6 +43,7 @@ impl IssuerState {
             gate: Arc::clone(&clients.gate),
             revocations: Arc::clone(&clients.revocations),
             access: Arc::clone(&clients.access),
+            audit: Arc::clone(&clients.audit),
         }
     }
 }
@@ -66,13 +69,19 @@ pub fn app(state: Arc<IssuerState>) -> Router {
 /// checked here.
 async fn tokens(
     State(s): State<Arc<IssuerState>>,
-    Grant { principal, .. }: Grant,
+    Grant {
+        principal,
+        request_id,
+        ..
+    }: Grant,
     body: Body,
 ) -> Result<ApiJson<MintResponse>, ApiError> {
     let request: MintRequest = parse_object(&read_body(body, BODY_LIMIT).await?, "token request")?;
     hubgate_server::names::validate_hub(&request.hub)?;
     authorize(&principal, Right::Manage, &Resource::hub(&request.hub))?;
-    Ok(ApiJson(mint::mint(&s, request, &principal.name()).await?))
+    Ok(ApiJson(
+        mint::mint(&s, request, &principal.name(), &request_id).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Minting: which rule signs, which resource the token covers, for how long.
 
+use hubgate_server::audit::Event;
 use hubgate_server::authz::{CONSUMER_GROUPS, PUBLISHERS, unix_now};
 use hubgate_server::config::signing_rule;
 use hubgate_server::names::NameError;
@@ -86,11 +87,13 @@ fn only(requested: Option<&[Right]>, only: Right, what: &str) -> Result<(), Mint
     }
 }
 
-/// Mints the token `request` asks for; `by` (a principal name) goes to the audit log.
+/// Mints the token `request` asks for; `by` (a principal name) and `request_id` go to the
+/// audit log (the token does not), before the token is handed out.
 pub(crate) async fn mint(
     s: &IssuerState,
     request: MintRequest,
     by: &str,
+    request_id: &str,
 ) -> Result<MintResponse, MintError> {
     let MintRequest {
         hub,
@@ -172,6 +175,24 @@ pub(crate) async fn mint(
         expires_at,
         "token minted"
     );
+    let mut details = vec![
+        ("rule", rule.name.clone()),
+        ("expires_at", expires_at.to_string()),
+        ("rights", format!("{:?}", rule.rights().names())),
+    ];
+    if let Some(cg) = &consumer_group {
+        details.push(("consumer_group", cg.clone()));
+    }
+    s.audit
+        .record(Event {
+            action: "token.mint",
+            principal: by,
+            request_id,
+            hub: Some(&hub),
+            target: publisher.as_deref().or(consumer_group.as_deref()),
+            details,
+        })
+        .await?;
     Ok(MintResponse {
         token,
         resource,

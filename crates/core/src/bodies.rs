@@ -21,18 +21,26 @@ pub const PUBLISHER_HEADER: &str = "x-opt-publisher";
 /// and is what consumer-group reads report as `publisher`). Compared in ASCII case.
 pub const RESERVED_HEADER_PREFIX: &str = "x-opt-";
 
+/// Header names only hubgate writes besides [`RESERVED_HEADER_PREFIX`]: the W3C Trace
+/// Context of the request that wrote the record (<https://www.w3.org/TR/trace-context/>);
+/// a client continues a trace with the HTTP headers of the same names.
+pub const RESERVED_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
 /// Whether a client-supplied header or property `name` is reserved
-/// ([`RESERVED_HEADER_PREFIX`]).
+/// ([`RESERVED_HEADER_PREFIX`], [`RESERVED_HEADERS`]).
 pub fn is_reserved_header(name: &str) -> bool {
     name.as_bytes()
         .get(..RESERVED_HEADER_PREFIX.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_HEADER_PREFIX.as_bytes()))
+        || RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name))
 }
 
 /// The error for a client that sent the reserved `name` as `what`.
 pub fn reserved_header_error(what: &str, name: &str) -> JsonError {
     JsonError(format!(
-        "{what} '{name}' is reserved: names starting with '{RESERVED_HEADER_PREFIX}' are set by the gateway only"
+        "{what} '{name}' is reserved: names starting with '{RESERVED_HEADER_PREFIX}', and {RESERVED_HEADERS:?} (send those as HTTP headers to continue a trace), are set by the gateway only"
     ))
 }
 

@@ -42,7 +42,8 @@ use crate::KafkaError;
 use crate::config::KafkaConfig;
 
 /// The outcome a waiting request receives: its offsets, or the shared error.
-pub(super) type Outcome = Result<Vec<i64>, Arc<KafkaError>>;
+/// With the offsets, the number of the produce request that carried them (traces).
+pub(super) type Outcome = Result<(Vec<i64>, u64), Arc<KafkaError>>;
 
 /// Per-partition produce queues.
 #[derive(Debug)]
@@ -188,7 +189,9 @@ impl Lead {
             Some(sender) => {
                 let bytes = records.iter().map(record_bytes).sum();
                 crate::metrics::batch(records.len(), bytes, 1);
-                sender.write(records).await
+                let (result, number) = sender.write(records).await;
+                tracing::Span::current().record("kafka.produce_request", number);
+                result
             }
             None => Err(KafkaError::Timeout), // not reached: `sender` is taken only in drop
         };
@@ -306,7 +309,8 @@ impl Sender {
             senders.push(w.done);
         }
         crate::metrics::batch(records.len(), bytes, senders.len());
-        let outcome = match self.write(records).await {
+        let (written, number) = self.write(records).await;
+        let outcome = match written {
             Err(e) if senders.len() > 1 && too_large(&e) => {
                 let halved = (bytes / 2).max(1);
                 self.queue.limit.store(halved, Ordering::Relaxed);
@@ -324,7 +328,7 @@ impl Sender {
                 let mut offsets = offsets.into_iter();
                 counts
                     .iter()
-                    .map(|&n| Ok(offsets.by_ref().take(n).collect()))
+                    .map(|&n| Ok((offsets.by_ref().take(n).collect(), number)))
                     .collect()
             }
             Err(e) => senders.iter().map(|_| Err(Arc::clone(&e))).collect(),
@@ -332,8 +336,9 @@ impl Sender {
         (outcomes, senders)
     }
 
-    async fn write(&self, records: Vec<Record>) -> Result<Vec<i64>, KafkaError> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    /// Sends one produce request; its result and its number (1, 2, … per Kafka handle).
+    async fn write(&self, records: Vec<Record>) -> (Result<Vec<i64>, KafkaError>, u64) {
+        let number = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         let fut = Box::pin(self.pc.produce(records, self.compression));
         let started = std::time::Instant::now();
         let result = match tokio::time::timeout(self.timeout, fut).await {
@@ -345,7 +350,7 @@ impl Sender {
             started.elapsed(),
             &result,
         );
-        result
+        (result, number)
     }
 }
 

@@ -15,6 +15,9 @@ mod security;
 pub mod table;
 mod watch;
 
+/// The target of spans only OpenTelemetry traces want (DEBUG level; `hubgate_server::traces`).
+pub const TRACE_TARGET: &str = "hubgate::trace";
+
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -736,10 +739,28 @@ impl Kafka {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<Vec<i64>, KafkaError> {
+        let span = tracing::debug_span!(
+            target: TRACE_TARGET,
+            "kafka.produce",
+            topic,
+            partition,
+            records = records.len(),
+            kafka.produce_request = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(self.produce_traced(topic, partition, records), span).await
+    }
+
+    async fn produce_traced(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<Vec<i64>, KafkaError> {
         let pc = self.partition(topic, partition).await?;
         let result = match &self.coalescer {
             None => {
-                self.produce_requests.fetch_add(1, Ordering::Relaxed);
+                let number = self.produce_requests.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::Span::current().record("kafka.produce_request", number);
                 let bytes = records.iter().map(coalesce::record_bytes).sum();
                 metrics::batch(records.len(), bytes, 1);
                 let started = Instant::now();
@@ -754,7 +775,10 @@ impl Kafka {
                 coalesce::Submitted::Lead(lead) => lead.send().await,
                 coalesce::Submitted::Queued(rx) => {
                     match self.timed(async { Ok::<_, KafkaError>(rx.await) }).await {
-                        Ok(Ok(Ok(offsets))) => Ok(offsets),
+                        Ok(Ok(Ok((offsets, number)))) => {
+                            tracing::Span::current().record("kafka.produce_request", number);
+                            Ok(offsets)
+                        }
                         Ok(Ok(Err(shared))) => Err(KafkaError::Shared(shared)),
                         // The sender task ended without an answer (runtime shutting down).
                         Ok(Err(_)) => Err(KafkaError::Timeout),
@@ -895,6 +919,20 @@ impl Kafka {
     /// Without a wait, identical fetches asked for at the same moment (readers woken by one
     /// append) share one request (`fetches.rs`).
     pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+        max_wait_ms: i32,
+    ) -> Result<(Vec<RecordAndOffset>, i64), KafkaError> {
+        let span =
+            tracing::debug_span!(target: TRACE_TARGET, "kafka.fetch", topic, partition, offset);
+        let fetch = self.fetch_traced(topic, partition, offset, max_bytes, max_wait_ms);
+        tracing::Instrument::instrument(fetch, span).await
+    }
+
+    async fn fetch_traced(
         &self,
         topic: &str,
         partition: i32,

@@ -24,7 +24,8 @@ pub use hubgate_kafka::config::{KafkaConfig, ProduceCompression, SaslMechanism};
 
 /// Top-level keys read from `HUBGATE_*` variables. Other `HUBGATE_*` variables (`HUBGATE_CONFIG`,
 /// `HUBGATE_LOG_FORMAT`, test tooling) are not configuration; nested typos are still errors.
-const ENV_KEYS: [&str; 27] = [
+const ENV_KEYS: [&str; 28] = [
+    "traces",
     "audit",
     "metrics",
     "streams",
@@ -57,7 +58,7 @@ const ENV_KEYS: [&str; 27] = [
 /// Keys taken from `HUBGATE_*` variables as text exactly as written. figment parses other
 /// values (`12345` becomes a number, `[a, b]` an array), and a user name or password may
 /// look like either.
-const ENV_TEXT_KEYS: [&str; 25] = [
+const ENV_TEXT_KEYS: [&str; 27] = [
     "namespace",
     "revocation_topic",
     "consumer_group_topic",
@@ -83,6 +84,8 @@ const ENV_TEXT_KEYS: [&str; 25] = [
     "metrics.emf_namespace",
     "audit.key",
     "audit.topic",
+    "traces.endpoint",
+    "traces.service_name",
 ];
 
 /// The whole configuration.
@@ -192,6 +195,9 @@ pub struct Config {
     /// The tamper-evident audit log of management actions (`[audit]`; on when it has a key).
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// OpenTelemetry traces over OTLP/HTTP (`[traces]`; off by default).
+    #[serde(default)]
+    pub traces: crate::traces::TracesConfig,
 }
 
 /// Server-Sent Event streams (`GET …/stream`).
@@ -488,6 +494,7 @@ impl Config {
         self.cors.validate().map_err(ConfigError::Invalid)?;
         self.metrics.validate().map_err(ConfigError::Invalid)?;
         self.audit.validate().map_err(ConfigError::Invalid)?;
+        self.traces.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -492,9 +492,12 @@ where
                 Err(e) => return e.into_response(),
             };
             let headers = in_query.as_ref().unwrap_or(request.headers());
-            access
-                .decide(route, &m.params(), headers, certificate)
-                .await
+            let span = tracing::debug_span!(target: crate::traces::TARGET, "authenticate");
+            tracing::Instrument::instrument(
+                access.decide(route, &m.params(), headers, certificate),
+                span,
+            )
+            .await
         }
         // The normalizing layer sent a path of another template: a defect.
         _ => return ApiError::Internal("route and path disagree").into_response(),
@@ -701,14 +704,16 @@ fn with_request_layers(
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!(
+            let span = tracing::info_span!(
                 "request",
                 request_id = %id,
                 method = %req.method(),
                 path = %req.uri().path(),
                 route = tracing::field::Empty,
                 principal = tracing::field::Empty,
-            )
+            );
+            crate::traces::continue_from(&span, req.headers());
+            span
         })
         .on_response(
             DefaultOnResponse::new()

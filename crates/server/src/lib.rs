@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod startup;
 pub mod throttle;
+pub mod traces;
 
 pub use hubgate_core::{authz, json, names, rights, routes, sas};
 pub use hubgate_kafka::{self as kafka, table};

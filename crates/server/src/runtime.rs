@@ -82,7 +82,7 @@ pub async fn serve(router: Router, mode: Mode) -> Result<(), RuntimeError> {
     match mode {
         Mode::Lambda { streaming: false } => {
             tracing::info!("starting as an AWS Lambda function");
-            lambda_http::run(router)
+            lambda_http::run(crate::traces::flushing_on_lambda(router))
                 .await
                 .map_err(|e| RuntimeError::Lambda(e.to_string()))
         }
@@ -179,6 +179,7 @@ where
     match mode {
         Mode::Lambda { streaming: false } => {
             tracing::info!("starting as an AWS Lambda function (HTTP and other events)");
+            let router = crate::traces::flushing_on_lambda(router);
             let handler = lambda_http::service_fn(
                 move |event: lambda_http::LambdaEvent<serde_json::Value>| {
                     let (router, on_event) = (router.clone(), on_event.clone());
@@ -209,6 +210,7 @@ async fn serve_http(
         .await
         .map_err(|e| RuntimeError::Bind(addr, e))?;
     crate::listener::serve(listener, router, server, tls, shutdown_signal()).await;
+    crate::traces::shutdown();
     Ok(())
 }
 
@@ -237,20 +239,38 @@ async fn shutdown_signal() {
 /// Structured logs to stdout: JSON by default (`HUBGATE_LOG_FORMAT=text` for humans),
 /// level from `RUST_LOG` (default `info`).
 pub fn init_tracing() {
+    init_tracing_with(None);
+}
+
+/// [`init_tracing`], and with `traces` the spans exported by OpenTelemetry (their own filter:
+/// hubgate's spans at INFO and the [`crate::traces::TARGET`] spans, whatever `RUST_LOG` says).
+pub fn init_tracing_with(traces: Option<opentelemetry_sdk::trace::Tracer>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let text = std::env::var("HUBGATE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("text"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    let _ = if text {
-        builder.try_init()
+    let logs = tracing_subscriber::fmt::layer().with_ansi(false);
+    let logs = if text {
+        logs.boxed()
     } else {
-        builder
-            .json()
+        logs.json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init()
+            .boxed()
     };
+    let spans = traces.map(|tracer| {
+        let wanted = tracing_subscriber::filter::Targets::new()
+            .with_target(crate::traces::TARGET, tracing::Level::DEBUG)
+            .with_default(tracing::Level::INFO);
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(wanted)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -315,8 +335,20 @@ mod tests {
 pub async fn start(
     args: &ServeArgs,
 ) -> Result<(std::sync::Arc<crate::Config>, crate::Clients, Mode), StartError> {
-    init_tracing();
-    let mut config = args.load()?;
+    let mut config = match args.load() {
+        Ok(c) => c,
+        Err(e) => {
+            init_tracing();
+            return Err(e.into());
+        }
+    };
+    let tracer = if config.traces.enabled {
+        let provider = crate::traces::provider(&config.traces)?;
+        Some(crate::traces::tracer(&provider))
+    } else {
+        None
+    };
+    init_tracing_with(tracer);
     let mode = Mode::detect(config.listen, config.server, config.tls.clone())?;
     if matches!(mode, Mode::Lambda { .. }) {
         // One request per instance at a time: nothing to combine, so produce directly.

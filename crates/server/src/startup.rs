@@ -37,4 +37,6 @@ pub enum StartError {
     BrokerToken(#[from] hubgate_kafka::oauth::TokenError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Traces(#[from] crate::traces::TracesError),
 }

@@ -38,10 +38,12 @@ fn config(issuer: &Issuer) -> Config {
     );
     Config::from_toml(&format!(
         "namespace = 'ns.test'\n[authorizer]\nhttp_endpoint = true\n\
+         [audit]\nkey = '{}'\n\
          [kafka]\nbootstrap_servers = ['127.0.0.1:1']\nrequest_timeout_ms = 20\n\
          [[rules]]\nname = 'send'\nrights = ['Send']\nprimary_key = '{}'\n\
          [[rules]]\nname = 'listen'\nrights = ['Listen']\nprimary_key = '{}'\n\
          [[rules]]\nname = 'manage'\nrights = ['Manage']\nprimary_key = '{}'\n{}",
+        key(),
         key(),
         key(),
         key(),

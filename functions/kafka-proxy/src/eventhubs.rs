@@ -330,10 +330,12 @@ async fn write_events(
     events: Vec<Event>,
 ) -> Result<(), ApiError> {
     let now = Utc::now();
+    let trace = hubgate_server::traces::record_headers();
     let records: Vec<Record> = events
         .into_iter()
         .map(|e| {
             let mut headers = e.properties;
+            headers.extend(trace.iter().cloned());
             let key = match target {
                 Target::Publisher(p) => {
                     headers.insert(PUBLISHER_HEADER.to_owned(), p.as_bytes().to_vec());
@@ -350,7 +352,11 @@ async fn write_events(
         })
         .collect();
     crate::produce::check_size(&records, s.config.limits.max_publication_bytes)?;
-    s.throttle.check(principal, resource, records.len())?;
+    {
+        let _span =
+            tracing::debug_span!(target: hubgate_server::traces::TARGET, "throttle").entered();
+        s.throttle.check(principal, resource, records.len())?;
+    }
 
     let count = s.kafka.partition_count(hub).await?;
     if let Target::Partition(p) = *target

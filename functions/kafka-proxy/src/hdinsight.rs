@@ -321,7 +321,11 @@ async fn produce_body(
     let parsed = crate::records::produce_records(bytes, Utc::now())?;
     let limit = s.config.limits.max_publication_bytes;
     crate::produce::check_size(parsed.iter().map(|(_, r)| r), limit)?;
-    s.throttle.check(principal, resource, parsed.len())?;
+    {
+        let _span =
+            tracing::debug_span!(target: hubgate_server::traces::TARGET, "throttle").entered();
+        s.throttle.check(principal, resource, parsed.len())?;
+    }
     let count = s.kafka.partition_count(topic).await?;
     let mut records = Vec::with_capacity(parsed.len());
     for (requested, record) in parsed {

@@ -15,13 +15,16 @@ pub(crate) fn produce_records(
     bytes: &[u8],
     timestamp: DateTime<Utc>,
 ) -> Result<Vec<(Option<i32>, Record)>, ApiError> {
+    let trace = hubgate_server::traces::record_headers();
     Ok(hubgate_core::bodies::produce_records(bytes)?
         .into_iter()
         .map(|r| {
+            let mut headers = r.headers;
+            headers.extend(trace.iter().cloned());
             let record = Record {
                 key: r.key,
                 value: r.value,
-                headers: r.headers,
+                headers,
                 timestamp,
             };
             (r.partition, record)

@@ -229,7 +229,12 @@ async fn watch_with(
 async fn lambda_functions_under_cargo_lambda_ok() {
     let telemetry = &unique("telemetry");
     let started = Instant::now();
-    let (watch, config, client) = watch_with("[authorizer]\nhttp_endpoint = true\n", "").await;
+    // Metrics on: on Lambda they are CloudWatch EMF lines, one per invocation.
+    let (watch, config, client) = watch_with(
+        "[authorizer]\nhttp_endpoint = true\n[metrics]\nenabled = true\nemf_namespace = \"hubgate-test\"\n",
+        "",
+    )
+    .await;
     let manage = token_1h(&config, "manage", "");
     let listen = token_1h(&config, "listen", "");
 
@@ -361,6 +366,35 @@ async fn lambda_functions_under_cargo_lambda_ok() {
         latest_offsets(&SharedKafka::get().bootstrap(), telemetry).await,
         [2]
     );
+
+    // The EMF lines: one per HTTP invocation, with the route, status and Kafka figures.
+    let log = watch.log();
+    let emf: Vec<Value> = log
+        .lines()
+        .filter(|l| l.contains("\"_aws\":"))
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let sent: Vec<&Value> = emf
+        .iter()
+        .filter(|e| e["Route"] == "SendAsPublisher" && e["Status"] == "2xx")
+        .collect();
+    assert_eq!(sent.len(), 2, "two sends answered 201: {emf:?}\n{log}");
+    for e in &sent {
+        assert_eq!(
+            e["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "hubgate-test"
+        );
+        assert_eq!(e["Requests"], 1);
+        assert_eq!(e["KafkaProduceRequests"], 1, "{e}");
+        assert!(e["Duration"].as_f64().unwrap() > 0.0);
+    }
+    let refused = emf
+        .iter()
+        .find(|e| e["Route"] == "SendAsPublisher" && e["Status"] == "4xx")
+        .unwrap_or_else(|| panic!("the 401: {emf:?}"));
+    assert_eq!(refused["CredentialFailures"], 1);
+    assert_eq!(refused["CredentialFailureReason"], "invalid_audience");
 }
 
 /// An event stream through the function URL of a response-streaming function

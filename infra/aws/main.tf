@@ -89,6 +89,12 @@ locals {
     RUST_LOG                    = var.log_level
     },
     length(var.cors_allowed_origins) > 0 ? { HUBGATE_CORS__ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) } : {},
+    # Metrics as CloudWatch EMF lines, one per invocation (README, Metrics).
+    var.metrics_enabled ? { HUBGATE_METRICS__ENABLED = "true" } : {},
+    # Traces to an OTLP/HTTP endpoint (an ADOT collector layer, say; README, Traces).
+    var.traces_endpoint != "" ? { HUBGATE_TRACES__ENABLED = "true", HUBGATE_TRACES__ENDPOINT = var.traces_endpoint } : {},
+    # The audit log (README, Audit log); the environment is encrypted with the KMS key below.
+    var.audit_key != "" ? { HUBGATE_AUDIT__KEY = var.audit_key } : {},
   local.kafka_sasl, var.extra_environment)
 
   in_vpc = length(var.subnet_ids) > 0

@@ -210,3 +210,23 @@ variable "cors_allowed_origins" {
   type        = list(string)
   default     = []
 }
+
+variable "metrics_enabled" {
+  description = "Print the metrics as CloudWatch Embedded Metric Format lines, one per HTTP invocation (HUBGATE_METRICS__ENABLED; namespace hubgate; README, Metrics)."
+  type        = bool
+  default     = false
+}
+
+variable "traces_endpoint" {
+  description = "OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces for an ADOT collector layer); empty: traces off (README, Traces)."
+  type        = string
+  default     = ""
+}
+
+variable "audit_key" {
+  description = "The audit log's key, base64 of at least 32 bytes (`hubgate key` prints one); empty: audit log off (README, Audit log). Keep the same key for `hubgate audit verify`."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+

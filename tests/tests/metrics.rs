@@ -76,6 +76,24 @@ impl Prometheus {
         result.first()?["value"][1].as_str()?.parse().ok()
     }
 
+    /// Whether Prometheus evaluates `promql` without an error (`status: success`).
+    async fn evaluates(&self, promql: &str) -> Result<(), String> {
+        let body: serde_json::Value = http()
+            .get(format!("{}/api/v1/query", self.base))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if body["status"] == "success" {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    }
+
     /// Waits until `promql` returns `want` (Prometheus scrapes every second).
     async fn wait_for(&self, promql: &str, want: f64) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -274,6 +292,51 @@ async fn metrics_prometheus_scrapes_traffic_mix_ok() {
             1.0,
         )
         .await;
+    // The Grafana dashboard (ops/grafana/hubgate.json): every query is valid PromQL for this
+    // Prometheus, and every hubgate metric it names is in the exposition.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/grafana/hubgate.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Now that every family has samples (an empty family is not written).
+    let text = client
+        .get(&metrics_url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let promql = expr.replace("$__rate_interval", "1m").replace("$job", ".*");
+            prometheus
+                .evaluates(&promql)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {expr}: {e}", panel["title"]));
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("hubgate_") || w.starts_with("process_"))
+            {
+                let family = ["_bucket", "_count", "_sum", "_total"]
+                    .iter()
+                    .fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+                assert!(
+                    text.contains(family),
+                    "the dashboard's {name} is not exposed"
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 12, "{queries} queries");
+
     // A rate over the scrapes: requests happened in the last minute.
     let rate = prometheus
         .query("sum(rate(hubgate_http_request_duration_seconds_count[1m]))")

@@ -183,12 +183,15 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     )
     .await;
 
+    // With the audit log: rotations and the reloads they cause are recorded.
     let toml = format!(
         "namespace = '{NAMESPACE}'\nsecret_id = '{SECRET}'\nsecret_reload_min_ms = 200\n\
          revocation_topic = '{}'\nconsumer_group_topic = '{}'\n\
+         [audit]\nkey = 'YXVkaXQta2V5LWZvci10aGUtcm90YXRpb24tdGVzdC0wMDAx'\ntopic = '{}'\n\
          [kafka]\n{}request_timeout_ms = 5000\n",
         unique("__hubgate_revocations"),
         unique("__hubgate_groups"),
+        unique("audit"),
         kafka_toml(&broker.bootstrap())
     );
     // P issues tokens and rotates; Q is another instance that started before any rotation.
@@ -303,4 +306,38 @@ async fn issuer_rotation_with_secrets_manager_ok() {
     )
     .await;
     assert_eq!(status, 401);
+
+    // The audit log: each rotation step (the retried one too) and the scheduled rotation by
+    // the invoking processes, the reloads that changed the rules, the mints and the topic.
+    let page: serde_json::Value = client
+        .get(p.url("/v1/audit?limit=1000"))
+        .header("authorization", manage_token(&after_second))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    let count = |a: &str| actions.iter().filter(|x| **x == a).count();
+    assert_eq!(count("keys.rotate"), 6, "{page}");
+    assert_eq!(count("topic.create"), 1, "{page}");
+    assert_eq!(count("token.mint"), 3, "{page}");
+    assert!(
+        count("config.reload") >= 2,
+        "P and Q reloaded new rules: {page}"
+    );
+    let step = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "keys.rotate")
+        .unwrap();
+    assert_eq!(step["principal"], "lambda:invoke");
+    assert_eq!(step["details"]["step"], "CreateSecret", "{step}");
 }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every action recorded.
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 8] = [
     "token.mint",
     "publisher.revoke",
     "publisher.resume",
@@ -27,6 +27,7 @@ pub const ACTIONS: [&str; 7] = [
     "consumer_group.create",
     "consumer_group.delete",
     "keys.rotate",
+    "config.reload",
 ];
 
 /// Shortest audit key accepted (bytes).

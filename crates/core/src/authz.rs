@@ -15,7 +15,7 @@ pub use crate::rights::{CONSUMER_GROUPS, PUBLISHERS, Resource, Right, Rights};
 use crate::sas::{SasError, SasKey, SasToken, normalize_host};
 
 /// A named SAS rule: rights, scope, two keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// The key name (`skn`).

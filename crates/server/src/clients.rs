@@ -74,6 +74,7 @@ impl Clients {
             Arc::clone(&kafka),
             &config.audit,
         )?);
+        gate.keys.audit_into(Arc::clone(&audit));
         Ok(Self {
             access,
             audit,

@@ -48,6 +48,8 @@ pub struct KeyStore {
     namespace: String,
     current: RwLock<Arc<Keys>>,
     reload: Option<Reload>,
+    /// Where a reload that changed the rules is recorded ([`KeyStore::audit_into`]).
+    audit: std::sync::OnceLock<Arc<crate::audit::Audit>>,
 }
 
 impl KeyStore {
@@ -60,6 +62,7 @@ impl KeyStore {
                 config.rules.clone(),
             ))),
             reload: None,
+            audit: std::sync::OnceLock::new(),
         }
     }
 
@@ -81,6 +84,7 @@ impl KeyStore {
                 last: parking_lot::Mutex::new(Instant::now()),
                 gate: tokio::sync::Mutex::new(()),
             }),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -97,6 +101,11 @@ impl KeyStore {
             auth: Authenticator::new(namespace, &rules),
             rules,
         }
+    }
+
+    /// Records each reload that changes the rules in `audit` (`config.reload`).
+    pub fn audit_into(&self, audit: Arc<crate::audit::Audit>) {
+        let _ = self.audit.set(audit);
     }
 
     /// The rules in force now.
@@ -125,9 +134,32 @@ impl KeyStore {
         *reload.last.lock() = Instant::now();
         match reload.store.load().await {
             Ok(rules) => {
+                let changed = self.current.read().rules != rules;
+                let count = rules.len();
                 let keys = Arc::new(Self::keys(&self.namespace, rules));
                 *self.current.write() = keys;
-                tracing::info!(secret = reload.store.secret_id(), "SAS rules reloaded");
+                tracing::info!(
+                    secret = reload.store.secret_id(),
+                    changed,
+                    "SAS rules reloaded"
+                );
+                if changed && let Some(audit) = self.audit.get() {
+                    // Not an action a client waits for: recorded beside the requests.
+                    let (audit, secret) = (Arc::clone(audit), reload.store.secret_id().to_owned());
+                    tokio::spawn(async move {
+                        let event = crate::audit::Event {
+                            action: "config.reload",
+                            principal: "hubgate",
+                            request_id: "",
+                            hub: None,
+                            target: Some(&secret),
+                            details: vec![("rules", count.to_string())],
+                        };
+                        if let Err(e) = audit.record(event).await {
+                            tracing::warn!(error = %e, "could not record the SAS rules reload in the audit log");
+                        }
+                    });
+                }
                 true
             }
             Err(e) => {

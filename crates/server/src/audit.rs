@@ -108,12 +108,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// The log, when `[audit]` has a key.
-    pub fn from_config(
-        kafka: Arc<Kafka>,
-        config: &AuditConfig,
-    ) -> Result<Option<Self>, crate::config::ConfigError> {
-        let Some(key) = config.key().map_err(crate::config::ConfigError::Invalid)? else {
+    /// The log, when `[audit]` has a key; `Err` describes a key that is not one.
+    pub fn from_config(kafka: Arc<Kafka>, config: &AuditConfig) -> Result<Option<Self>, String> {
+        let Some(key) = config.key()? else {
             return Ok(None);
         };
         Ok(Some(Self {
@@ -182,11 +179,9 @@ impl AuditLog {
 pub struct Audit(Option<AuditLog>);
 
 impl Audit {
-    /// From `[audit]`; `kafka` is the process's Kafka handle.
-    pub fn from_config(
-        kafka: Arc<Kafka>,
-        config: &AuditConfig,
-    ) -> Result<Self, crate::config::ConfigError> {
+    /// From `[audit]`; `kafka` is the process's Kafka handle. `Err` describes a key that is
+    /// not one (the configuration's validation refuses it first).
+    pub fn from_config(kafka: Arc<Kafka>, config: &AuditConfig) -> Result<Self, String> {
         AuditLog::from_config(kafka, config).map(Self)
     }
 

@@ -70,10 +70,10 @@ impl Clients {
             Arc::clone(&revocations),
             Arc::clone(&kafka),
         ));
-        let audit = Arc::new(crate::audit::Audit::from_config(
-            Arc::clone(&kafka),
-            &config.audit,
-        )?);
+        let audit = Arc::new(
+            crate::audit::Audit::from_config(Arc::clone(&kafka), &config.audit)
+                .map_err(crate::config::ConfigError::Invalid)?,
+        );
         gate.keys.audit_into(Arc::clone(&audit));
         Ok(Self {
             access,

@@ -112,11 +112,6 @@ pub struct ConsumerGroups {
 }
 
 impl ConsumerGroups {
-    /// Entries and the age of the last complete refresh (metrics).
-    pub fn stats(&self) -> (usize, Option<std::time::Duration>) {
-        self.table.stats()
-    }
-
     /// The store for `config`'s consumer-group topic; nothing is read until first use.
     pub fn new(kafka: Arc<Kafka>, config: &Config) -> Self {
         Self {
@@ -416,5 +411,11 @@ impl ConsumerGroups {
             .write(vec![(key, Some(Stored::Checkpoint(checkpoint.clone())))])
             .await?;
         Ok(checkpoint)
+    }
+}
+
+impl crate::metrics::StoreStats for ConsumerGroups {
+    fn stats(&self) -> (usize, Option<std::time::Duration>) {
+        self.table.stats()
     }
 }

@@ -24,9 +24,6 @@ use prometheus_client::registry::{Registry, Unit};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::consumer_groups::ConsumerGroups;
-use crate::revocation::Revocations;
-
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,11 +128,12 @@ pub enum Sink {
     Emf,
 }
 
-/// Starts recording, for the rest of the process (see [`MetricsConfig::enabled`]).
-pub fn enable(config: &crate::Config, sink: Sink) {
-    let _ = HUBS.set(config.hubs.iter().map(|h| h.to_ascii_lowercase()).collect());
+/// Starts recording, for the rest of the process (see [`MetricsConfig::enabled`]); `hubs`
+/// (the configured ones) are the hub label's values besides `other`.
+pub fn enable(config: &MetricsConfig, hubs: &[String], sink: Sink) {
+    let _ = HUBS.set(hubs.iter().map(|h| h.to_ascii_lowercase()).collect());
     if sink == Sink::Emf {
-        let _ = EMF.set(Emf::new(&config.metrics.emf_namespace));
+        let _ = EMF.set(Emf::new(&config.emf_namespace));
         EMF_ON.store(true, Ordering::Relaxed);
     }
     ENABLED.store(true, Ordering::Relaxed);
@@ -235,9 +233,15 @@ pub fn stream_open() -> Option<Open> {
     open(|f| &f.streams)
 }
 
-/// The exposition's registry: every family (prefix `hubgate_`), the stores, and the standard
-/// `process_*` metrics.
-pub fn registry(revocations: Arc<Revocations>, consumer_groups: Arc<ConsumerGroups>) -> Registry {
+/// A Kafka-backed store the metrics report on.
+pub trait StoreStats: Send + Sync + std::fmt::Debug + 'static {
+    /// Entries, and how long ago the last complete refresh began (`None` before the first).
+    fn stats(&self) -> (usize, Option<Duration>);
+}
+
+/// The exposition's registry: every family (prefix `hubgate_`), the `stores` (by label),
+/// and the standard `process_*` metrics.
+pub fn registry(stores: Vec<(&'static str, Arc<dyn StoreStats>)>) -> Registry {
     let f = &*FAMILIES;
     let mut root = Registry::default();
     // The standard names, unprefixed, as every process dashboard expects them.
@@ -270,19 +274,13 @@ pub fn registry(revocations: Arc<Revocations>, consumer_groups: Arc<ConsumerGrou
         f.streams.clone(),
     );
     hubgate_kafka::metrics::register(registry);
-    registry.register_collector(Box::new(Stores {
-        revocations,
-        consumer_groups,
-    }));
+    registry.register_collector(Box::new(Stores(stores)));
     root
 }
 
 /// The Kafka-backed stores: entries and the age of the last complete refresh.
 #[derive(Debug)]
-struct Stores {
-    revocations: Arc<Revocations>,
-    consumer_groups: Arc<ConsumerGroups>,
-}
+struct Stores(Vec<(&'static str, Arc<dyn StoreStats>)>);
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
@@ -291,10 +289,7 @@ struct StoreLabels {
 
 impl Collector for Stores {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = [
-            ("revocations", self.revocations.stats()),
-            ("consumer_groups", self.consumer_groups.stats()),
-        ];
+        let stats: Vec<_> = self.0.iter().map(|(name, s)| (*name, s.stats())).collect();
         let mut entries = encoder.encode_descriptor(
             "store_entries",
             "Entries of a Kafka-backed store as this process last read it",
@@ -443,13 +438,8 @@ pub fn router(registry: Registry, bearer_token: Option<SecretString>) -> axum::R
 
 /// Serves the metrics listener until the process ends (bound before returning, so a taken
 /// address stops the start-up).
-pub async fn serve(
-    listen: SocketAddr,
-    router: axum::Router,
-) -> Result<(), crate::startup::RuntimeError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| crate::startup::RuntimeError::Bind(listen, e))?;
+pub async fn serve(listen: SocketAddr, router: axum::Router) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "serving metrics at /metrics");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

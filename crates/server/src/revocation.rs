@@ -43,11 +43,6 @@ fn key(hub: &str, publisher: &str) -> String {
 }
 
 impl Revocations {
-    /// Entries and the age of the last complete refresh (metrics).
-    pub fn stats(&self) -> (usize, Option<std::time::Duration>) {
-        self.table.stats()
-    }
-
     /// The store for `config`'s revocation topic; nothing is read until first use.
     pub fn new(kafka: Arc<Kafka>, config: &Config) -> Self {
         Self {
@@ -121,5 +116,11 @@ impl Revocations {
         });
         out.sort_by(|a, b| a.publisher.cmp(&b.publisher));
         Ok(out)
+    }
+}
+
+impl crate::metrics::StoreStats for Revocations {
+    fn stats(&self) -> (usize, Option<std::time::Duration>) {
+        self.table.stats()
     }
 }

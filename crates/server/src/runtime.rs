@@ -359,15 +359,24 @@ pub async fn start(
     if config.metrics.enabled {
         use crate::metrics::{self, Sink};
         if matches!(mode, Mode::Lambda { .. }) {
-            metrics::enable(&config, Sink::Emf);
+            metrics::enable(&config.metrics, &config.hubs, Sink::Emf);
         } else {
-            metrics::enable(&config, Sink::Prometheus);
-            let registry = metrics::registry(
-                std::sync::Arc::clone(&clients.revocations),
-                std::sync::Arc::clone(&clients.consumer_groups),
-            );
+            metrics::enable(&config.metrics, &config.hubs, Sink::Prometheus);
+            let registry = metrics::registry(vec![
+                (
+                    "revocations",
+                    std::sync::Arc::clone(&clients.revocations) as _,
+                ),
+                (
+                    "consumer_groups",
+                    std::sync::Arc::clone(&clients.consumer_groups) as _,
+                ),
+            ]);
             let router = metrics::router(registry, config.metrics.bearer_token.clone());
-            metrics::serve(config.metrics.listen, router).await?;
+            let listen = config.metrics.listen;
+            metrics::serve(listen, router)
+                .await
+                .map_err(|e| RuntimeError::Bind(listen, e))?;
         }
     }
     // In the background: the server listens (and answers Azure's readiness probe, and a

@@ -114,9 +114,9 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
 });
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static EMF_ON: AtomicBool = AtomicBool::new(false);
 /// The configured hubs (lower-case): the only hub label values besides `other`.
 static HUBS: OnceLock<Vec<String>> = OnceLock::new();
+/// Set on Lambda ([`Sink::Emf`]).
 static EMF: OnceLock<Emf> = OnceLock::new();
 
 /// Where the metrics go.
@@ -134,7 +134,6 @@ pub fn enable(config: &MetricsConfig, hubs: &[String], sink: Sink) {
     let _ = HUBS.set(hubs.iter().map(|h| h.to_ascii_lowercase()).collect());
     if sink == Sink::Emf {
         let _ = EMF.set(Emf::new(&config.emf_namespace));
-        EMF_ON.store(true, Ordering::Relaxed);
     }
     ENABLED.store(true, Ordering::Relaxed);
     hubgate_kafka::metrics::enable();
@@ -200,9 +199,7 @@ pub fn request(route: &'static str, response: &axum::response::Response, took: D
         }
         None => {}
     }
-    if EMF_ON.load(Ordering::Relaxed)
-        && let Some(emf) = EMF.get()
-    {
+    if let Some(emf) = EMF.get() {
         emf.invocation(route, status, took, failure);
     }
 }

@@ -154,6 +154,7 @@ fn every_route(topic: &str, manage: &str) -> Vec<Call> {
         call("GET", format!("{group}/partitions/0/stream?offset=0"), None, 200),
         call("GET", format!("{group}/stream"), None, 200),
         call("DELETE", group.clone(), None, 200),
+        call("GET", "/v1/audit".into(), None, 200),
         call(
             "POST",
             "/v1/tokens".into(),
@@ -231,7 +232,11 @@ async fn https_http2_http1_and_device_certificates_ok() {
     let broker = SharedKafka::get();
     let base = test_config_toml(
         &broker.bootstrap(),
-        "revocation_refresh_ms = 500\n[streams]\nmax_duration_secs = 1",
+        &format!(
+            "revocation_refresh_ms = 500\n[streams]\nmax_duration_secs = 1\n\
+             [audit]\nkey = 'aHR0cHMtdGVzdC1hdWRpdC1rZXktb2YtMzItYnl0ZXMhIQ=='\ntopic = '{}'",
+            unique("audit")
+        ),
     );
     let config = hubgate_server::Config::from_toml(&base).unwrap();
     let tls = format!(

@@ -505,6 +505,10 @@ where
     match decision {
         Ok(grant) => {
             if let Some(mut grant) = grant {
+                // Into the request's log line (a name, never credential material), from here:
+                // inside `decide` the current span may be the trace-only `authenticate`.
+                tracing::Span::current()
+                    .record("principal", tracing::field::display(&*grant.principal));
                 if let Some(id) = request
                     .headers()
                     .get("x-request-id")

@@ -259,18 +259,22 @@ pub fn init_tracing_with(traces: Option<opentelemetry_sdk::trace::Tracer>) {
             .with_current_span(false)
             .boxed()
     };
-    let spans = traces.map(|tracer| {
-        let wanted = tracing_subscriber::filter::Targets::new()
-            .with_target(crate::traces::TARGET, tracing::Level::DEBUG)
-            .with_default(tracing::Level::INFO);
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(wanted)
-    });
-    let _ = tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(spans)
-        .try_init();
+    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
+    // Two arms, not an `Option` layer: an absent layer counts as one that wants everything,
+    // and every DEBUG span and event of every crate would then be built (and the trace-only
+    // spans entered, hiding the request span from `Span::current`).
+    let _ = match traces {
+        Some(tracer) => {
+            let wanted = tracing_subscriber::filter::Targets::new()
+                .with_target(crate::traces::TARGET, tracing::Level::DEBUG)
+                .with_default(tracing::Level::INFO);
+            let spans = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(wanted);
+            registry.with(spans).try_init()
+        }
+        None => registry.try_init(),
+    };
 }
 
 #[cfg(test)]

@@ -187,8 +187,7 @@ impl Lead {
         let records = std::mem::take(&mut self.records);
         let result = match &self.sender {
             Some(sender) => {
-                let bytes = records.iter().map(record_bytes).sum();
-                crate::metrics::batch(records.len(), bytes, 1);
+                crate::metrics::batch(records.len(), || records.iter().map(record_bytes).sum(), 1);
                 let (result, number) = sender.write(records).await;
                 tracing::Span::current().record("kafka.produce_request", number);
                 result
@@ -308,7 +307,7 @@ impl Sender {
             records.extend(w.records);
             senders.push(w.done);
         }
-        crate::metrics::batch(records.len(), bytes, senders.len());
+        crate::metrics::batch(records.len(), || bytes, senders.len());
         let (written, number) = self.write(records).await;
         let outcome = match written {
             Err(e) if senders.len() > 1 && too_large(&e) => {

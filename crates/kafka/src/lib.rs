@@ -761,8 +761,11 @@ impl Kafka {
             None => {
                 let number = self.produce_requests.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::Span::current().record("kafka.produce_request", number);
-                let bytes = records.iter().map(coalesce::record_bytes).sum();
-                metrics::batch(records.len(), bytes, 1);
+                metrics::batch(
+                    records.len(),
+                    || records.iter().map(coalesce::record_bytes).sum(),
+                    1,
+                );
                 let started = Instant::now();
                 let result = self
                     .timed(pc.produce(records, self.config.compression.rskafka()))

@@ -158,12 +158,12 @@ pub(crate) fn request<T>(operation: Operation, took: Duration, result: &Result<T
     }
 }
 
-/// A produce request carried `records` records of about `bytes` bytes from `requests` HTTP
-/// requests.
-pub(crate) fn batch(records: usize, bytes: usize, requests: usize) {
+/// A produce request carried `records` records of about `bytes()` bytes (counted only while
+/// recording) from `requests` HTTP requests.
+pub(crate) fn batch(records: usize, bytes: impl FnOnce() -> usize, requests: usize) {
     let Some(f) = families() else { return };
     f.batch_records.observe(records as f64);
-    f.batch_bytes.observe(bytes as f64);
+    f.batch_bytes.observe(bytes() as f64);
     f.batch_requests.observe(requests as f64);
 }
 

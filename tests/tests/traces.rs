@@ -111,6 +111,9 @@ async fn traces_client_traceparent_continues_into_kafka_ok() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
+    // For the reserved name, not for anything else in the batch.
+    let why = refused.text().await.unwrap();
+    assert!(why.contains("'traceparent' is reserved"), "{why}");
     // A request without a trace is not sampled (ratio 0): no spans of another trace.
     let untraced = client
         .post(gateway.url(&format!("/{hub}/messages")))

@@ -15,8 +15,9 @@ use rskafka::messenger::Messenger;
 use rskafka::protocol::api_key::ApiKey;
 use rskafka::protocol::api_version::{ApiVersion, ApiVersionRange};
 use rskafka::protocol::messages::{
-    CreateTopicConfig, CreateTopicRequest, CreateTopicsRequest, MetadataRequest, MetadataResponse,
-    ReadVersionedError, ReadVersionedType, RequestBody, WriteVersionedError, WriteVersionedType,
+    CreateTopicConfig, CreateTopicRequest, CreateTopicsRequest, MetadataRequest,
+    MetadataRequestTopic, MetadataResponse, ReadVersionedError, ReadVersionedType, RequestBody,
+    WriteVersionedError, WriteVersionedType,
 };
 use rskafka::protocol::primitives::{Array, Boolean, Int8, Int16, Int32, NullableString, String_};
 use rskafka::protocol::traits::{ReadType, WriteType};
@@ -255,6 +256,69 @@ pub(super) async fn cluster(
     c: Connector<'_>,
 ) -> Result<ClusterInfo, KafkaError> {
     Ok(cluster_info(admin.metadata(c).await?))
+}
+
+/// Whether no broker holding a replica of `topic`'s `partition` (as the kept connection's
+/// metadata places it) says it does not know the topic, asked by name without allowing
+/// auto-creation (Metadata v4 `allow_auto_topic_creation = false`, KIP-204; rskafka's own
+/// lookups leave it true). `false` when one of them, or the kept connection's broker, does
+/// not know it. A replica that cannot be asked (down, or no answer) does not count: it is
+/// not the one rskafka would ask.
+///
+/// For [`crate::Kafka::partition`]: a topic deleted a moment ago is still listed by a broker
+/// that has not caught up yet, while its partition's leader, which rskafka asks by name when
+/// a partition client is made, would create it again. Opens a connection per replica.
+pub(super) async fn known_to_replicas(
+    admin: &AdminConnection,
+    c: Connector<'_>,
+    topic: &str,
+    partition: i32,
+) -> Result<bool, KafkaError> {
+    let cluster = cluster_info(admin.metadata(c).await?);
+    let Some(replicas) = cluster
+        .topics
+        .get(topic)
+        .and_then(|ps| ps.iter().find(|p| p.partition == partition))
+        .map(|p| p.replicas.clone())
+    else {
+        return Ok(false);
+    };
+    let ask = |id: i32| {
+        let addr = cluster
+            .brokers
+            .iter()
+            .find(|b| b.id == id)
+            .map(|b| format!("{}:{}", b.host, b.port));
+        async move {
+            let addr = addr?;
+            let answer = async {
+                connect(&addr, c.client_id, c.security)
+                    .await?
+                    .request(MetadataRequest {
+                        topics: Some(vec![MetadataRequestTopic {
+                            name: String_(topic.to_owned()),
+                        }]),
+                        allow_auto_topic_creation: Some(Boolean(false)),
+                    })
+                    .await
+                    .map_err(|e| KafkaError::Admin(format!("metadata: {e}")))
+            }
+            .await;
+            match answer {
+                Ok(r) => Some(
+                    r.topics
+                        .iter()
+                        .any(|t| t.name.0 == topic && t.error.is_none()),
+                ),
+                Err(e) => {
+                    tracing::debug!(broker = id, %addr, error = %e, "could not ask a replica whether it knows a topic");
+                    None
+                }
+            }
+        }
+    };
+    let answers = futures::future::join_all(replicas.into_iter().map(ask)).await;
+    Ok(!answers.contains(&Some(false)))
 }
 
 /// Creates a topic with configs, on the controller.

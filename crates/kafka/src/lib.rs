@@ -67,9 +67,10 @@ pub enum KafkaError {
     /// created, or deleted and created again, whose partition is not ready yet. Retriable.
     #[error("partition {partition} of topic '{topic}' is not ready on its broker yet")]
     PartitionNotReady { topic: String, partition: i32 },
-    /// A topic the last metadata answers lack although earlier ones listed it: deleted, or
-    /// a broker not caught up yet (after a restart). Retriable until hubgate believes it is
-    /// gone (then `UnknownTopic`).
+    /// A topic the last metadata answers lack although earlier ones listed it, or that a
+    /// broker holding one of its replicas no longer knows: deleted, or a broker not caught up
+    /// yet (after a restart). Retriable until hubgate believes it is gone (then
+    /// `UnknownTopic`).
     #[error("topic '{0}' is missing from the cluster's latest metadata")]
     TopicUnconfirmed(String),
     #[error("kafka refused the topic: {0}")]
@@ -225,13 +226,20 @@ struct TopicCache {
 /// leaves `allow_auto_topic_creation` at its default, true (`rskafka::connection`,
 /// `MetadataRequest`). A broker with `auto.create.topics.enable=true` (Kafka's default)
 /// then creates the topic, even one an operator has just deleted. So a partition client is
-/// made only for a topic the latest all-topics metadata lists (such a request names no topic,
-/// so it cannot create one), and one that said "unknown topic" is never used again.
+/// made only for a topic an all-topics metadata request sent from that moment on lists (such
+/// a request names no topic, so it cannot create one), and one that said "unknown topic" is
+/// never used again. Brokers learn of a deletion one after the other, so for a while after a
+/// broker said "unknown topic" (or a list lacked it) the list may come from one that has not
+/// caught up: then the partition's replicas are asked first, by name but without
+/// auto-creation ([`admin::known_to_replicas`]).
 #[derive(Debug, Default)]
 struct Known {
     /// By topic, then partition (looked up by `&str`: no copy of the name per request).
     partitions: Mutex<HashMap<String, HashMap<i32, Arc<Partition>>>>,
     topics: Mutex<Option<TopicCache>>,
+    /// Topics a broker said it does not know, or a topic list lacked, with when it last
+    /// happened; forgotten [`TOPIC_GONE_AFTER`] later, or when hubgate creates the topic.
+    doubted: Mutex<HashMap<String, Instant>>,
 }
 
 impl Known {
@@ -240,6 +248,32 @@ impl Known {
         self.partitions.lock().remove(topic);
         if let Some(cache) = self.topics.lock().as_mut() {
             cache.read_at = None;
+        }
+    }
+
+    /// [`Known::forget`], after a broker said it does not know `topic`: deleted, perhaps.
+    fn said_unknown(&self, topic: &str) {
+        self.forget(topic);
+        self.doubt(topic);
+    }
+
+    fn doubt(&self, topic: &str) {
+        let mut doubted = self.doubted.lock();
+        // Only the last TOPIC_GONE_AFTER's are kept: a few, however many topics come and go.
+        doubted.retain(|_, at| at.elapsed() < TOPIC_GONE_AFTER);
+        doubted.insert(topic.to_owned(), Instant::now());
+    }
+
+    /// Whether `topic` was doubted in the last [`TOPIC_GONE_AFTER`].
+    fn doubted(&self, topic: &str) -> bool {
+        let mut doubted = self.doubted.lock();
+        match doubted.get(topic) {
+            Some(at) if at.elapsed() < TOPIC_GONE_AFTER => true,
+            Some(_) => {
+                doubted.remove(topic);
+                false
+            }
+            None => false,
         }
     }
 
@@ -526,6 +560,9 @@ impl Kafka {
     /// Reloads the topic list now.
     pub async fn refresh_topics(&self) -> Result<Arc<TopicMap>, KafkaError> {
         let client = self.client().await?;
+        // When the request left, not when its answer came: `topics_read_after` must not take
+        // a list asked for before the moment it names.
+        let sent = Instant::now();
         let list = self.timed(client.list_topics()).await?;
         let mut map: TopicMap = list
             .into_iter()
@@ -543,11 +580,10 @@ impl Kafka {
                 if map.contains_key(topic) {
                     continue;
                 }
-                let since = previous
-                    .missing
-                    .get(topic)
-                    .copied()
-                    .unwrap_or_else(Instant::now);
+                let since = previous.missing.get(topic).copied().unwrap_or_else(|| {
+                    self.known.doubt(topic);
+                    Instant::now()
+                });
                 if since.elapsed() < TOPIC_GONE_AFTER {
                     missing.insert(topic.clone(), since);
                     map.insert(topic.clone(), *partitions);
@@ -568,7 +604,7 @@ impl Kafka {
         *cache = Some(TopicCache {
             map: Arc::clone(&map),
             by_fold,
-            read_at: Some(Instant::now()),
+            read_at: Some(sent),
             missing,
         });
         Ok(map)
@@ -680,6 +716,20 @@ impl Kafka {
         if self.known.unconfirmed(topic) {
             return Err(KafkaError::TopicUnconfirmed(topic.to_owned()));
         }
+        // Doubted lately: the list may be from a broker that has not learnt of a deletion yet
+        // while the leader, asked by name below, would create the topic again (`Known`).
+        if self.known.doubted(topic)
+            && !self
+                .timed(admin::known_to_replicas(
+                    &self.admin,
+                    self.connector(),
+                    topic,
+                    partition,
+                ))
+                .await?
+        {
+            return Err(KafkaError::TopicUnconfirmed(topic.to_owned()));
+        }
         let client = self.client().await?;
         let pc = Arc::new(Partition {
             pc: self
@@ -697,16 +747,16 @@ impl Kafka {
         Ok(pc)
     }
 
-    /// Forgets cached knowledge of `topic` (after it was deleted or an operation said unknown).
-    fn forget(&self, topic: &str) {
-        self.known.forget(topic);
+    /// Forgets cached knowledge of `topic` after a broker said it does not know it.
+    fn said_unknown(&self, topic: &str) {
+        self.known.said_unknown(topic);
     }
 
     /// Maps client errors of a partition operation, forgetting stale metadata.
     fn partition_error(&self, e: KafkaError, topic: &str, partition: i32) -> KafkaError {
         match e.protocol() {
             Some(ProtocolError::UnknownTopicOrPartition) => {
-                self.forget(topic);
+                self.said_unknown(topic);
                 KafkaError::UnknownPartition {
                     topic: topic.to_owned(),
                     partition,
@@ -799,7 +849,7 @@ impl Kafka {
             Ok(offsets) => Ok(offsets),
             Err(e) if matches!(e.protocol(), Some(ProtocolError::UnknownTopicOrPartition)) => {
                 // Nothing was written. Deleted, or not ready yet? Fresh metadata tells.
-                self.forget(topic);
+                self.said_unknown(topic);
                 match self.partition_count(topic).await {
                     Ok(count) if partition < count => Err(KafkaError::PartitionNotReady {
                         topic: topic.to_owned(),
@@ -845,7 +895,7 @@ impl Kafka {
                             protocol_error: ProtocolError::UnknownTopicOrPartition,
                             ..
                         })) => {
-                            known.forget(&topic);
+                            known.said_unknown(&topic);
                             watch::Polled::Stop
                         }
                         Ok(Err(_)) | Err(_) => watch::Polled::Failed,
@@ -989,7 +1039,7 @@ impl Kafka {
                 Err(fetches::Failed::TimedOut) => return Err(KafkaError::Timeout),
                 // Not again with this client: it would look the topic up by name (`Known`).
                 Err(fetches::Failed::UnknownTopic) => {
-                    self.forget(topic);
+                    self.said_unknown(topic);
                     return Err(KafkaError::UnknownPartition {
                         topic: topic.to_owned(),
                         partition,
@@ -1073,8 +1123,10 @@ impl Kafka {
                 self.timeout(),
             ))
             .await;
-        self.forget(name);
+        self.known.forget(name);
         if result.is_ok() {
+            // Created here: whatever was said of an earlier topic of that name is past.
+            self.known.doubted.lock().remove(name);
             // Boxed: its future (partition clients, metadata) would otherwise sit inside every
             // caller's future type.
             Box::pin(self.wait_ready(name, partitions)).await;
@@ -1100,7 +1152,7 @@ impl Kafka {
                 match ready {
                     Ok(_) => break,
                     Err(_) if Instant::now() < deadline => {
-                        self.forget(topic);
+                        self.known.forget(topic);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     Err(e) => {

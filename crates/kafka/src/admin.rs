@@ -262,8 +262,8 @@ pub(super) async fn cluster(
 /// metadata places it) says it does not know the topic, asked by name without allowing
 /// auto-creation (Metadata v4 `allow_auto_topic_creation = false`, KIP-204; rskafka's own
 /// lookups leave it true). `false` when one of them, or the kept connection's broker, does
-/// not know it. A replica that cannot be asked (down, or no answer) does not count: it is
-/// not the one rskafka would ask.
+/// not know it. A replica that cannot be asked (down, or no answer within `patience`) does
+/// not count: it is not the one rskafka would ask.
 ///
 /// For [`crate::Kafka::partition`]: a topic deleted a moment ago is still listed by a broker
 /// that has not caught up yet, while its partition's leader, which rskafka asks by name when
@@ -273,6 +273,7 @@ pub(super) async fn known_to_replicas(
     c: Connector<'_>,
     topic: &str,
     partition: i32,
+    patience: Duration,
 ) -> Result<bool, KafkaError> {
     let cluster = cluster_info(admin.metadata(c).await?);
     let Some(replicas) = cluster
@@ -302,8 +303,10 @@ pub(super) async fn known_to_replicas(
                     })
                     .await
                     .map_err(|e| KafkaError::Admin(format!("metadata: {e}")))
-            }
-            .await;
+            };
+            let answer = tokio::time::timeout(patience, answer)
+                .await
+                .unwrap_or(Err(KafkaError::Timeout));
             match answer {
                 Ok(r) => Some(
                     r.topics

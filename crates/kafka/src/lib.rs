@@ -725,6 +725,8 @@ impl Kafka {
                     self.connector(),
                     topic,
                     partition,
+                    // A replica that does not answer by then does not hold the request up.
+                    self.timeout() / 2,
                 ))
                 .await?
         {

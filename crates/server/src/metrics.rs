@@ -433,15 +433,26 @@ pub fn router(registry: Registry, bearer_token: Option<SecretString>) -> axum::R
     )
 }
 
+/// Connections the metrics listener holds at most (a scraper or two, and curl).
+const MAX_CONNECTIONS: usize = 16;
+
 /// Serves the metrics listener until the process ends (bound before returning, so a taken
-/// address stops the start-up).
-pub async fn serve(listen: SocketAddr, router: axum::Router) -> std::io::Result<()> {
+/// address stops the start-up), with the main listener's header, body and idle deadlines
+/// (`server`) and at most [`MAX_CONNECTIONS`] connections: a slow or silent client holds
+/// nothing for long, on loopback or not.
+pub async fn serve(
+    listen: SocketAddr,
+    router: axum::Router,
+    server: &crate::listener::ServerConfig,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "serving metrics at /metrics");
+    let server = crate::listener::ServerConfig {
+        max_connections: Some(MAX_CONNECTIONS),
+        ..*server
+    };
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the metrics listener stopped");
-        }
+        crate::listener::serve(listener, router, &server, None, std::future::pending()).await;
     });
     Ok(())
 }
@@ -550,6 +561,31 @@ pub fn emf_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that sends half a request head to the metrics listener is cut off after
+    /// `server.header_read_timeout_ms`, as on the main listener (it was held forever).
+    #[tokio::test]
+    async fn metrics_listener_half_sent_head_closed_ok() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let server = crate::listener::ServerConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        serve(listen, router(Registry::default(), None), &server)
+            .await
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(listen).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the half-sent head is still held after 5 s");
+    }
 
     #[test]
     fn emf_line_shape_ok() {

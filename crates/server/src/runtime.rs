@@ -378,7 +378,7 @@ pub async fn start(
             ]);
             let router = metrics::router(registry, config.metrics.bearer_token.clone());
             let listen = config.metrics.listen;
-            metrics::serve(listen, router)
+            metrics::serve(listen, router, &config.server)
                 .await
                 .map_err(|e| RuntimeError::Bind(listen, e))?;
         }

@@ -254,14 +254,19 @@ impl Known {
     /// [`Known::forget`], after a broker said it does not know `topic`: deleted, perhaps.
     fn said_unknown(&self, topic: &str) {
         self.forget(topic);
-        self.doubt(topic);
+        self.doubt([topic]);
     }
 
-    fn doubt(&self, topic: &str) {
+    /// Doubts `topics` from now on (one pass over the map however many: a restarted broker's
+    /// listing can lack every topic at once).
+    fn doubt<'a>(&self, topics: impl IntoIterator<Item = &'a str>) {
         let mut doubted = self.doubted.lock();
         // Only the last TOPIC_GONE_AFTER's are kept: a few, however many topics come and go.
         doubted.retain(|_, at| at.elapsed() < TOPIC_GONE_AFTER);
-        doubted.insert(topic.to_owned(), Instant::now());
+        let now = Instant::now();
+        for topic in topics {
+            doubted.insert(topic.to_owned(), now);
+        }
     }
 
     /// Whether `topic` was doubted in the last [`TOPIC_GONE_AFTER`].
@@ -575,13 +580,14 @@ impl Kafka {
             .collect();
         let mut cache = self.known.topics.lock();
         let mut missing = HashMap::new();
+        let mut newly_missing = Vec::new();
         if let Some(previous) = cache.as_ref() {
             for (topic, partitions) in previous.map.iter() {
                 if map.contains_key(topic) {
                     continue;
                 }
                 let since = previous.missing.get(topic).copied().unwrap_or_else(|| {
-                    self.known.doubt(topic);
+                    newly_missing.push(topic.clone());
                     Instant::now()
                 });
                 if since.elapsed() < TOPIC_GONE_AFTER {
@@ -607,6 +613,8 @@ impl Kafka {
             read_at: Some(sent),
             missing,
         });
+        drop(cache);
+        self.known.doubt(newly_missing.iter().map(String::as_str));
         Ok(map)
     }
 
